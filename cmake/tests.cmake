@@ -1,0 +1,46 @@
+# Unit tests: tests/unit/test_<name>.c, each its own program (and process).
+# A test whose file contains the marker "WH_TEST_LABELS: a b" gets those labels.
+file(GLOB WH_UNIT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/test_*.c)
+foreach(src ${WH_UNIT_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/tests)
+  target_link_libraries(${name} PRIVATE wharf)
+  add_test(NAME unit.${name} COMMAND ${name})
+  file(STRINGS ${src} labels REGEX "WH_TEST_LABELS:")
+  set(lbl unit)
+  if(labels)
+    string(REGEX REPLACE ".*WH_TEST_LABELS:[ ]*" "" labels "${labels}")
+    string(REPLACE " " ";" labels "${labels}")
+    list(APPEND lbl ${labels})
+  endif()
+  set_tests_properties(unit.${name} PROPERTIES LABELS "${lbl}" TIMEOUT 300)
+endforeach()
+
+# Integration tests start the real binaries. Python ones run under
+# /usr/bin/python3 so Debian's python3-* packages import.
+file(GLOB WH_INTEG CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/integration/test_*.py
+     ${CMAKE_SOURCE_DIR}/tests/integration/test_*.sh
+     ${CMAKE_SOURCE_DIR}/tests/integration/test_*.mjs)
+foreach(src ${WH_INTEG})
+  get_filename_component(name ${src} NAME_WE)
+  get_filename_component(ext ${src} EXT)
+  set(lbl integration)
+  if(ext STREQUAL ".py")
+    set(cmd /usr/bin/python3 ${src})
+  elseif(ext STREQUAL ".sh")
+    set(cmd bash ${src})
+  else()
+    set(cmd node ${src})
+    list(APPEND lbl browser)
+  endif()
+  file(STRINGS ${src} labels REGEX "WH_TEST_LABELS:")
+  if(labels)
+    string(REGEX REPLACE ".*WH_TEST_LABELS:[ ]*" "" labels "${labels}")
+    string(REPLACE " " ";" labels "${labels}")
+    list(APPEND lbl ${labels})
+  endif()
+  add_test(NAME integ.${name} COMMAND ${cmd})
+  set_tests_properties(integ.${name} PROPERTIES LABELS "${lbl}" TIMEOUT 600
+    ENVIRONMENT "WH_BUILD_DIR=${CMAKE_BINARY_DIR};WH_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+endforeach()

@@ -1,0 +1,147 @@
+/* wharf networking layer: connections, datagram sockets, addresses and socket
+ * options, so users never touch the BSD sockets API.
+ *
+ * A wh_conn is one stream connection (TCP or Unix) attached to one loop. Reads
+ * land in a per-connection buffer handed to on_read; writes go to a queue of
+ * growable scattered buffers and file segments flushed with writev/sendfile.
+ * All functions run on the connection's loop thread.
+ */
+#ifndef WHARF_NET_H
+#define WHARF_NET_H
+
+#include <sys/types.h>
+
+#include "wharf/common.h"
+#include "wharf/loop.h"
+
+typedef struct wh_conn wh_conn;
+typedef struct wh_udp wh_udp;
+
+/* A socket address of any family we support (IPv4, IPv6, Unix). */
+typedef struct wh_sockaddr {
+    union {
+        struct {
+            unsigned short family;
+        } sa;
+        unsigned char raw[112]; /* large enough for sockaddr_un / sockaddr_storage */
+    } u;
+    unsigned len; /* socklen_t of the address in raw */
+} wh_sockaddr;
+
+/* Kinds of listen/connect address strings (see wh_addr_parse). */
+enum wh_addr_kind { WH_ADDR_TCP = 1, WH_ADDR_UDP = 2, WH_ADDR_UNIX = 3 };
+
+/* Parses "0.0.0.0:9000", "[::]:9000", "localhost:80" is NOT accepted (numeric
+ * only: resolution would block the loop), "unix:/run/x.sock",
+ * "udp://0.0.0.0:9000", "tcp://[::1]:80". Sets *kind. 0 or -EINVAL. */
+int wh_addr_parse(const char *str, wh_sockaddr *out, enum wh_addr_kind *kind);
+/* Formats an address as "1.2.3.4:80", "[::1]:80" or "unix:/path"; returns length or -ENOSPC. */
+int wh_addr_format(const wh_sockaddr *a, char *buf, size_t len);
+
+/* Socket options for listeners and the connections they accept. Each field
+ * has the default set by wh_net_opts_init(). */
+typedef struct wh_net_opts {
+    int reuseaddr;          /* SO_REUSEADDR: 1 (restart without waiting out TIME_WAIT) */
+    int reuseport;          /* SO_REUSEPORT: 0 (runtime turns it on for its reuseport model) */
+    int defer_accept_s;     /* TCP_DEFER_ACCEPT seconds: 0 = off */
+    int keepalive;          /* SO_KEEPALIVE on accepted sockets: 0 = off */
+    int keepalive_idle_s;   /* TCP_KEEPIDLE: 60 */
+    int keepalive_intvl_s;  /* TCP_KEEPINTVL: 10 */
+    int keepalive_cnt;      /* TCP_KEEPCNT: 6 */
+    int nodelay;            /* TCP_NODELAY on accepted sockets: 1 */
+    int fastopen_qlen;      /* TCP_FASTOPEN queue length: 0 = off */
+    int backlog;            /* listen(2) backlog: SOMAXCONN */
+    int v6only;             /* IPV6_V6ONLY for "[::]": 0 = dual-stack, 1 = IPv6 only */
+    unsigned accept_batch;  /* accepts per readiness event before yielding: 64 */
+    size_t read_buf_size;   /* bytes read per conn buffer: 16384 */
+    size_t read_buf_max;    /* most unconsumed bytes kept before the conn is failed with -EMSGSIZE: 1 MiB */
+    size_t high_watermark;  /* queued write bytes that pause reading and set wh_conn_writable() false: 1 MiB */
+    size_t low_watermark;   /* queued bytes under which reading resumes and on_drain fires: 256 KiB */
+} wh_net_opts;
+
+/* Fills opts with the documented defaults. */
+void wh_net_opts_init(wh_net_opts *opts);
+
+/* What a user supplies to handle connections and datagrams. Every callback is
+ * optional. ud is the pointer given with the callbacks (server or connect). */
+typedef struct wh_conn_cbs {
+    /* A connection is established (accepted, or an outbound connect finished). */
+    void (*on_open)(wh_conn *c, void *ud);
+    /* Bytes arrived: data..data+len is everything unconsumed so far. Return how
+     * many bytes were consumed; the rest is kept and offered again with more. */
+    size_t (*on_read)(wh_conn *c, char *data, size_t len, void *ud);
+    /* The write queue fell below the low watermark after exceeding the high one. */
+    void (*on_drain)(wh_conn *c, void *ud);
+    /* Called once when the connection ends: err is 0 (orderly), or negative
+     * errno (-ECONNRESET, -EPIPE, -ETIMEDOUT, -ECONNREFUSED for a failed
+     * connect, ...). The connection is freed after this returns. */
+    void (*on_close)(wh_conn *c, int err, void *ud);
+    /* A datagram arrived on a UDP socket. */
+    void (*on_datagram)(wh_udp *u, const char *data, size_t len, const wh_sockaddr *peer, void *ud);
+} wh_conn_cbs;
+
+/* Queues a copy of data; flushed when the current callback returns (or at the
+ * end of this loop iteration), so many small writes leave in one writev. */
+int wh_conn_write(wh_conn *c, const void *data, size_t len);
+/* Queues data without copying; data must stay valid until done(arg) is called
+ * (done may be NULL for static data). */
+int wh_conn_write_ref(wh_conn *c, const void *data, size_t len, void (*done)(void *arg), void *arg);
+/* Queues len bytes of file fd from offset, sent with sendfile. The conn closes
+ * fd when done if close_fd is true. */
+int wh_conn_sendfile(wh_conn *c, int fd, off_t offset, size_t len, bool close_fd);
+/* Writes what is queued now (normally automatic). 0 or negative errno. */
+int wh_conn_flush(wh_conn *c);
+/* Bytes queued and not yet accepted by the kernel. */
+size_t wh_conn_queued(const wh_conn *c);
+/* False while the queue is above the high watermark (a producer should pause). */
+bool wh_conn_writable(const wh_conn *c);
+/* Orderly close: stop reading, flush the queue, then close. on_close(0) follows. */
+void wh_conn_close(wh_conn *c);
+/* Half-close: after the queue drains, shut down the write side; reading goes on. */
+void wh_conn_shutdown(wh_conn *c);
+/* Abortive close now (RST); queued data is dropped; on_close(-ECONNABORTED) follows. */
+void wh_conn_abort(wh_conn *c);
+/* Stops delivering on_read until wh_conn_resume(). */
+void wh_conn_pause(wh_conn *c);
+/* Resumes on_read delivery (and offers data already buffered). */
+void wh_conn_resume(wh_conn *c);
+/* Closes the connection with -ETIMEDOUT if no bytes are read or written for
+ * ms milliseconds (0 disables). O(1), no syscall; refreshed by I/O. */
+void wh_conn_set_timeout(wh_conn *c, uint32_t ms);
+/* Attaches a user pointer. */
+void wh_conn_set_data(wh_conn *c, void *data);
+/* The pointer from wh_conn_set_data(), or NULL. */
+void *wh_conn_data(const wh_conn *c);
+/* Replaces the callbacks (e.g. after an HTTP upgrade to WebSocket). */
+void wh_conn_set_cbs(wh_conn *c, const wh_conn_cbs *cbs, void *ud);
+/* The loop the connection runs on. */
+wh_loop *wh_conn_loop(const wh_conn *c);
+/* The peer's address. */
+const wh_sockaddr *wh_conn_peer(const wh_conn *c);
+/* The socket fd, for getsockopt in tests and diagnostics; do not read/write/close it. */
+int wh_conn_fd(const wh_conn *c);
+
+/* Wraps an already-connected non-blocking stream socket in a connection on
+ * loop (used by accept paths and tests); cbs->on_open runs before returning. */
+int wh_conn_adopt(wh_loop *loop, int fd, const wh_net_opts *opts, const wh_conn_cbs *cbs, void *ud,
+                  wh_conn **out);
+/* Outbound connect to a numeric address string ("127.0.0.1:6379",
+ * "[::1]:80", "unix:/x"): non-blocking, on_open on success, on_close with a
+ * negative errno (-ECONNREFUSED, -ETIMEDOUT, ...) on failure or after
+ * timeout_ms (0 = no timeout). */
+int wh_conn_connect(wh_loop *loop, const char *addr, uint32_t timeout_ms, const wh_net_opts *opts,
+                    const wh_conn_cbs *cbs, void *ud, wh_conn **out);
+
+/* UDP. Datagrams are read in batches (recvmmsg) and queued sends leave in
+ * batches (sendmmsg) at the end of the callback. */
+/* Binds a UDP socket ("udp://host:port" or "host:port") on loop. */
+int wh_udp_bind(wh_loop *loop, const char *addr, const wh_net_opts *opts, const wh_conn_cbs *cbs,
+                void *ud, wh_udp **out);
+/* Sends one datagram to peer (copied; batched with others from this callback). */
+int wh_udp_send(wh_udp *u, const void *data, size_t len, const wh_sockaddr *peer);
+/* Closes and frees the socket. */
+void wh_udp_close(wh_udp *u);
+/* The bound local address (useful after binding port 0). */
+const wh_sockaddr *wh_udp_local(const wh_udp *u);
+
+#endif

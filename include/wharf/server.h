@@ -1,0 +1,85 @@
+/* wharf runtime: the server framework. A wh_server owns N worker threads (one
+ * loop each, pinned to CPUs), its listeners, connection distribution, timeouts,
+ * an offload pool and graceful shutdown. Users write callbacks (wh_conn_cbs);
+ * they never touch sockets, epoll or pthreads.
+ */
+#ifndef WHARF_SERVER_H
+#define WHARF_SERVER_H
+
+#include "wharf/common.h"
+#include "wharf/loop.h"
+#include "wharf/net.h"
+
+typedef struct wh_server wh_server;
+
+/* How accepted connections reach worker threads. */
+typedef enum wh_model {
+    WH_MODEL_REUSEPORT = 0, /* one SO_REUSEPORT listener per thread (default) */
+    WH_MODEL_EXCLUSIVE = 1, /* one listener in every thread's epoll, EPOLLEXCLUSIVE */
+    WH_MODEL_ONESHOT = 2,   /* one epoll shared by all threads, EPOLLONESHOT per conn */
+    WH_MODEL_DISPATCH = 3,  /* acceptor thread -> SPSC ring per worker (memcached style) */
+} wh_model;
+
+typedef struct wh_server_opts {
+    wh_net_opts net;              /* socket options (wh_net_opts_init defaults) */
+    unsigned threads;             /* worker threads: 0 = online CPUs */
+    wh_model model;               /* WH_MODEL_REUSEPORT */
+    bool pin_threads;             /* pin thread i to CPU i: true */
+    bool dispatch_least_loaded;   /* DISPATCH model: least-loaded instead of round-robin: false */
+    unsigned max_conns;           /* open connections per server; 0 = unlimited (bounded by fds).
+                                     At the cap, new connections are accepted and closed at once. */
+    uint32_t idle_timeout_ms;     /* close a conn after this long without I/O: 60000; 0 = never */
+    uint32_t shutdown_timeout_ms; /* graceful stop deadline: 10000 */
+    bool handle_signals;          /* wh_server_run handles SIGINT/SIGTERM (graceful; a second = now): true */
+    unsigned offload_threads;     /* offload pool size: 0 = same as threads */
+    unsigned offload_queue;       /* most queued offload jobs before -EAGAIN: 1024 */
+} wh_server_opts;
+
+/* Per-thread counters; read with wh_server_stats (no lock on the hot path). */
+typedef struct wh_server_stats {
+    uint64_t accepted;
+    uint64_t open_conns;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t rejected; /* closed at the max_conns cap */
+} wh_server_stats;
+
+/* Fills opts with the documented defaults. */
+void wh_server_opts_init(wh_server_opts *opts);
+/* Creates a server (opts may be NULL for defaults); callbacks run on worker threads. */
+int wh_server_new(wh_server **out, const wh_server_opts *opts, const wh_conn_cbs *cbs, void *ud);
+/* Adds a listen address ("0.0.0.0:9000", "[::]:9000", "unix:/run/x.sock",
+ * "udp://0.0.0.0:9000"); binds at once so errors (-EADDRINUSE, -EACCES) come back here. */
+int wh_server_listen(wh_server *s, const char *addr);
+/* The actual bound address of listener i (after binding port 0). */
+int wh_server_local_addr(const wh_server *s, unsigned i, wh_sockaddr *out);
+/* Called on each worker thread when it starts (before any connection) and as it stops. */
+void wh_server_on_thread(wh_server *s, void (*start)(wh_loop *loop, unsigned idx, void *ud),
+                         void (*stop)(wh_loop *loop, unsigned idx, void *ud));
+/* Starts the threads and returns; the server runs in the background. */
+int wh_server_start(wh_server *s);
+/* Starts (if needed) and blocks until the server stops; handles signals if
+ * opts.handle_signals. 0 after a clean (graceful or forced) stop. */
+int wh_server_run(wh_server *s);
+/* Any thread: stop accepting; graceful lets in-flight work finish and idle
+ * conns close, up to shutdown_timeout_ms; otherwise close everything now. */
+void wh_server_stop(wh_server *s, bool graceful);
+/* Waits for the threads after wh_server_start + wh_server_stop. */
+int wh_server_wait(wh_server *s);
+/* Frees a stopped server (NULL is fine). */
+void wh_server_free(wh_server *s);
+/* Number of worker threads. */
+unsigned wh_server_threads(const wh_server *s);
+/* The loop of worker thread idx. */
+wh_loop *wh_server_loop(const wh_server *s, unsigned idx);
+/* Sums the per-thread counters into *out. */
+void wh_server_stats_get(const wh_server *s, wh_server_stats *out);
+/* True once a graceful stop has begun (handlers may stop keeping conns alive). */
+bool wh_server_stopping(const wh_server *s);
+
+/* Offload pool: run job(arg) on a pool thread, then done(loop, arg) back on
+ * the submitting loop. -EAGAIN when the queue is full. */
+int wh_server_offload(wh_server *s, wh_loop *loop, void (*job)(void *arg),
+                      void (*done)(wh_loop *loop, void *arg), void *arg);
+
+#endif
