@@ -18,14 +18,14 @@ static struct wh_test_case wh__tests[WH_MAX_TESTS];
 static int wh__ntests;
 static int wh__failed;
 
-#define TEST(name)                                                                                 \
-    static void test_##name(void);                                                                 \
-    __attribute__((constructor)) static void wh__reg_##name(void)                                  \
+#define TEST(tname)                                                                                \
+    static void test_##tname(void);                                                                \
+    __attribute__((constructor)) static void wh__reg_##tname(void)                                 \
     {                                                                                              \
-        wh__tests[wh__ntests].name = #name;                                                        \
-        wh__tests[wh__ntests++].fn = test_##name;                                                  \
+        wh__tests[wh__ntests].name = #tname;                                                       \
+        wh__tests[wh__ntests++].fn = test_##tname;                                                 \
     }                                                                                              \
-    static void test_##name(void)
+    static void test_##tname(void)
 
 #define CHECK(expr)                                                                                \
     do {                                                                                           \

@@ -107,16 +107,31 @@ uint64_t wh_http_resp_bytes(const wh_http_req *r);
 /* Asks to close the connection after this response. */
 void wh_http_resp_close(wh_http_req *r);
 
+/* Asynchronous handlers. A handler must either complete the response before
+ * it returns, start a streamed response, or call wh_http_req_defer(r) and
+ * respond later from the same loop thread (after a Redis reply, an offloaded
+ * job). A handler that returns having done none of these has failed: the
+ * engine answers 500 for it. While an exchange is deferred, no further
+ * pipelined request on that connection is parsed, and r (its slices
+ * included) stays valid until the response completes. If the connection
+ * closes meanwhile, the respond call still must be made: it frees r and
+ * returns -EPIPE. */
+/* Marks r as answered later. 0, or -EINVAL if r already completed. */
+int wh_http_req_defer(wh_http_req *r);
+
 /* Upgrade: take the connection away from HTTP (e.g. WebSocket). The caller
  * writes its own response (e.g. 101) with wh_conn_write and installs its
  * callbacks with wh_conn_set_cbs; bytes after the request head are offered to
- * the new on_read. r is invalid afterwards. Returns the connection. */
+ * the new on_read. r is invalid afterwards. Returns the connection, whose
+ * user data is then NULL (free for the new owner) and whose timeout is reset
+ * to the server's idle_timeout_ms. NULL if r already responded or its
+ * connection is gone. */
 wh_conn *wh_http_req_upgrade(wh_http_req *r);
 /* True if the request asks for Upgrade (Connection: upgrade + Upgrade header). */
 bool wh_http_req_wants_upgrade(const wh_http_req *r);
 
 /* Router: method + path, exact ("/a/b"), parameter ("/users/:id") and prefix
- * ("/static/*") routes. Unmatched -> 404; path matched with another method ->
+ * ("/static/" followed by "*") routes. Unmatched -> 404; path matched with another method ->
  * 405 with Allow. */
 int wh_router_new(wh_router **out);
 void wh_router_free(wh_router *rt);

@@ -47,7 +47,8 @@ enum wh_run_mode {
 int wh_loop_new(wh_loop **out, const wh_loop_opts *opts);
 /* Frees the loop; watchers still attached are freed with it. fds are not closed. */
 void wh_loop_free(wh_loop *loop);
-/* Runs the loop in the given mode; 0 on a clean stop, negative errno on a backend failure. */
+/* Runs the loop in the given mode; 0 on a clean stop, negative errno on a backend failure,
+ * -EBUSY if called from inside one of the loop's own callbacks. */
 int wh_loop_run(wh_loop *loop, enum wh_run_mode mode);
 /* Makes wh_loop_run(WH_RUN_DEFAULT) return after the current iteration (loop thread only). */
 void wh_loop_stop(wh_loop *loop);

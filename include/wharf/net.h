@@ -31,9 +31,11 @@ typedef struct wh_sockaddr {
 /* Kinds of listen/connect address strings (see wh_addr_parse). */
 enum wh_addr_kind { WH_ADDR_TCP = 1, WH_ADDR_UDP = 2, WH_ADDR_UNIX = 3 };
 
-/* Parses "0.0.0.0:9000", "[::]:9000", "localhost:80" is NOT accepted (numeric
- * only: resolution would block the loop), "unix:/run/x.sock",
- * "udp://0.0.0.0:9000", "tcp://[::1]:80". Sets *kind. 0 or -EINVAL. */
+/* Parses "0.0.0.0:9000", "[::]:9000", "[fe80::1%eth0]:80", "unix:/run/x.sock",
+ * "unix:@abstract", "udp://0.0.0.0:9000", "tcp://[::1]:80". Sets *kind (may
+ * be NULL). 0 or -EINVAL. Numeric only: "localhost:80" is -EINVAL, because
+ * name resolution (getaddrinfo) can block the loop for seconds; resolve off
+ * the loop and pass the numeric address. */
 int wh_addr_parse(const char *str, wh_sockaddr *out, enum wh_addr_kind *kind);
 /* Formats an address as "1.2.3.4:80", "[::1]:80" or "unix:/path"; returns length or -ENOSPC. */
 int wh_addr_format(const wh_sockaddr *a, char *buf, size_t len);
@@ -41,22 +43,24 @@ int wh_addr_format(const wh_sockaddr *a, char *buf, size_t len);
 /* Socket options for listeners and the connections they accept. Each field
  * has the default set by wh_net_opts_init(). */
 typedef struct wh_net_opts {
-    int reuseaddr;          /* SO_REUSEADDR: 1 (restart without waiting out TIME_WAIT) */
-    int reuseport;          /* SO_REUSEPORT: 0 (runtime turns it on for its reuseport model) */
-    int defer_accept_s;     /* TCP_DEFER_ACCEPT seconds: 0 = off */
-    int keepalive;          /* SO_KEEPALIVE on accepted sockets: 0 = off */
-    int keepalive_idle_s;   /* TCP_KEEPIDLE: 60 */
-    int keepalive_intvl_s;  /* TCP_KEEPINTVL: 10 */
-    int keepalive_cnt;      /* TCP_KEEPCNT: 6 */
-    int nodelay;            /* TCP_NODELAY on accepted sockets: 1 */
-    int fastopen_qlen;      /* TCP_FASTOPEN queue length: 0 = off */
-    int backlog;            /* listen(2) backlog: SOMAXCONN */
-    int v6only;             /* IPV6_V6ONLY for "[::]": 0 = dual-stack, 1 = IPv6 only */
-    unsigned accept_batch;  /* accepts per readiness event before yielding: 64 */
-    size_t read_buf_size;   /* bytes read per conn buffer: 16384 */
-    size_t read_buf_max;    /* most unconsumed bytes kept before the conn is failed with -EMSGSIZE: 1 MiB */
-    size_t high_watermark;  /* queued write bytes that pause reading and set wh_conn_writable() false: 1 MiB */
-    size_t low_watermark;   /* queued bytes under which reading resumes and on_drain fires: 256 KiB */
+    int reuseaddr;         /* SO_REUSEADDR: 1 (restart without waiting out TIME_WAIT) */
+    int reuseport;         /* SO_REUSEPORT: 0 (runtime turns it on for its reuseport model) */
+    int defer_accept_s;    /* TCP_DEFER_ACCEPT seconds: 0 = off */
+    int keepalive;         /* SO_KEEPALIVE on accepted sockets: 0 = off */
+    int keepalive_idle_s;  /* TCP_KEEPIDLE: 60 */
+    int keepalive_intvl_s; /* TCP_KEEPINTVL: 10 */
+    int keepalive_cnt;     /* TCP_KEEPCNT: 6 */
+    int nodelay;           /* TCP_NODELAY on accepted sockets: 1 */
+    int fastopen_qlen;     /* TCP_FASTOPEN queue length: 0 = off */
+    int backlog;           /* listen(2) backlog: SOMAXCONN */
+    int v6only;            /* IPV6_V6ONLY for "[::]": 0 = dual-stack, 1 = IPv6 only */
+    unsigned accept_batch; /* accepts per readiness event before yielding: 64 */
+    size_t read_buf_size;  /* bytes read per conn buffer: 16384 */
+    size_t read_buf_max;   /* most unconsumed bytes kept before the conn is failed with -EMSGSIZE: 1
+                              MiB */
+    size_t high_watermark; /* queued write bytes that pause reading and set wh_conn_writable()
+                              false: 1 MiB */
+    size_t low_watermark; /* queued bytes under which reading resumes and on_drain fires: 256 KiB */
 } wh_net_opts;
 
 /* Fills opts with the documented defaults. */
@@ -78,6 +82,11 @@ typedef struct wh_conn_cbs {
     void (*on_close)(wh_conn *c, int err, void *ud);
     /* A datagram arrived on a UDP socket. */
     void (*on_datagram)(wh_udp *u, const char *data, size_t len, const wh_sockaddr *peer, void *ud);
+    /* The peer finished sending (EOF) after all its bytes went through on_read.
+     * If NULL the connection closes once the write queue drains (on_close(0)).
+     * If set, the connection stays open (reading stopped) until the callee
+     * closes it: use it when replies are produced later (offload, Redis). */
+    void (*on_eof)(wh_conn *c, void *ud);
 } wh_conn_cbs;
 
 /* Queues a copy of data; flushed when the current callback returns (or at the
@@ -106,7 +115,8 @@ void wh_conn_pause(wh_conn *c);
 /* Resumes on_read delivery (and offers data already buffered). */
 void wh_conn_resume(wh_conn *c);
 /* Closes the connection with -ETIMEDOUT if no bytes are read or written for
- * ms milliseconds (0 disables). O(1), no syscall; refreshed by I/O. */
+ * ms milliseconds (0 disables). O(1), no syscall; refreshed by I/O. Fires
+ * within 200 ms after the deadline; values above ~109 minutes are clamped. */
 void wh_conn_set_timeout(wh_conn *c, uint32_t ms);
 /* Attaches a user pointer. */
 void wh_conn_set_data(wh_conn *c, void *data);
@@ -131,6 +141,20 @@ int wh_conn_adopt(wh_loop *loop, int fd, const wh_net_opts *opts, const wh_conn_
  * timeout_ms (0 = no timeout). */
 int wh_conn_connect(wh_loop *loop, const char *addr, uint32_t timeout_ms, const wh_net_opts *opts,
                     const wh_conn_cbs *cbs, void *ud, wh_conn **out);
+
+/* Listening without the framework: one loop, one thread (wh_server adds
+ * threads, distribution and shutdown on top of this). */
+typedef struct wh_listener wh_listener;
+/* Listens on a stream address ("127.0.0.1:0", "[::1]:80", "unix:/x.sock",
+ * "unix:@name") and adopts every accepted connection on loop with cbs/ud.
+ * Errors: -EINVAL (bad address or a udp:// one), -EADDRINUSE, -EACCES, ... */
+int wh_listen(wh_loop *loop, const char *addr, const wh_net_opts *opts, const wh_conn_cbs *cbs,
+              void *ud, wh_listener **out);
+/* The bound address (e.g. the port picked for port 0). 0 or negative errno. */
+int wh_listener_local(const wh_listener *l, wh_sockaddr *out);
+/* Stops accepting, closes the socket (unlinks a Unix socket path) and frees.
+ * Connections already accepted stay open. */
+void wh_listener_close(wh_listener *l);
 
 /* UDP. Datagrams are read in batches (recvmmsg) and queued sends leave in
  * batches (sendmmsg) at the end of the callback. */

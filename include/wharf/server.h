@@ -30,9 +30,9 @@ typedef struct wh_server_opts {
                                      At the cap, new connections are accepted and closed at once. */
     uint32_t idle_timeout_ms;     /* close a conn after this long without I/O: 60000; 0 = never */
     uint32_t shutdown_timeout_ms; /* graceful stop deadline: 10000 */
-    bool handle_signals;          /* wh_server_run handles SIGINT/SIGTERM (graceful; a second = now): true */
-    unsigned offload_threads;     /* offload pool size: 0 = same as threads */
-    unsigned offload_queue;       /* most queued offload jobs before -EAGAIN: 1024 */
+    bool handle_signals; /* wh_server_run handles SIGINT/SIGTERM (graceful; a second = now): true */
+    unsigned offload_threads; /* offload pool size: 0 = same as threads */
+    unsigned offload_queue;   /* most queued offload jobs before -EAGAIN: 1024 */
 } wh_server_opts;
 
 /* Per-thread counters; read with wh_server_stats (no lock on the hot path). */
@@ -77,8 +77,18 @@ void wh_server_stats_get(const wh_server *s, wh_server_stats *out);
 /* True once a graceful stop has begun (handlers may stop keeping conns alive). */
 bool wh_server_stopping(const wh_server *s);
 
+/* Marks a connection of this server mid-request (busy = true) until it is
+ * called again with false (call on the conn's loop thread). A busy conn is
+ * never closed by a graceful stop (it is closed once it turns idle), and in
+ * the ONESHOT model it stays on its current thread instead of going back to
+ * the shared epoll: mark a conn busy before handing work on it to another
+ * thread (wh_server_offload) and clear it in the completion. No-op for conns
+ * not accepted by a wh_server. Idempotent (a flag, not a counter). */
+void wh_server_conn_busy(wh_conn *c, bool busy);
+
 /* Offload pool: run job(arg) on a pool thread, then done(loop, arg) back on
- * the submitting loop. -EAGAIN when the queue is full. */
+ * the submitting loop. -EAGAIN when the queue is full. Call on loop's thread.
+ * A graceful stop waits for every completion of its workers' loops. */
 int wh_server_offload(wh_server *s, wh_loop *loop, void (*job)(void *arg),
                       void (*done)(wh_loop *loop, void *arg), void *arg);
 

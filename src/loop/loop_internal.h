@@ -18,7 +18,76 @@ enum wh__loop_slot {
 
 /* Returns the layer's pointer in slot, or NULL. */
 void *wh__loop_slot(const wh_loop *loop, unsigned slot);
-/* Sets slot; free_fn (may be NULL) runs on wh_loop_free, before watchers are freed. */
+/* Sets slot; free_fn (may be NULL) runs on wh_loop_free, before watchers are freed.
+ * Slots are freed from the highest index down (apps before http before net). */
 void wh__loop_set_slot(wh_loop *loop, unsigned slot, void *ptr, void (*free_fn)(void *ptr));
+
+/* The backend's own fd (the epoll fd), e.g. to nest the loop in another poller. */
+int wh__loop_backend_fd(wh_loop *loop);
+
+/* ---- Embeddable watchers ------------------------------------------------
+ * A layer that keeps many watchers (one per connection) may embed a struct
+ * wh_io in its own struct instead of a separate allocation:
+ *
+ *   wh__io_init(loop, &conn->io, fd, cb, ud);   // then wh_io_set() etc.
+ *   ...
+ *   wh__io_deinit(&conn->io);                   // then free(conn), close(fd)
+ *
+ * Rule: after wh__io_deinit() returns, the memory is the embedder's again and
+ * may be freed at once, even inside a callback in the middle of a batch:
+ * deinit removes the fd from the kernel and retires the watcher's token, so
+ * events still pending for it are dropped without touching the memory. Never call wh_io_free() on
+ * an embedded watcher, and never wh__io_deinit() one made by wh_io_new(). wh_loop_free() does NOT
+ * deinit embedded watchers: deinit them first (e.g. from a slot's free_fn). All public wh_io_*
+ * functions except wh_io_free work on embedded watchers. Fields are private to src/loop; they are
+ * here only so sizeof works. */
+struct wh_io {
+    wh_loop *loop;
+    wh_io_cb cb;
+    void *ud;
+    int fd;
+    uint32_t slot;  /* index in the loop's watcher table; UINT32_MAX before first use */
+    uint16_t flags; /* interest as last set by the user (WH_IO_*) */
+    uint16_t state; /* WH__IO_S_* below */
+};
+
+/* Initialises an embedded watcher (no interest yet, like wh_io_new). */
+void wh__io_init(wh_loop *loop, wh_io *io, int fd, wh_io_cb cb, void *ud);
+/* Disarms an embedded watcher and drops its pending events; the memory may be
+ * freed right after. Safe inside any callback. Idempotent. */
+void wh__io_deinit(wh_io *io);
+
+/* Embeddable timers, same rules as embedded wh_io: wh__timer_init then
+ * wh_timer_start/stop; wh__timer_deinit (stops it) before freeing the memory;
+ * never wh_timer_free() on one. Safe inside its own callback. */
+struct wh_timer {
+    wh_loop *loop;
+    wh_timer_cb cb;
+    void *ud;
+    uint64_t repeat;
+    uint32_t heap; /* index in the loop's timer heap; UINT32_MAX when stopped */
+    uint32_t reg;  /* registry index; UINT32_MAX if embedded */
+};
+/* Initialises an embedded, stopped timer. */
+void wh__timer_init(wh_loop *loop, wh_timer *t, wh_timer_cb cb, void *ud);
+/* Stops an embedded timer; the memory may be freed right after. */
+void wh__timer_deinit(wh_timer *t);
+
+/* ---- Test hooks -----------------------------------------------------------
+ * Counters and a fake clock so tests check behaviour without strace or sleeps. */
+typedef struct wh__loop_stats {
+    uint64_t ctl_calls;   /* backend add/mod/del calls (epoll_ctl) */
+    uint64_t polls;       /* backend poll calls (epoll_wait) */
+    uint64_t wake_writes; /* eventfd writes by wh_loop_post/wh_loop_wake */
+    uint64_t post_drains; /* times the loop drained the post queue */
+    uint64_t iterations;
+} wh__loop_stats;
+/* Snapshot of the counters (loop thread; wake_writes may lag other threads). */
+void wh__loop_get_stats(const wh_loop *loop, wh__loop_stats *out);
+/* Freezes the loop clock at now_ms: wh_loop_now() returns it and
+ * wh_loop_update_time() no longer reads the system clock. For timer tests. */
+void wh__loop_set_time(wh_loop *loop, uint64_t now_ms);
+/* Number of scheduled timers. */
+size_t wh__loop_timer_count(const wh_loop *loop);
 
 #endif

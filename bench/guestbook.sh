@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# bench/guestbook.sh: guestbook throughput against a real Redis.
+#
+# Loads (wrk, keep-alive, CONNS connections, 1 wrk thread):
+#   GET  /guestbook  page view: INCR guestbook:visitors + LRANGE 0 99, render
+#                    100 entries (~10 KB of HTML)
+#   POST /guestbook  form post (bench/guestbook_post.lua): LPUSH + LTRIM, 303
+# Servers, in the same run:
+#   wharfd 1 thread, wharfd 2 threads  (async hiredis, one pipelined Redis
+#                                       connection per worker thread)
+#   lab-epoll (if built)               (the concurrency lab's single-threaded
+#                                       epoll server: blocking hiredis, one
+#                                       request's commands at a time) = peer
+#
+# Redis round trips per request come from Redis's own counters (INFO stats),
+# read before and after each wrk run:
+#   cmds/req  = total_commands_processed delta / requests
+#   reads/req = total_reads_processed delta / requests: how many times Redis
+#               read a batch from a client socket, i.e. round trips it served;
+#               below cmds/req means commands arrived pipelined
+#   cmds/read = commands per read, the pipeline depth Redis saw
+#
+# Placement on this 2-core machine: wharfd 1 thread and lab-epoll on CPU 0;
+# wrk and redis-server on CPU 1. wharfd 2 threads pins its workers to CPUs 0
+# and 1 (its default), sharing CPU 1 with wrk and Redis, so its number shows
+# pipelining over two connections more than scaling.
+#
+# Medians of ROUNDS rounds; servers alternate within each round.
+# Usage: bench/guestbook.sh [BUILD_DIR]   (default build/release, built if missing)
+#   ROUNDS=3 DURATION=5 CONNS=64
+# Writes bench/results/guestbook.txt (override with RESULTS_DIR).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-${WH_BUILD_DIR:-$root/build/release}}
+out=${RESULTS_DIR:-$root/bench/results}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+CONNS=${CONNS:-64}
+mkdir -p "$out"
+
+if [[ ! -x $build/wharfd ]]; then
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$build" -j"$(nproc)" >/dev/null
+fi
+for t in wrk redis-server redis-cli taskset; do
+    command -v "$t" >/dev/null || { echo "missing $t (scripts/deps.sh installs it)" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() {
+    for _ in $(seq 200); do
+        (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "port $1 never opened" >&2
+    return 1
+}
+
+mkdir -p "$tmp/root" "$tmp/redis"
+echo '<p>index</p>' >"$tmp/root/index.html"
+rport=$(free_port)
+taskset -c 1 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$tmp/redis" >"$tmp/redis.log" 2>&1 &
+pids+=($!)
+wait_port "$rport"
+rinfo() { redis-cli -p "$rport" INFO stats | tr -d '\r' | awk -F: -v k="$1" '$1==k {print $2}'; }
+
+# start_server NAME -> sets $port and $spid
+start_server() {
+    local name=$1
+    case $name in
+    wharfd-1t | wharfd-2t)
+        local n=${name#wharfd-}; n=${n%t}
+        local log="$tmp/$name.log"
+        : >"$log"
+        taskset -c 0 "$build/wharfd" --port 0 --bind 127.0.0.1 --threads "$n" \
+            --root "$tmp/root" --access-log off --error-log "$log" \
+            --redis "127.0.0.1:$rport" &
+        spid=$!
+        port=
+        for _ in $(seq 200); do
+            port=$(grep -oE 'listening on .*:[0-9]+' "$log" | grep -oE '[0-9]+$' | head -1 || true)
+            [[ -n $port ]] && break
+            sleep 0.05
+        done
+        [[ -n $port ]] || { echo "$name did not start" >&2; cat "$log" >&2; exit 1; }
+        ;;
+    lab-epoll)
+        port=$(free_port)
+        taskset -c 0 "$build/lab-epoll" --bind "127.0.0.1:$port" --root "$tmp/root" \
+            --redis "127.0.0.1:$rport" >"$tmp/$name.log" 2>&1 &
+        spid=$!
+        ;;
+    esac
+    pids+=("$spid")
+    wait_port "$port"
+    # warm up: connections to Redis, page cache
+    for _ in 1 2 3; do curl -s -o /dev/null "http://127.0.0.1:$port/guestbook" || true; done
+}
+
+stop_server() {
+    kill "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+}
+
+# measure NAME LOAD -> appends "name load rps reqs non2xx3xx cmds reads" to $tmp/raw
+measure() {
+    local name=$1 load=$2 script=()
+    [[ $load == POST ]] && script=(-s "$root/bench/guestbook_post.lua")
+    local c0 r0 c1 r1
+    c0=$(rinfo total_commands_processed)
+    r0=$(rinfo total_reads_processed)
+    local w
+    w=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" "${script[@]}" \
+        "http://127.0.0.1:$port/guestbook" 2>&1)
+    c1=$(rinfo total_commands_processed)
+    r1=$(rinfo total_reads_processed)
+    local rps reqs bad
+    rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$w")
+    reqs=$(awk '/requests in/ {print $1}' <<<"$w")
+    bad=$(awk '/Non-2xx or 3xx/ {print $NF}' <<<"$w")
+    # the INFO call in between is one command and one read
+    echo "$name $load ${rps:-0} ${reqs:-0} ${bad:-0} $((c1 - c0 - 1)) $((r1 - r0 - 1))" >>"$tmp/raw"
+}
+
+servers=(wharfd-1t wharfd-2t)
+[[ -x $build/lab-epoll ]] && servers+=(lab-epoll)
+: >"$tmp/raw"
+for round in $(seq "$ROUNDS"); do
+    for s in "${servers[@]}"; do
+        echo "round $round/$ROUNDS: $s" >&2
+        start_server "$s"
+        measure "$s" POST
+        measure "$s" GET
+        stop_server
+    done
+done
+
+table=$(
+    python3 - "$tmp/raw" <<'EOF'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, load, rps, reqs, bad, cmds, reads = line.split()
+    rows.setdefault((name, load), []).append((float(rps), int(reqs), int(bad), int(cmds), int(reads)))
+order = ["wharfd-1t", "wharfd-2t", "lab-epoll"]
+peer = {load: statistics.median(r[0] for r in rows[("lab-epoll", load)])
+        for load in ("GET", "POST") if ("lab-epoll", load) in rows}
+print("%-10s %-5s %10s %8s %9s %9s %9s %9s" % ("server", "load", "req/s", "errors", "cmds/req",
+                                             "reads/req", "cmds/read", "vs lab"))
+for name in order:
+    for load in ("GET", "POST"):
+        rs = rows.get((name, load))
+        if not rs:
+            continue
+        rps = statistics.median(r[0] for r in rs)
+        reqs = sum(r[1] for r in rs)
+        bad = sum(r[2] for r in rs)
+        cmds = sum(r[3] for r in rs)
+        reads = sum(r[4] for r in rs)
+        ratio = ("%.2fx" % (rps / peer[load])) if load in peer and peer[load] else "-"
+        print("%-10s %-5s %10.0f %8d %9.2f %9.3f %9.1f %9s" % (
+            name, load, rps, bad, cmds / max(reqs, 1), reads / max(reqs, 1),
+            cmds / max(reads, 1), ratio))
+EOF
+)
+{
+    echo "# bench/guestbook.sh  $(date -u +%Y-%m-%dT%H:%M:%SZ)  $(nproc) CPUs"
+    echo "# wrk -t1 -c$CONNS -d${DURATION}s, median of $ROUNDS rounds; redis $(redis-server --version | grep -oE 'v=[0-9.]+')"
+    echo "$table"
+} | tee "$out/guestbook.txt"

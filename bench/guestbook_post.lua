@@ -1,0 +1,10 @@
+-- wrk script for bench/guestbook.sh: POST /guestbook with a form body; each
+-- request has its own message so every post is a distinct entry.
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+local n = 0
+
+function request()
+   n = n + 1
+   return wrk.format(nil, "/guestbook", nil, "name=bench&message=hello+from+wrk+" .. n)
+end

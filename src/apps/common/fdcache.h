@@ -1,0 +1,77 @@
+/* A bounded cache of resolved static files: open fd, struct stat, the
+ * formatted validators and MIME type, and (for small files) the content
+ * itself. One cache per thread: no locks; never shared.
+ *
+ * Freshness: an entry is re-resolved (open beneath the root + fstat) at most
+ * once per revalidate_ms (default 1000) when it is used; if the device,
+ * inode, size or mtime changed, the entry is reloaded. So a hot file costs
+ * no open/stat per request, an edited or atomically replaced (rename) file
+ * is noticed within a second, and the confinement rules are re-applied on
+ * every revalidation. (inotify would be exact but costs a watch per
+ * directory and a queue to drain; a one-second staleness bound is what
+ * nginx's open_file_cache_valid gives by default too, at 60 s.)
+ *
+ * Lifetime: entry fds may be closed at any later wh_fdcache_get on the same
+ * cache. A response that streams from the fd asynchronously must dup() it
+ * (or use the in-memory content, which the caller copies).
+ */
+#ifndef WH_APPS_FDCACHE_H
+#define WH_APPS_FDCACHE_H
+
+#include "apps/common/static.h"
+
+#define WH_FDCACHE_KEY_MAX 256
+
+typedef struct wh_fdcache wh_fdcache;
+
+/* One representation: the file itself or a precompressed sibling. */
+typedef struct wh_fdcache_rep {
+    int fd; /* owned by the cache */
+    struct stat st;
+    char etag[48];
+    const char *data; /* whole content when small enough, else NULL */
+} wh_fdcache_rep;
+
+typedef struct wh_fdcache_ent {
+    char key[WH_FDCACHE_KEY_MAX];
+    uint16_t keylen;
+    bool slash;
+    uint32_t hash;
+    uint64_t used;                /* LRU tick */
+    uint64_t checked_ms;          /* last (re)validation */
+    wh_fdcache_rep id;            /* identity */
+    char rel[WH_STATIC_PATH_MAX]; /* what was opened (index appended) */
+    const char *mime;
+    char last_modified[32];
+    time_t mtime;
+    /* precompressed siblings, probed lazily: 0 unknown, 1 present, 2 absent */
+    uint8_t enc_state[2]; /* [0] gzip, [1] br */
+    wh_fdcache_rep enc[2];
+} wh_fdcache_ent;
+
+typedef struct wh_fdcache_stats {
+    uint64_t hits, misses, revalidations, reloads, evictions;
+} wh_fdcache_stats;
+
+/* Creates a cache of `entries` files (rounded up to a multiple of 4) for
+ * root; files up to content_max bytes are kept in memory while the total
+ * stays under content_budget. 0 or -ENOMEM. */
+int wh_fdcache_new(wh_fdcache **out, wh_static_root *root, unsigned entries, size_t content_max,
+                   size_t content_budget, uint32_t revalidate_ms);
+/* Closes every fd and frees the cache. */
+void wh_fdcache_free(wh_fdcache *c);
+/* Resolves the cleaned path rel (+ trailing slash flag) through the cache.
+ * Returns the HTTP status of wh_static_resolve. On 200 either *ent is set
+ * (valid until the next call on c) or, for results that are not cached
+ * (listings, long paths), *ent is NULL and *tmp holds a file whose fd the
+ * caller owns. */
+int wh_fdcache_get(wh_fdcache *c, const char *rel, bool slash, uint64_t now_ms,
+                   wh_fdcache_ent **ent, wh_static_file *tmp);
+/* The precompressed representation of ent to serve for the accepted
+ * codings (WH_ENC_* bits), or NULL for identity; *enc gets the coding. */
+const wh_fdcache_rep *wh_fdcache_encoded(wh_fdcache *c, wh_fdcache_ent *ent, unsigned accepted,
+                                         bool prefer_br, unsigned *enc);
+/* Counters since creation. */
+void wh_fdcache_stats_get(const wh_fdcache *c, wh_fdcache_stats *out);
+
+#endif

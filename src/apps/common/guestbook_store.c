@@ -1,0 +1,294 @@
+/* The guestbook's two backends behind one interface: see guestbook_store.h. */
+#include "apps/common/guestbook_store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+enum store_kind { STORE_EMBEDDED = 1, STORE_REDIS = 2 };
+
+/* An immutable encoded entry shared by the ring and by views in progress. */
+struct emb_item {
+    atomic_uint ref;
+    size_t len;
+    char data[];
+};
+
+struct wh_gb_store {
+    enum store_kind kind;
+    /* embedded */
+    pthread_mutex_t mu;
+    struct emb_item **ring; /* ring[(newest - i) mod keep] is the i-th newest */
+    size_t keep, count, newest;
+    atomic_uint_fast64_t visitors;
+    /* redis */
+    char *host;
+    int port;
+    wh_redis_opts ropts;
+};
+
+static void item_unref(struct emb_item *it)
+{
+    /* acq_rel: the last owner must see every write made before others let go. */
+    if (atomic_fetch_sub_explicit(&it->ref, 1, memory_order_acq_rel) == 1) free(it);
+}
+
+int wh_gb_store_new_embedded(wh_gb_store **out, size_t keep)
+{
+    wh_gb_store *s = calloc(1, sizeof(*s));
+    if (!s) return -ENOMEM;
+    s->kind = STORE_EMBEDDED;
+    s->keep = keep ? keep : WH_GB_KEEP_ENTRIES;
+    s->ring = calloc(s->keep, sizeof(*s->ring));
+    if (!s->ring) {
+        free(s);
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    atomic_init(&s->visitors, 0);
+    *out = s;
+    return 0;
+}
+
+int wh_gb_store_new_redis(wh_gb_store **out, const char *host, int port, const wh_redis_opts *opts)
+{
+    if (!host) return -EINVAL;
+    wh_gb_store *s = calloc(1, sizeof(*s));
+    if (!s) return -ENOMEM;
+    s->kind = STORE_REDIS;
+    s->host = strdup(host);
+    if (!s->host) {
+        free(s);
+        return -ENOMEM;
+    }
+    s->port = port;
+    if (opts)
+        s->ropts = *opts;
+    else
+        wh_redis_opts_init(&s->ropts);
+    *out = s;
+    return 0;
+}
+
+void wh_gb_store_free(wh_gb_store *s)
+{
+    if (!s) return;
+    if (s->kind == STORE_EMBEDDED) {
+        for (size_t i = 0; i < s->keep; i++)
+            if (s->ring[i]) item_unref(s->ring[i]);
+        free(s->ring);
+        pthread_mutex_destroy(&s->mu);
+    }
+    free(s->host);
+    free(s);
+}
+
+const char *wh_gb_store_kind(const wh_gb_store *s)
+{
+    return s->kind == STORE_REDIS ? "redis" : "embedded";
+}
+
+int wh_gb_store_thread_start(wh_gb_store *s, wh_loop *loop)
+{
+    if (s->kind != STORE_REDIS) return 0;
+    return wh_redis_loop_open(loop, s->host, s->port, &s->ropts);
+}
+
+void wh_gb_store_thread_stop(wh_gb_store *s, wh_loop *loop)
+{
+    if (s->kind == STORE_REDIS) wh_redis_loop_close(loop);
+}
+
+long wh_gb_store_count(wh_gb_store *s)
+{
+    if (s->kind != STORE_EMBEDDED) return -EINVAL;
+    pthread_mutex_lock(&s->mu);
+    long n = (long)s->count;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* ---- embedded ------------------------------------------------------------ */
+
+static int emb_view(wh_gb_store *s, wh_gb_view_cb cb, void *arg)
+{
+    struct emb_item *taken[WH_GB_PAGE_ENTRIES];
+    const char *items[WH_GB_PAGE_ENTRIES];
+    size_t lens[WH_GB_PAGE_ENTRIES];
+    uint64_t visitors = atomic_fetch_add(&s->visitors, 1) + 1;
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->count < WH_GB_PAGE_ENTRIES ? s->count : WH_GB_PAGE_ENTRIES;
+    for (size_t i = 0; i < n; i++) {
+        size_t idx = (s->newest + s->keep - i) % s->keep;
+        taken[i] = s->ring[idx];
+        atomic_fetch_add_explicit(&taken[i]->ref, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < n; i++) {
+        items[i] = taken[i]->data;
+        lens[i] = taken[i]->len;
+    }
+    wh_gb_view v = {.items = items, .lens = lens, .n = n, .visitors = visitors};
+    cb(0, &v, arg);
+    for (size_t i = 0; i < n; i++)
+        item_unref(taken[i]);
+    return 0;
+}
+
+static int emb_add(wh_gb_store *s, int64_t t, const char *name, size_t nl, const char *msg,
+                   size_t ml, wh_gb_add_cb cb, void *arg)
+{
+    char tmp[4096];
+    wh_gb_buf b;
+    wh_gb_buf_init_on(&b, tmp, sizeof(tmp));
+    if (wh_gb_entry_encode(&b, t, name, nl, msg, ml) < 0) {
+        wh_gb_buf_free(&b);
+        return -ENOMEM;
+    }
+    struct emb_item *it = malloc(sizeof(*it) + b.len + 1);
+    if (!it) {
+        wh_gb_buf_free(&b);
+        return -ENOMEM;
+    }
+    atomic_init(&it->ref, 1);
+    it->len = b.len;
+    memcpy(it->data, b.data, b.len + 1);
+    wh_gb_buf_free(&b);
+    struct emb_item *evicted = NULL;
+    pthread_mutex_lock(&s->mu);
+    size_t idx = s->count ? (s->newest + 1) % s->keep : 0;
+    if (s->count == s->keep)
+        evicted = s->ring[idx]; /* the oldest sits right after the newest */
+    else
+        s->count++;
+    s->ring[idx] = it;
+    s->newest = idx;
+    pthread_mutex_unlock(&s->mu);
+    if (evicted) item_unref(evicted); /* outside the lock: free() may take a while */
+    cb(0, arg);
+    return 0;
+}
+
+/* ---- redis --------------------------------------------------------------- */
+
+static int reply_err(struct redisReply *r, int err, int want_type)
+{
+    if (err < 0) return err;
+    if (!r || r->type != want_type)
+        return -EIO; /* REDIS_REPLY_ERROR (LOADING, WRONGTYPE...) or a surprise */
+    return 0;
+}
+
+static void on_incr(wh_redis *rc, struct redisReply *r, int err, void *arg)
+{
+    wh_gb_op *op = arg;
+    int e = reply_err(r, err, REDIS_REPLY_INTEGER);
+    if (e == 0) op->visitors = r->integer < 0 ? 0 : (uint64_t)r->integer;
+    if (op->err) {
+        /* The LRANGE could not be sent (see wh_gb_store_view): we are last. */
+        op->view_cb(op->err, NULL, op->arg);
+        return;
+    }
+    op->err = e;
+}
+
+static void on_lrange(wh_redis *rc, struct redisReply *r, int err, void *arg)
+{
+    wh_gb_op *op = arg;
+    int e = op->err ? op->err : reply_err(r, err, REDIS_REPLY_ARRAY);
+    if (e) {
+        op->view_cb(e, NULL, op->arg);
+        return;
+    }
+    const char *items[WH_GB_PAGE_ENTRIES];
+    size_t lens[WH_GB_PAGE_ENTRIES];
+    size_t n = 0;
+    for (size_t i = 0; i < r->elements && n < WH_GB_PAGE_ENTRIES; i++) {
+        struct redisReply *el = r->element[i];
+        if (el->type != REDIS_REPLY_STRING) continue;
+        items[n] = el->str;
+        lens[n] = el->len;
+        n++;
+    }
+    wh_gb_view v = {.items = items, .lens = lens, .n = n, .visitors = op->visitors};
+    op->view_cb(0, &v, op->arg);
+}
+
+static void on_lpush(wh_redis *rc, struct redisReply *r, int err, void *arg)
+{
+    wh_gb_op *op = arg;
+    /* The acknowledgement: Redis answered the LPUSH with the new length. */
+    op->add_cb(reply_err(r, err, REDIS_REPLY_INTEGER), op->arg);
+}
+
+static wh_redis *loop_redis(wh_loop *loop, unsigned ncmds, int *err)
+{
+    wh_redis *rc = wh_redis_loop_get(loop);
+    if (!rc) {
+        *err = -ENOTCONN;
+        return NULL;
+    }
+    /* Both commands of a pair or neither: never half an operation. */
+    *err = wh_redis_ready(rc, ncmds);
+    return *err ? NULL : rc;
+}
+
+/* ---- public operations --------------------------------------------------- */
+
+int wh_gb_store_view(wh_gb_store *s, wh_loop *loop, wh_gb_op *op, wh_gb_view_cb cb, void *arg)
+{
+    if (s->kind == STORE_EMBEDDED) return emb_view(s, cb, arg);
+    int err;
+    wh_redis *rc = loop_redis(loop, 2, &err);
+    if (!rc) return err;
+    memset(op, 0, sizeof(*op));
+    op->store = s;
+    op->view_cb = cb;
+    op->arg = arg;
+    wh_gb_cmd c;
+    wh_gb_cmd_visit(&c);
+    int r = wh_redis_command(rc, c.argc, c.argv, c.argvlen, on_incr, op);
+    if (r < 0) return r;
+    wh_gb_cmd_list(&c);
+    r = wh_redis_command(rc, c.argc, c.argv, c.argvlen, on_lrange, op);
+    if (r < 0) {
+        /* Only if hiredis ran out of memory (wh_redis_ready said 2 fit).
+         * The INCR is already queued and will call back into op, so the
+         * operation must complete through it: it reports this error. */
+        op->err = r;
+    }
+    return 0;
+}
+
+int wh_gb_store_add(wh_gb_store *s, wh_loop *loop, wh_gb_op *op, int64_t time_s, const char *name,
+                    size_t name_len, const char *msg, size_t msg_len, wh_gb_add_cb cb, void *arg)
+{
+    if (s->kind == STORE_EMBEDDED) return emb_add(s, time_s, name, name_len, msg, msg_len, cb, arg);
+    int err;
+    wh_redis *rc = loop_redis(loop, 2, &err);
+    if (!rc) return err;
+    memset(op, 0, sizeof(*op));
+    op->store = s;
+    op->add_cb = cb;
+    op->arg = arg;
+    char tmp[4096];
+    wh_gb_buf b;
+    wh_gb_buf_init_on(&b, tmp, sizeof(tmp));
+    if (wh_gb_entry_encode(&b, time_s, name, name_len, msg, msg_len) < 0) {
+        wh_gb_buf_free(&b);
+        return -ENOMEM;
+    }
+    wh_gb_cmd c;
+    wh_gb_cmd_add(&c, b.data, b.len);
+    int r = wh_redis_command(rc, c.argc, c.argv, c.argvlen, on_lpush, op); /* hiredis copies */
+    wh_gb_buf_free(&b);
+    if (r < 0) return r;
+    /* Keep the list bounded; its reply is not awaited by anyone. */
+    wh_gb_cmd_trim(&c);
+    wh_redis_command(rc, c.argc, c.argv, c.argvlen, NULL, NULL);
+    return 0;
+}

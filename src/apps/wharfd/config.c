@@ -1,0 +1,447 @@
+/* wharfd command line and config file. Every flag has the same name as a
+ * config-file key ("keepalive-timeout = 5"), so one function applies both.
+ * Errors are one line on stderr, prefixed "wharfd: ". */
+#include <ctype.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "apps/wharfd/config.h"
+#include "apps/wharfd/log.h"
+
+enum {
+    OPT_PORT = 'p',
+    OPT_BIND = 'b',
+    OPT_ROOT = 'r',
+    OPT_THREADS = 't',
+    OPT_HELP = 'h',
+    OPT_VERSION = 'V',
+    OPT_MODEL = 256,
+    OPT_REDIS,
+    OPT_KEEPALIVE,
+    OPT_HEADER_TIMEOUT,
+    OPT_MAX_CONNS,
+    OPT_ACCESS_LOG,
+    OPT_ERROR_LOG,
+    OPT_LOG_LEVEL,
+    OPT_INDEX,
+    OPT_LISTING,
+    OPT_NO_LISTING,
+    OPT_CACHE_CONTROL,
+    OPT_FOLLOW_SYMLINKS,
+    OPT_DOTFILES,
+    OPT_ADMIN,
+    OPT_CONFIG,
+    OPT_WS_ECHO,
+};
+
+static const struct option longopts[] = {
+    {"port", required_argument, NULL, OPT_PORT},
+    {"bind", required_argument, NULL, OPT_BIND},
+    {"root", required_argument, NULL, OPT_ROOT},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"redis", required_argument, NULL, OPT_REDIS},
+    {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE},
+    {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+    {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+    {"error-log", required_argument, NULL, OPT_ERROR_LOG},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"index", required_argument, NULL, OPT_INDEX},
+    {"listing", no_argument, NULL, OPT_LISTING},
+    {"no-listing", no_argument, NULL, OPT_NO_LISTING},
+    {"cache-control", required_argument, NULL, OPT_CACHE_CONTROL},
+    {"follow-symlinks", no_argument, NULL, OPT_FOLLOW_SYMLINKS},
+    {"dotfiles", no_argument, NULL, OPT_DOTFILES},
+    {"admin", required_argument, NULL, OPT_ADMIN},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"ws-echo", no_argument, NULL, OPT_WS_ECHO},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+static const char usage[] =
+    "Usage: wharfd [OPTION]...\n"
+    "Serve static files over HTTP/1.1 (default: ./public on port 8000).\n"
+    "\n"
+    "  -p, --port N               TCP port when no --bind is given (8000; 0 = any)\n"
+    "  -b, --bind ADDR            listen address, repeatable: 0.0.0.0:8000, [::1]:8000,\n"
+    "                             127.0.0.1 (uses --port), unix:/run/wharfd.sock\n"
+    "  -r, --root DIR             document root (./public)\n"
+    "  -t, --threads N            worker threads (0 = one per CPU)\n"
+    "      --model M              reuseport | exclusive | oneshot | dispatch (reuseport)\n"
+    "      --redis HOST:PORT      Redis for the guestbook (none: in-process store)\n"
+    "      --keepalive-timeout S  idle keep-alive timeout, seconds or Nms (5)\n"
+    "      --header-timeout S     time allowed for a request head (10)\n"
+    "      --max-conns N          open connections cap (0 = unlimited)\n"
+    "      --access-log FILE      access log: FILE, - (stdout) or off (-)\n"
+    "      --error-log FILE       error log: FILE or - (stderr) (-)\n"
+    "      --log-level L          error | warn | info | debug (info)\n"
+    "      --index NAME           index file for directories (index.html)\n"
+    "      --listing              list directories without an index\n"
+    "      --no-listing           do not list directories (default)\n"
+    "      --cache-control V      Cache-Control header for files (none)\n"
+    "      --follow-symlinks      allow symlinks that leave the root\n"
+    "      --dotfiles             serve names starting with '.'\n"
+    "      --admin ADDR           serve /healthz and /metrics on ADDR only\n"
+    "      --config FILE          read 'key = value' lines (keys are the long options)\n"
+    "      --ws-echo              mount the /ws/echo WebSocket endpoint\n"
+    "  -h, --help                 this text\n"
+    "  -V, --version              version\n"
+    "\n"
+    "Signals: SIGHUP reopens the log files; SIGTERM/SIGINT stop gracefully.\n";
+
+static void defaults(wharfd_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->port = 8000;
+    cfg->root = "./public";
+    cfg->threads = 0;
+    cfg->model = WH_MODEL_REUSEPORT;
+    cfg->redis = NULL; /* no --redis: the guestbook uses its embedded store */
+    snprintf(cfg->redis_host, sizeof cfg->redis_host, "127.0.0.1");
+    cfg->redis_port = 6379;
+    cfg->keepalive_timeout_ms = 5000;
+    cfg->header_timeout_ms = 10000;
+    cfg->access_log = "-";
+    cfg->error_log = "-";
+    cfg->log_level = WHARFD_LOG_INFO;
+    cfg->index = "index.html";
+}
+
+static int bad(const char *opt, const char *val, const char *why)
+{
+    fprintf(stderr, "wharfd: invalid value '%s' for --%s: %s\n", val, opt, why);
+    return -1;
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    char *end;
+    if (!*s || !isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* "5" (seconds), "2.5", "500ms", "3s". */
+static int parse_duration_ms(const char *s, uint32_t *out)
+{
+    char *end;
+    if (!*s || !(isdigit((unsigned char)*s) || *s == '.'))
+        return -1;
+    double v = strtod(s, &end);
+    if (strcmp(end, "ms") == 0)
+        ;
+    else if (*end == '\0' || strcmp(end, "s") == 0)
+        v *= 1000;
+    else
+        return -1;
+    if (v < 0 || v > 86400000.0)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+    static const char *yes[] = {"1", "yes", "true", "on", ""};
+    static const char *no[] = {"0", "no", "false", "off"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    return -1;
+}
+
+static int set_redis(wharfd_config *cfg, const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    unsigned long port = 6379;
+    size_t hl = colon ? (size_t)(colon - v) : strlen(v);
+    if (colon && parse_uint(colon + 1, 65535, &port) != 0)
+        return -1;
+    if (hl == 0 || hl >= sizeof cfg->redis_host || port == 0)
+        return -1;
+    memcpy(cfg->redis_host, v, hl);
+    cfg->redis_host[hl] = '\0';
+    cfg->redis_port = (int)port;
+    cfg->redis = v;
+    return 0;
+}
+
+/* Applies one option (from argv or the file); name is the long name.
+ * binds_from_cli: the first --bind on the command line replaces the file's. */
+static int apply(wharfd_config *cfg, int id, const char *name, const char *val, bool from_file,
+                 bool *cli_bind_seen)
+{
+    unsigned long u;
+    bool b = true;
+    if (!val)
+        val = "";
+    switch (id) {
+    case OPT_PORT:
+        if (parse_uint(val, 65535, &u) != 0)
+            return bad(name, val, "expected a port number 0-65535");
+        cfg->port = (int)u;
+        return 0;
+    case OPT_BIND:
+        if (!from_file && !*cli_bind_seen) {
+            *cli_bind_seen = true;
+            cfg->nbinds = 0;
+        }
+        if (!*val)
+            return bad(name, val, "empty address");
+        if (cfg->nbinds >= WHARFD_MAX_BINDS)
+            return bad(name, val, "too many --bind addresses (16 at most)");
+        cfg->binds[cfg->nbinds++] = val;
+        return 0;
+    case OPT_ROOT:
+        if (!*val)
+            return bad(name, val, "empty path");
+        cfg->root = val;
+        return 0;
+    case OPT_THREADS:
+        if (parse_uint(val, 1024, &u) != 0)
+            return bad(name, val, "expected 0-1024");
+        cfg->threads = (unsigned)u;
+        return 0;
+    case OPT_MODEL:
+        if (strcmp(val, "reuseport") == 0)
+            cfg->model = WH_MODEL_REUSEPORT;
+        else if (strcmp(val, "exclusive") == 0)
+            cfg->model = WH_MODEL_EXCLUSIVE;
+        else if (strcmp(val, "oneshot") == 0)
+            cfg->model = WH_MODEL_ONESHOT;
+        else if (strcmp(val, "dispatch") == 0)
+            cfg->model = WH_MODEL_DISPATCH;
+        else
+            return bad(name, val, "expected reuseport, exclusive, oneshot or dispatch");
+        return 0;
+    case OPT_REDIS:
+        if (set_redis(cfg, val) != 0)
+            return bad(name, val, "expected HOST:PORT");
+        return 0;
+    case OPT_KEEPALIVE:
+        if (parse_duration_ms(val, &cfg->keepalive_timeout_ms) != 0)
+            return bad(name, val, "expected seconds (5, 2.5) or milliseconds (500ms)");
+        return 0;
+    case OPT_HEADER_TIMEOUT:
+        if (parse_duration_ms(val, &cfg->header_timeout_ms) != 0 || cfg->header_timeout_ms == 0)
+            return bad(name, val, "expected a positive duration (10, 500ms)");
+        return 0;
+    case OPT_MAX_CONNS:
+        if (parse_uint(val, 10000000, &u) != 0)
+            return bad(name, val, "expected a count (0 = unlimited)");
+        cfg->max_conns = (unsigned)u;
+        return 0;
+    case OPT_ACCESS_LOG:
+        if (!*val)
+            return bad(name, val, "expected a file, - or off");
+        cfg->access_log = val;
+        return 0;
+    case OPT_ERROR_LOG:
+        if (!*val)
+            return bad(name, val, "expected a file or -");
+        cfg->error_log = val;
+        return 0;
+    case OPT_LOG_LEVEL: {
+        int l = wharfd_log_level_parse(val);
+        if (l < 0)
+            return bad(name, val, "expected error, warn, info or debug");
+        cfg->log_level = l;
+        return 0;
+    }
+    case OPT_INDEX:
+        if (!*val || strchr(val, '/'))
+            return bad(name, val, "expected a file name without '/'");
+        cfg->index = val;
+        return 0;
+    case OPT_LISTING:
+    case OPT_NO_LISTING:
+    case OPT_FOLLOW_SYMLINKS:
+    case OPT_DOTFILES:
+    case OPT_WS_ECHO:
+        if (from_file && parse_bool(val, &b) != 0)
+            return bad(name, val, "expected yes or no");
+        if (id == OPT_LISTING)
+            cfg->listing = b;
+        else if (id == OPT_NO_LISTING)
+            cfg->listing = !b;
+        else if (id == OPT_FOLLOW_SYMLINKS)
+            cfg->follow_symlinks = b;
+        else if (id == OPT_DOTFILES)
+            cfg->show_dotfiles = b;
+        else
+            cfg->ws_echo = b;
+        return 0;
+    case OPT_CACHE_CONTROL:
+        for (const char *p = val; *p; p++)
+            if (*p == '\r' || *p == '\n')
+                return bad(name, val, "no line breaks allowed");
+        cfg->cache_control = *val ? val : NULL;
+        return 0;
+    case OPT_ADMIN:
+        if (!*val)
+            return bad(name, val, "expected an address");
+        cfg->admin = val;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+static int load_file(wharfd_config *cfg, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        fprintf(stderr, "wharfd: cannot read config file '%s': %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    int lineno = 0, rc = 0;
+    bool dummy = false;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#' || *s == ';')
+            continue;
+        char *eq = strchr(s, '=');
+        char *key = s, *val = NULL;
+        if (eq) {
+            *eq = '\0';
+            key = trim(s);
+            val = trim(eq + 1);
+            size_t vl = strlen(val);
+            if (vl >= 2 && ((val[0] == '"' && val[vl - 1] == '"') ||
+                            (val[0] == '\'' && val[vl - 1] == '\''))) {
+                val[vl - 1] = '\0';
+                val++;
+            }
+        }
+        const struct option *o = longopts;
+        while (o->name && strcmp(o->name, key) != 0)
+            o++;
+        if (!o->name || o->val == OPT_CONFIG || o->val == OPT_HELP || o->val == OPT_VERSION) {
+            fprintf(stderr, "wharfd: %s:%d: unknown key '%s'\n", path, lineno, key);
+            rc = -1;
+            break;
+        }
+        if (o->has_arg == required_argument && !val) {
+            fprintf(stderr, "wharfd: %s:%d: '%s' needs '= value'\n", path, lineno, key);
+            rc = -1;
+            break;
+        }
+        char *copy = NULL;
+        if (val) {
+            if (cfg->nowned_ >= sizeof cfg->owned_ / sizeof cfg->owned_[0]) {
+                fprintf(stderr, "wharfd: %s:%d: too many settings\n", path, lineno);
+                rc = -1;
+                break;
+            }
+            copy = strdup(val);
+            if (!copy) {
+                rc = -1;
+                break;
+            }
+            cfg->owned_[cfg->nowned_++] = copy;
+        }
+        if (apply(cfg, o->val, o->name, copy, true, &dummy) != 0) {
+            fprintf(stderr, "wharfd: (in %s:%d)\n", path, lineno);
+            rc = -1;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+void wharfd_config_free(wharfd_config *cfg)
+{
+    for (unsigned i = 0; i < cfg->nowned_; i++)
+        free(cfg->owned_[i]);
+    cfg->nowned_ = 0;
+}
+
+int wharfd_config_load(wharfd_config *cfg, int argc, char **argv)
+{
+    defaults(cfg);
+    static const char shortopts[] = ":p:b:r:t:hV";
+    /* Pass 1: --help, --version and --config only; flags are applied after
+     * the file so the command line wins. */
+    opterr = 0;
+    optind = 1;
+    const char *config_file = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        if (c == OPT_HELP) {
+            fputs(usage, stdout);
+            return 1;
+        }
+        if (c == OPT_VERSION) {
+            printf("wharfd %s\n", WH_VERSION);
+            return 1;
+        }
+        if (c == OPT_CONFIG)
+            config_file = optarg;
+        if (c == '?') {
+            if (optopt)
+                fprintf(stderr, "wharfd: unknown option '-%c' (try --help)\n", optopt);
+            else
+                fprintf(stderr, "wharfd: unknown option '%s' (try --help)\n", argv[optind - 1]);
+            return -1;
+        }
+        if (c == ':') {
+            fprintf(stderr, "wharfd: option '%s' needs a value (try --help)\n", argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "wharfd: unexpected argument '%s' (try --help)\n", argv[optind]);
+        return -1;
+    }
+    if (config_file) {
+        cfg->config_file = config_file;
+        if (load_file(cfg, config_file) != 0)
+            return -1;
+    }
+    optind = 1;
+    bool cli_bind = false;
+    int idx;
+    while ((c = getopt_long(argc, argv, shortopts, longopts, &idx)) != -1) {
+        if (c == OPT_CONFIG)
+            continue;
+        const char *name = NULL;
+        for (const struct option *o = longopts; o->name; o++)
+            if (o->val == c) {
+                name = o->name;
+                break;
+            }
+        if (apply(cfg, c, name ? name : "?", optarg, false, &cli_bind) != 0)
+            return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,53 @@
+/* wharfd configuration: one struct filled from defaults, then the optional
+ * config file (--config FILE, "key = value" lines named like the long
+ * flags), then the command line (flags win). Mount functions (mounts.h)
+ * read it; nobody writes it after startup. */
+#ifndef WHARFD_CONFIG_H
+#define WHARFD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wharf/server.h"
+
+#define WHARFD_MAX_BINDS 16
+
+typedef struct wharfd_config {
+    int port;                            /* --port: 8000 (used when no --bind) */
+    const char *binds[WHARFD_MAX_BINDS]; /* --bind ADDR (repeatable): "0.0.0.0:8000",
+                                           "[::]:8000", "unix:/run/wharfd.sock" */
+    unsigned nbinds;
+    const char *root;              /* --root: "./public" */
+    unsigned threads;              /* --threads: 0 = one per CPU */
+    wh_model model;                /* --model: reuseport */
+    const char *redis;             /* --redis HOST:PORT: NULL = not given (guestbook
+                                      then uses its in-memory store) */
+    char redis_host[256];          /* split from redis: "127.0.0.1" */
+    int redis_port;                /* split from redis: 6379 */
+    uint32_t keepalive_timeout_ms; /* --keepalive-timeout SECONDS: 5 s */
+    uint32_t header_timeout_ms;    /* --header-timeout SECONDS: 10 s */
+    unsigned max_conns;            /* --max-conns: 0 = unlimited */
+    const char *access_log;        /* --access-log FILE|-|off: "-" (stdout) */
+    const char *error_log;         /* --error-log FILE|-: "-" (stderr) */
+    int log_level;                 /* --log-level error|warn|info|debug: info */
+    const char *index;             /* --index: "index.html" */
+    bool listing;                  /* --listing / --no-listing: off */
+    const char *cache_control;     /* --cache-control VALUE: none */
+    bool follow_symlinks;          /* --follow-symlinks: off */
+    bool show_dotfiles;            /* --dotfiles: off */
+    const char *admin;             /* --admin ADDR: NULL = /healthz, /metrics on main */
+    const char *config_file;       /* --config FILE */
+    bool ws_echo;                  /* --ws-echo: mount /ws/echo */
+    /* private: strings read from the config file */
+    char *owned_[64];
+    unsigned nowned_;
+} wharfd_config;
+
+/* Fills cfg from defaults, the --config file and argv. Returns 0 to run,
+ * 1 when --help/--version was printed (exit 0), -1 after printing a
+ * one-line error to stderr (exit 2). */
+int wharfd_config_load(wharfd_config *cfg, int argc, char **argv);
+/* Frees strings the config file allocated. */
+void wharfd_config_free(wharfd_config *cfg);
+
+#endif

@@ -1,0 +1,259 @@
+/* wharfd's guestbook: GET/HEAD /guestbook (page), POST /guestbook (entry).
+ *
+ * Backed by Redis when wharfd runs with --redis HOST:PORT (one pipelined
+ * connection per worker thread, apps/common/redis_loop.h), otherwise by the
+ * embedded in-process store (lost at exit). Handlers defer the HTTP
+ * exchange (wh_http_req_defer) and answer from the store's callback:
+ *  - a POST is answered 303 only after Redis acknowledged the LPUSH, so a
+ *    303 means the entry is stored; any failure before that answers 503;
+ *  - while Redis is down the store refuses at once (-ENOTCONN) and we answer
+ *    503 with Retry-After: no request waits for a connection that is not
+ *    there, so nothing piles up; the connection comes back by itself.
+ * Form errors get a page with the reason: 400, 413 (too long) or 415.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "apps/common/guestbook_page.h"
+#include "apps/common/guestbook_store.h"
+#include "apps/wharfd/log.h"
+#include "apps/wharfd/mounts.h"
+
+struct gb_app {
+    wh_gb_store *store;
+};
+
+/* One exchange waiting for the store. */
+struct gb_ctx {
+    wh_gb_op op;
+    wh_http_req *r;
+};
+
+#define GB_HTML "text/html; charset=utf-8"
+
+static void respond_html(wh_http_req *r, int status, const char *data, size_t len)
+{
+    /* The page changes on every view (the counter): never cache it. */
+    wh_http_resp_header(r, "Cache-Control", "no-store");
+    wh_http_respond(r, status, GB_HTML, data, len);
+}
+
+static void respond_error_page(wh_http_req *r, int status, const char *reason)
+{
+    char mem[4096];
+    wh_gb_buf b;
+    wh_gb_buf_init_on(&b, mem, sizeof(mem));
+    if (wh_gb_render_error(&b, status, reason) < 0)
+        wh_http_respond_error(r, status);
+    else
+        respond_html(r, status, b.data, b.len);
+    wh_gb_buf_free(&b);
+}
+
+/* The store failed or refused: 503 (Redis down, timed out, answered an
+ * error such as LOADING), or 500 when we ran out of memory. */
+static void respond_store_error(wh_http_req *r, int err)
+{
+    if (err == -ENOMEM) {
+        respond_error_page(r, 500, "The server ran out of memory.");
+        return;
+    }
+    /* RFC 9110 10.2.3: tell clients when to come back. */
+    wh_http_resp_header(r, "Retry-After", "1");
+    respond_error_page(r, 503,
+                       "The guestbook's storage is unavailable right now. Please try again "
+                       "in a moment.");
+}
+
+static void on_view(int err, const wh_gb_view *v, void *arg)
+{
+    struct gb_ctx *x = arg;
+    wh_http_req *r = x->r;
+    free(x);
+    if (err) {
+        respond_store_error(r, err);
+        return;
+    }
+    char mem[32768]; /* a full page is ~20 KB */
+    wh_gb_buf b;
+    wh_gb_buf_init_on(&b, mem, sizeof(mem));
+    if (wh_gb_render_page_encoded(&b, v->items, v->lens, v->n, v->visitors) < 0)
+        respond_store_error(r, -ENOMEM);
+    else
+        respond_html(r, 200, b.data, b.len);
+    wh_gb_buf_free(&b);
+}
+
+static void gb_get(wh_http_req *r, void *ud)
+{
+    struct gb_app *app = ud;
+    struct gb_ctx *x = malloc(sizeof(*x));
+    if (!x) {
+        respond_store_error(r, -ENOMEM);
+        return;
+    }
+    x->r = r;
+    /* Defer first: the embedded store answers inside the call, Redis later;
+     * the engine accepts a response either way once deferred. */
+    wh_http_req_defer(r);
+    int e = wh_gb_store_view(app->store, wh_http_req_loop(r), &x->op, on_view, x);
+    if (e < 0) {
+        free(x);
+        respond_store_error(r, e);
+    }
+}
+
+static void on_added(int err, void *arg)
+{
+    struct gb_ctx *x = arg;
+    wh_http_req *r = x->r;
+    free(x);
+    if (err) {
+        respond_store_error(r, err);
+        return;
+    }
+    /* RFC 9110 15.4.4: 303 See Other turns the POST into a GET of the page
+     * (Post/Redirect/Get), so a reload does not post twice. */
+    static const char body[] =
+        "<!DOCTYPE html>\n<p>Thank you! <a href=\"" WH_GB_PATH "\">Back to the guestbook</a></p>\n";
+    wh_http_resp_header(r, "Location", WH_GB_PATH);
+    respond_html(r, 303, body, sizeof(body) - 1);
+}
+
+static void gb_post(wh_http_req *r, void *ud)
+{
+    struct gb_app *app = ud;
+    wh_str ct = wh_http_req_header(r, "Content-Type");
+    if (!ct.p || !wh_gb_content_type_ok(ct.p, ct.len)) {
+        respond_error_page(r, wh_gb_form_status(WH_GB_FORM_BAD_CONTENT_TYPE),
+                           wh_gb_form_strerror(WH_GB_FORM_BAD_CONTENT_TYPE));
+        return;
+    }
+    wh_str body = wh_http_req_body(r);
+    wh_gb_form f;
+    int fr = wh_gb_form_parse(body.p, body.len, &f);
+    if (fr != WH_GB_FORM_OK) {
+        respond_error_page(r, wh_gb_form_status(fr), wh_gb_form_strerror(fr));
+        return;
+    }
+    struct gb_ctx *x = malloc(sizeof(*x));
+    if (!x) {
+        respond_store_error(r, -ENOMEM);
+        return;
+    }
+    x->r = r;
+    wh_http_req_defer(r);
+    int e = wh_gb_store_add(app->store, wh_http_req_loop(r), &x->op, (int64_t)time(NULL), f.name,
+                            f.name_len, f.message, f.message_len, on_added, x);
+    if (e < 0) {
+        free(x);
+        respond_store_error(r, e);
+    }
+}
+
+static void gb_thread_start(wh_loop *loop, unsigned idx, void *ud)
+{
+    struct gb_app *app = ud;
+    int e = wh_gb_store_thread_start(app->store, loop);
+    if (e < 0) /* the thread still serves; its guestbook answers 503 */
+        wharfd_log(WHARFD_LOG_ERROR, "guestbook: thread %u: %s", idx, wh_strerror(e));
+}
+
+static void gb_thread_stop(wh_loop *loop, unsigned idx, void *ud)
+{
+    struct gb_app *app = ud;
+    wh_gb_store_thread_stop(app->store, loop);
+}
+
+static void gb_cleanup(void *ud)
+{
+    struct gb_app *app = ud;
+    wh_gb_store_free(app->store);
+    free(app);
+}
+
+/* Connection changes, once per worker thread's connection (not per retry). */
+static void on_redis_state(wh_redis *rc, bool up, int err, void *ud)
+{
+    if (up)
+        wharfd_log(WHARFD_LOG_INFO, "guestbook: connected to Redis");
+    else
+        wharfd_log(WHARFD_LOG_WARN,
+                   "guestbook: Redis connection lost (%s); answering 503 and reconnecting",
+                   wh_strerror(err));
+}
+
+/* Resolves host once, at startup, on the main thread: hiredis would call
+ * getaddrinfo on every (re)connect from the loop thread, which can block.
+ * Accepts "[v6]" too. Writes a numeric address into out. */
+static int resolve_host(const char *host, char *out, size_t outlen)
+{
+    char h[256];
+    size_t hl = strlen(host);
+    if (hl >= sizeof(h)) return -EINVAL;
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+        memcpy(h, host + 1, hl - 2);
+        h[hl - 2] = '\0';
+    } else {
+        memcpy(h, host, hl + 1);
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res;
+    if (getaddrinfo(h, NULL, &hints, &res) != 0) return -EHOSTUNREACH;
+    int ret = -EHOSTUNREACH;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        const void *a = ai->ai_family == AF_INET
+                            ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+                            : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+        if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+            inet_ntop(ai->ai_family, a, out, (socklen_t)outlen)) {
+            ret = 0;
+            break;
+        }
+    }
+    freeaddrinfo(res);
+    return ret;
+}
+
+int wharfd_mount_guestbook(wh_router *rt, const wharfd_config *cfg, wharfd_hooks *hooks)
+{
+    struct gb_app *app = calloc(1, sizeof(*app));
+    if (!app) return -ENOMEM;
+    int e;
+    if (cfg->redis && cfg->redis[0]) {
+        char host[INET6_ADDRSTRLEN];
+        e = resolve_host(cfg->redis_host, host, sizeof(host));
+        wh_redis_opts ro;
+        wh_redis_opts_init(&ro);
+        ro.on_state = on_redis_state;
+        if (e == 0) e = wh_gb_store_new_redis(&app->store, host, cfg->redis_port, &ro);
+        if (e == 0)
+            wharfd_log(WHARFD_LOG_INFO, "guestbook: Redis at %s (one connection per thread)",
+                       cfg->redis);
+    } else {
+        e = wh_gb_store_new_embedded(&app->store, WH_GB_KEEP_ENTRIES);
+        if (e == 0)
+            wharfd_log(WHARFD_LOG_INFO, "guestbook: embedded store (no --redis; entries are "
+                                        "kept in memory and lost at exit)");
+    }
+    if (e < 0) {
+        free(app);
+        return e;
+    }
+    if ((e = wh_router_add(rt, "GET", WH_GB_PATH, gb_get, app)) < 0 ||
+        (e = wh_router_add(rt, "POST", WH_GB_PATH, gb_post, app)) < 0) {
+        wh_gb_store_free(app->store);
+        free(app);
+        return e;
+    }
+    hooks->thread_start = gb_thread_start;
+    hooks->thread_stop = gb_thread_stop;
+    hooks->cleanup = gb_cleanup;
+    hooks->ud = app;
+    return 0;
+}

@@ -1,0 +1,298 @@
+/* wharfd logging: the error log (levels, one write(2) per line) and the
+ * access log (per-thread 64 KiB blocks handed to one writer thread).
+ *
+ * Why a writer thread: write(2) to a file can block for milliseconds on a
+ * busy disk (journal commit, writeback throttling), and a worker loop that
+ * blocks stalls every connection it owns. The writer owns the blocking;
+ * workers only swap a pointer under a mutex once per block. The queue is
+ * bounded (64 blocks = 4 MiB): when the disk cannot keep up we drop lines
+ * and count them (wharfd_access_log_dropped_lines_total) rather than grow
+ * memory or stall the loop.
+ *
+ * Process-wide state lives here because a process has exactly one pair of
+ * log files; the library itself never logs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apps/wharfd/log.h"
+
+#define BLK_CAP   (64 * 1024)
+#define MAX_QUEUE 64
+
+struct blk {
+    struct blk *next;
+    size_t len;
+    unsigned lines;
+    char data[BLK_CAP];
+};
+
+struct wharfd_alog {
+    struct blk *cur;
+};
+
+static struct {
+    int level;
+    int err_fd;
+    const char *err_path; /* NULL = stderr */
+    int acc_fd;           /* -1 = off */
+    const char *acc_path; /* NULL = stdout */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct blk *head, *tail, *free_list;
+    unsigned queued, nfree;
+    bool stop, running;
+    pthread_t writer;
+    uint64_t dropped;
+} L = {.level = WHARFD_LOG_INFO,
+       .err_fd = 2,
+       .acc_fd = -1,
+       .mu = PTHREAD_MUTEX_INITIALIZER,
+       .cv = PTHREAD_COND_INITIALIZER};
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+int wharfd_log_level_parse(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcasecmp(s, level_names[i]) == 0) return i;
+    if (strcasecmp(s, "warning") == 0) return WHARFD_LOG_WARN;
+    return -1;
+}
+
+void wharfd_log(int level, const char *fmt, ...)
+{
+    if (level > __atomic_load_n(&L.level, __ATOMIC_RELAXED)) return;
+    char line[1024];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02dZ [%s] ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     level_names[level < 0   ? 0
+                                 : level > 3 ? 3
+                                             : level]);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof line - 2) len = sizeof line - 2;
+    line[len++] = '\n';
+    /* One write per line with O_APPEND: lines from threads never interleave. */
+    ssize_t w = write(L.err_fd, line, len);
+    (void)w;
+}
+
+static int open_append(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
+static void write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return; /* disk full, EIO: nothing better to do than lose it */
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&L.mu);
+    for (;;) {
+        while (!L.head && !L.stop)
+            pthread_cond_wait(&L.cv, &L.mu);
+        if (!L.head && L.stop) break;
+        struct blk *b = L.head;
+        L.head = b->next;
+        if (!L.head) L.tail = NULL;
+        L.queued--;
+        pthread_mutex_unlock(&L.mu);
+        write_all(L.acc_fd, b->data, b->len);
+        pthread_mutex_lock(&L.mu);
+        if (L.nfree < 8) {
+            b->next = L.free_list;
+            L.free_list = b;
+            L.nfree++;
+        } else {
+            free(b);
+        }
+    }
+    pthread_mutex_unlock(&L.mu);
+    return NULL;
+}
+
+int wharfd_log_open(const char *error_log, const char *access_log, int level)
+{
+    L.level = level;
+    if (error_log && strcmp(error_log, "-") != 0) {
+        int fd = open_append(error_log);
+        if (fd < 0) {
+            fprintf(stderr, "wharfd: cannot open error log '%s': %s\n", error_log, strerror(errno));
+            return -1;
+        }
+        L.err_fd = fd;
+        L.err_path = error_log;
+    }
+    if (!access_log || strcmp(access_log, "off") == 0) return 0;
+    if (strcmp(access_log, "-") == 0) {
+        L.acc_fd = 1;
+    } else {
+        int fd = open_append(access_log);
+        if (fd < 0) {
+            fprintf(stderr, "wharfd: cannot open access log '%s': %s\n", access_log,
+                    strerror(errno));
+            return -1;
+        }
+        L.acc_fd = fd;
+        L.acc_path = access_log;
+    }
+    L.stop = false;
+    if (pthread_create(&L.writer, NULL, writer_main, NULL) != 0) {
+        fprintf(stderr, "wharfd: cannot start the access-log writer thread\n");
+        return -1;
+    }
+    L.running = true;
+    return 0;
+}
+
+static int reopen_one(const char *path, int fd)
+{
+    int nfd = open_append(path);
+    if (nfd < 0) return -errno;
+    /* dup2 swaps the file under the same descriptor number atomically: a
+     * concurrent write goes either to the old or to the new file. */
+    int rc = dup2(nfd, fd) < 0 ? -errno : 0;
+    close(nfd);
+    return rc;
+}
+
+int wharfd_log_reopen(void)
+{
+    int rc = 0;
+    if (L.err_path) rc = reopen_one(L.err_path, L.err_fd);
+    if (L.acc_path) {
+        int r2 = reopen_one(L.acc_path, L.acc_fd);
+        if (r2) rc = r2;
+    }
+    return rc;
+}
+
+void wharfd_log_close(void)
+{
+    if (L.running) {
+        pthread_mutex_lock(&L.mu);
+        L.stop = true;
+        pthread_cond_signal(&L.cv);
+        pthread_mutex_unlock(&L.mu);
+        pthread_join(L.writer, NULL);
+        L.running = false;
+    }
+    while (L.free_list) {
+        struct blk *b = L.free_list;
+        L.free_list = b->next;
+        free(b);
+    }
+    L.nfree = 0;
+    if (L.acc_fd > 2) close(L.acc_fd);
+    L.acc_fd = -1;
+    if (L.err_fd > 2) close(L.err_fd);
+    L.err_fd = 2;
+}
+
+bool wharfd_alog_enabled(void)
+{
+    return L.acc_fd >= 0;
+}
+
+uint64_t wharfd_alog_dropped(void)
+{
+    return __atomic_load_n(&L.dropped, __ATOMIC_RELAXED);
+}
+
+wharfd_alog *wharfd_alog_new(void)
+{
+    return calloc(1, sizeof(wharfd_alog));
+}
+
+static struct blk *get_block(void)
+{
+    struct blk *b = NULL;
+    pthread_mutex_lock(&L.mu);
+    if (L.free_list) {
+        b = L.free_list;
+        L.free_list = b->next;
+        L.nfree--;
+    }
+    pthread_mutex_unlock(&L.mu);
+    if (!b) b = malloc(sizeof *b);
+    if (b) {
+        b->next = NULL;
+        b->len = 0;
+        b->lines = 0;
+    }
+    return b;
+}
+
+void wharfd_alog_flush(wharfd_alog *a)
+{
+    struct blk *b = a->cur;
+    if (!b || !b->len) return;
+    a->cur = NULL;
+    pthread_mutex_lock(&L.mu);
+    if (L.running && L.queued < MAX_QUEUE) {
+        if (L.tail)
+            L.tail->next = b;
+        else
+            L.head = b;
+        L.tail = b;
+        L.queued++;
+        pthread_cond_signal(&L.cv);
+        b = NULL;
+    }
+    pthread_mutex_unlock(&L.mu);
+    if (b) {
+        __atomic_fetch_add(&L.dropped, b->lines, __ATOMIC_RELAXED);
+        free(b);
+    }
+}
+
+char *wharfd_alog_reserve(wharfd_alog *a, size_t n)
+{
+    if (n > BLK_CAP) return NULL;
+    if (a->cur && a->cur->len + n > BLK_CAP) wharfd_alog_flush(a);
+    if (!a->cur && !(a->cur = get_block())) {
+        __atomic_fetch_add(&L.dropped, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    return a->cur->data + a->cur->len;
+}
+
+void wharfd_alog_commit(wharfd_alog *a, size_t n)
+{
+    a->cur->len += n;
+    a->cur->lines++;
+}
+
+void wharfd_alog_free(wharfd_alog *a)
+{
+    if (!a) return;
+    wharfd_alog_flush(a);
+    free(a->cur); /* an empty block (flush hands over only non-empty ones) */
+    free(a);
+}

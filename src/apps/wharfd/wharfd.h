@@ -1,0 +1,57 @@
+/* wharfd internals shared by main.c, handler.c and admin.c. */
+#ifndef WHARFD_WHARFD_H
+#define WHARFD_WHARFD_H
+
+#include "wharf/http.h"
+
+#include "apps/common/fdcache.h"
+#include "apps/common/metrics.h"
+#include "apps/common/static.h"
+#include "apps/wharfd/config.h"
+#include "apps/wharfd/log.h"
+#include "apps/wharfd/mounts.h"
+
+#define WHARFD_MAX_THREADS 1024
+
+/* State of one worker thread (also one for the admin server's thread).
+ * Reached through a thread-local pointer set at thread start: the daemon
+ * has exactly one app, and the hot path must not search for it. */
+typedef struct wharfd_thread {
+    wh_loop *loop;
+    wh_fdcache *cache;
+    wharfd_alog *alog;
+    wh_timer *flush_timer;
+    wh_metrics metrics;
+    time_t clf_sec; /* second the cached CLF timestamp is for */
+    char clf_time[32];
+} wharfd_thread;
+
+typedef struct wharfd_app {
+    wharfd_config cfg;
+    wh_static_root root;
+    wh_router *router, *admin_router;
+    wh_http_server *http, *admin;
+    /* threads[i]: worker i of the main server; admin_thread: the admin one */
+    wharfd_thread *threads[WHARFD_MAX_THREADS];
+    wharfd_thread *admin_thread;
+    wharfd_hooks hooks[2]; /* ws, guestbook */
+} wharfd_app;
+
+/* The one app (set in main before servers start). */
+extern wharfd_app *wharfd_the_app;
+
+/* Per-thread state: create at thread start, free at thread stop. */
+wharfd_thread *wharfd_thread_new(wharfd_app *app, wh_loop *loop);
+void wharfd_thread_free(wharfd_thread *t);
+/* Makes t the current thread's state (thread-local). */
+void wharfd_thread_set_current(wharfd_thread *t);
+
+/* The static-file handler (router fallback). ud = app. */
+void wharfd_static_handler(wh_http_req *r, void *ud);
+/* wh_http_opts.on_complete: metrics + access log. ud = app. */
+void wharfd_on_complete(wh_http_req *r, void *ud);
+/* GET /healthz and GET /metrics. ud = app. */
+void wharfd_healthz_handler(wh_http_req *r, void *ud);
+void wharfd_metrics_handler(wh_http_req *r, void *ud);
+
+#endif

@@ -1,0 +1,92 @@
+/* Internal structures of the HTTP engine (src/http only). */
+#ifndef WH_HTTP_INTERNAL_H
+#define WH_HTTP_INTERNAL_H
+
+#include "http/parser.h"
+#include "loop/loop_internal.h"
+#include "wharf/http.h"
+
+#define WH__HTTP_MAX_PARAMS 8
+
+struct wh_http_server {
+    wh_server *base;
+    wh_http_opts opts;
+    wh_http_limits lim;
+    wh_http_handler handler;
+    void *ud;
+};
+
+/* Exchange state. */
+enum {
+    WH__R_NEW = 0,       /* handler running, nothing sent */
+    WH__R_STREAMING = 1, /* head sent, body streaming */
+    WH__R_DONE = 2,      /* response complete */
+};
+
+/* Per-connection HTTP state. Allocated only while a connection is in the
+ * middle of something (partial head, waiting for a body, async handler);
+ * an idle keep-alive connection holds none (wh_conn_data == NULL). */
+typedef struct wh__http_conn {
+    uint8_t st;         /* WH__HC_* */
+    bool sent_continue; /* 100 Continue already written for this request */
+    bool eof;           /* the peer half-closed: close after the exchange */
+    size_t last_len;    /* bytes of the partial head already scanned */
+    uint64_t head_start_ms;
+    wh_http_chunked ck; /* chunked body decoder */
+    size_t ck_in, ck_out;
+    wh_http_req *req; /* async exchange */
+} wh__http_conn;
+
+enum {
+    WH__HC_HEAD = 1,  /* part of a head received */
+    WH__HC_BODY = 2,  /* head complete, body incomplete */
+    WH__HC_ASYNC = 3, /* handler answers later; reading paused */
+};
+
+struct wh_http_req {
+    wh_http_server *srv;
+    wh_conn *conn; /* NULL once the connection closed under an async exchange */
+    wh_loop *loop;
+    uint64_t start_ms;
+    wh_str body;
+    int status;
+    uint8_t state; /* WH__R_* */
+    bool deferred;
+    bool upgraded;
+    bool head_only;  /* HEAD: never a body */
+    bool close;      /* close after this response */
+    bool chunked;    /* streaming with chunked coding */
+    bool in_handler; /* inside the synchronous handler call */
+    uint64_t bytes;  /* body bytes sent */
+    unsigned nparams;
+    struct {
+        const char *name;
+        size_t nlen;
+        wh_str value;
+    } params[WH__HTTP_MAX_PARAMS];
+    char *own;  /* owned copy of the request bytes (async) */
+    char *hdrs; /* extra response header lines */
+    size_t hlen, hcap;
+    char hbuf[384];
+    wh_http_parsed p;
+};
+
+/* Per-loop HTTP state (slot WH__SLOT_HTTP). */
+typedef struct wh__http_loop {
+    wh_loop *loop;
+    time_t date_sec;
+    uint64_t date_next_ms; /* loop time at which the wall clock is checked again */
+    char date[30];
+    wh_http_req *spare; /* request object for the next exchange */
+    wh__http_conn *free_hc[64];
+    unsigned nfree_hc;
+} wh__http_loop;
+
+/* The loop's HTTP state, created on first use (NULL on -ENOMEM). */
+wh__http_loop *wh__http_loop_get(wh_loop *loop);
+/* The current Date value (29 chars), reformatted at most once a second. */
+const char *wh__http_date(wh__http_loop *hl);
+/* Router: records a path parameter on r. */
+void wh__http_req_add_param(wh_http_req *r, const char *name, size_t nlen, wh_str value);
+
+#endif

@@ -1,0 +1,342 @@
+/* Request accessors and responses (RFC 9110 §6.4.1, §8.6; RFC 9112 §6-7). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http/http_internal.h"
+
+void wh__http_exchange_done(wh_http_req *r);
+void wh__http_detach_conn(wh_http_req *r);
+void wh__http_req_release(wh_http_req *r);
+
+/* ---- accessors ---- */
+
+wh_str wh_http_req_method(const wh_http_req *r)
+{
+    return r->p.method;
+}
+wh_str wh_http_req_target(const wh_http_req *r)
+{
+    return r->p.target;
+}
+wh_str wh_http_req_path(const wh_http_req *r)
+{
+    return r->p.path;
+}
+wh_str wh_http_req_query(const wh_http_req *r)
+{
+    return r->p.query;
+}
+int wh_http_req_version(const wh_http_req *r)
+{
+    return r->p.version;
+}
+wh_str wh_http_req_header(const wh_http_req *r, const char *name)
+{
+    return wh_http_parsed_header(&r->p, name);
+}
+unsigned wh_http_req_header_count(const wh_http_req *r)
+{
+    return r->p.nheaders;
+}
+void wh_http_req_header_at(const wh_http_req *r, unsigned i, wh_str *name, wh_str *value)
+{
+    if (i >= r->p.nheaders) {
+        *name = *value = (wh_str){NULL, 0};
+        return;
+    }
+    *name = r->p.headers[i].name;
+    *value = r->p.headers[i].value;
+}
+wh_str wh_http_req_body(const wh_http_req *r)
+{
+    return r->body;
+}
+wh_str wh_http_req_param(const wh_http_req *r, const char *name)
+{
+    size_t n = strlen(name);
+    for (unsigned i = 0; i < r->nparams; i++)
+        if (r->params[i].nlen == n && !memcmp(r->params[i].name, name, n))
+            return r->params[i].value;
+    return (wh_str){NULL, 0};
+}
+wh_conn *wh_http_req_conn(const wh_http_req *r)
+{
+    return r->conn;
+}
+wh_loop *wh_http_req_loop(const wh_http_req *r)
+{
+    return r->loop;
+}
+wh_http_server *wh_http_req_server(const wh_http_req *r)
+{
+    return r->srv;
+}
+uint64_t wh_http_req_start_ms(const wh_http_req *r)
+{
+    return r->start_ms;
+}
+bool wh_http_req_wants_upgrade(const wh_http_req *r)
+{
+    return r->p.upgrade;
+}
+int wh_http_resp_status(const wh_http_req *r)
+{
+    return r->status;
+}
+uint64_t wh_http_resp_bytes(const wh_http_req *r)
+{
+    return r->bytes;
+}
+void wh_http_resp_close(wh_http_req *r)
+{
+    r->close = true;
+}
+
+void wh__http_req_add_param(wh_http_req *r, const char *name, size_t nlen, wh_str value)
+{
+    if (r->nparams < WH__HTTP_MAX_PARAMS) {
+        r->params[r->nparams].name = name;
+        r->params[r->nparams].nlen = nlen;
+        r->params[r->nparams].value = value;
+        r->nparams++;
+    }
+}
+
+int wh_http_req_defer(wh_http_req *r)
+{
+    if (r->state == WH__R_DONE || r->upgraded) return -EINVAL;
+    r->deferred = true;
+    return 0;
+}
+
+/* ---- response headers ---- */
+
+int wh_http_resp_header(wh_http_req *r, const char *name, const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value);
+    if (nl == 0 || r->state != WH__R_NEW) return -EINVAL;
+    for (size_t i = 0; i < nl; i++)
+        if (!wh_http_is_tchar((unsigned char)name[i])) return -EINVAL;
+    /* No CR/LF/NUL or other controls (header injection, RFC 9110 §5.5). */
+    for (size_t i = 0; i < vl; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return -EINVAL;
+    }
+    size_t need = nl + vl + 4;
+    if (r->hlen + need > r->hcap) {
+        size_t cap = r->hcap * 2;
+        while (cap < r->hlen + need)
+            cap *= 2;
+        char *p = malloc(cap);
+        if (!p) return -ENOMEM;
+        memcpy(p, r->hdrs, r->hlen);
+        if (r->hdrs != r->hbuf) free(r->hdrs);
+        r->hdrs = p;
+        r->hcap = cap;
+    }
+    char *p = r->hdrs + r->hlen;
+    memcpy(p, name, nl);
+    p += nl;
+    *p++ = ':';
+    *p++ = ' ';
+    memcpy(p, value, vl);
+    p += vl;
+    *p++ = '\r';
+    *p++ = '\n';
+    r->hlen += need;
+    return 0;
+}
+
+/* ---- writing ---- */
+
+/* Common checks before a response starts: a dead connection frees r. */
+static int start_check(wh_http_req *r)
+{
+    if (r->state != WH__R_NEW || r->upgraded) return -EINVAL;
+    if (!r->conn) {
+        wh__http_req_release(r);
+        return -EPIPE;
+    }
+    return 0;
+}
+
+/* Formats the head into buf (or a heap buffer if it does not fit). */
+static int head_into(wh_http_req *r, char *buf, size_t cap, char **heap, int status,
+                     const char *ctype, int64_t clen, bool chunked)
+{
+    wh__http_loop *hl = wh__http_loop_get(r->loop);
+    wh_http_head_spec h = {
+        .status = status,
+        .content_type = ctype,
+        .content_length = clen,
+        .chunked = chunked,
+        .close = r->close,
+        .keep_alive = !r->close && r->p.version == 10,
+        .date = hl ? wh__http_date(hl) : NULL,
+        .server = r->srv->opts.server_name,
+        .extra = r->hdrs,
+        .extra_len = r->hlen,
+    };
+    *heap = NULL;
+    int n = wh_http_format_head(buf, cap, &h);
+    if (n == -ENOSPC) {
+        size_t big =
+            r->hlen + 1024 + (ctype ? strlen(ctype) : 0) + (h.server ? strlen(h.server) : 0);
+        *heap = malloc(big);
+        if (!*heap) return -ENOMEM;
+        n = wh_http_format_head(*heap, big, &h);
+    }
+    return n;
+}
+
+static bool bodyless_status(int status)
+{
+    /* RFC 9110 §6.4.1: 1xx, 204 and 304 never have content. */
+    return status < 200 || status == 204 || status == 304;
+}
+
+static void fail_conn(wh_http_req *r)
+{
+    /* Out of memory while queueing: nothing sane to send. */
+    r->close = true;
+    wh_conn_abort(r->conn);
+}
+
+int wh_http_respond(wh_http_req *r, int status, const char *content_type, const void *body,
+                    size_t len)
+{
+    int rc = start_check(r);
+    if (rc) return rc;
+    if (status < 100 || status > 999) return -EINVAL;
+    bool bodyless = bodyless_status(status);
+    bool send_body = !bodyless && !r->head_only && len > 0;
+    char buf[2048], *heap;
+    int n = head_into(r, buf, sizeof buf, &heap, status, bodyless ? NULL : content_type,
+                      bodyless ? -1 : (int64_t)len, false);
+    if (n < 0) {
+        fail_conn(r);
+    } else if (heap) {
+        if (wh_conn_write(r->conn, heap, (size_t)n) < 0 ||
+            (send_body && wh_conn_write(r->conn, body, len) < 0))
+            fail_conn(r);
+        free(heap);
+    } else if (send_body && (size_t)n + len <= sizeof buf) {
+        /* head and small body in one copy: one iovec */
+        memcpy(buf + n, body, len);
+        if (wh_conn_write(r->conn, buf, (size_t)n + len) < 0) fail_conn(r);
+    } else if (wh_conn_write(r->conn, buf, (size_t)n) < 0 ||
+               (send_body && wh_conn_write(r->conn, body, len) < 0)) {
+        fail_conn(r);
+    }
+    r->status = status;
+    r->bytes = send_body ? len : 0;
+    wh__http_exchange_done(r);
+    return 0;
+}
+
+int wh_http_respond_file(wh_http_req *r, int status, const char *content_type, int fd, off_t offset,
+                         size_t len, bool close_fd)
+{
+    int rc = start_check(r);
+    if (rc) {
+        if (close_fd) close(fd);
+        return rc;
+    }
+    char buf[2048], *heap;
+    int n = head_into(r, buf, sizeof buf, &heap, status, content_type, (int64_t)len, false);
+    bool send_body = !r->head_only && len > 0 && !bodyless_status(status);
+    if (n < 0 || wh_conn_write(r->conn, heap ? heap : buf, (size_t)n) < 0) {
+        fail_conn(r);
+        send_body = false;
+    }
+    free(heap);
+    if (send_body) {
+        if (wh_conn_sendfile(r->conn, fd, offset, len, close_fd) < 0) {
+            if (close_fd) close(fd);
+            fail_conn(r);
+        }
+    } else if (close_fd) {
+        close(fd);
+    }
+    r->status = status;
+    r->bytes = send_body ? len : 0;
+    /* A large body drains for a while: give it the write timeout. */
+    if (send_body && len > 65536 && !r->close)
+        wh_conn_set_timeout(r->conn, r->srv->opts.write_timeout_ms);
+    wh__http_exchange_done(r);
+    return 0;
+}
+
+int wh_http_respond_error(wh_http_req *r, int status)
+{
+    char body[200];
+    int bl = snprintf(body, sizeof body, "<!DOCTYPE html><title>%d %s</title><h1>%d %s</h1>\n",
+                      status, wh_http_reason(status), status, wh_http_reason(status));
+    /* Errors that leave the request stream in doubt close the connection. */
+    if (status == 400 || status == 408 || status == 413 || status == 414 || status == 431 ||
+        status == 505)
+        r->close = true;
+    return wh_http_respond(r, status, "text/html", body, (size_t)bl);
+}
+
+int wh_http_resp_begin_stream(wh_http_req *r, int status, const char *content_type)
+{
+    int rc = start_check(r);
+    if (rc) return rc;
+    /* HTTP/1.0 has no chunked coding: the body ends when we close. */
+    if (r->p.version == 10) r->close = true;
+    r->chunked = r->p.version == 11 && !bodyless_status(status);
+    char buf[2048], *heap;
+    int n = head_into(r, buf, sizeof buf, &heap, status, content_type, -1, r->chunked);
+    if (n < 0 || wh_conn_write(r->conn, heap ? heap : buf, (size_t)n) < 0) fail_conn(r);
+    free(heap);
+    r->status = status;
+    r->state = WH__R_STREAMING;
+    return 0;
+}
+
+int wh_http_resp_stream(wh_http_req *r, const void *data, size_t len)
+{
+    if (r->state != WH__R_STREAMING) return -EINVAL;
+    if (!r->conn) return -EPIPE;
+    if (r->head_only || len == 0 || bodyless_status(r->status)) return 0;
+    int rc;
+    if (r->chunked) {
+        char sz[24];
+        int n = snprintf(sz, sizeof sz, "%zx\r\n", len);
+        rc = wh_conn_write(r->conn, sz, (size_t)n);
+        if (rc >= 0) rc = wh_conn_write(r->conn, data, len);
+        if (rc >= 0) rc = wh_conn_write(r->conn, "\r\n", 2);
+    } else {
+        rc = wh_conn_write(r->conn, data, len);
+    }
+    if (rc < 0) return rc;
+    r->bytes += len;
+    return 0;
+}
+
+int wh_http_resp_end_stream(wh_http_req *r)
+{
+    if (r->state != WH__R_STREAMING) return -EINVAL;
+    if (!r->conn) {
+        wh__http_req_release(r);
+        return -EPIPE;
+    }
+    if (r->chunked && !r->head_only) wh_conn_write(r->conn, "0\r\n\r\n", 5);
+    wh__http_exchange_done(r);
+    return 0;
+}
+
+wh_conn *wh_http_req_upgrade(wh_http_req *r)
+{
+    if (r->state != WH__R_NEW || r->upgraded) return NULL;
+    wh_conn *c = r->conn;
+    if (!c) {
+        wh__http_req_release(r);
+        return NULL;
+    }
+    wh__http_detach_conn(r);
+    return c;
+}

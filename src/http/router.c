@@ -1,0 +1,215 @@
+/* Request router: method + path with exact ("/a/b"), parameter
+ * ("/users/:id") and prefix ("/static/" + "*") routes.
+ *
+ * Precedence: an exact route beats a parameter route, which beats a prefix
+ * route; among prefixes the longest wins; otherwise the first added wins.
+ * A path that matches only routes of other methods gets 405 with Allow
+ * (RFC 9110 §15.5.6), or 204 + Allow for OPTIONS; HEAD falls back to a GET
+ * route (§9.3.2: same header fields, the engine drops the body). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http_internal.h"
+
+enum { RT_EXACT = 3, RT_PARAM = 2, RT_PREFIX = 1 };
+
+typedef struct route {
+    char *method; /* NULL = any */
+    char *pattern;
+    size_t plen; /* EXACT/PARAM: strlen; PREFIX: bytes before the '*' */
+    int kind;
+    wh_http_handler h;
+    void *ud;
+} route;
+
+struct wh_router {
+    route *v;
+    size_t n, cap;
+    wh_http_handler fallback;
+    void *fallback_ud;
+};
+
+int wh_router_new(wh_router **out)
+{
+    wh_router *rt = calloc(1, sizeof(*rt));
+    if (!rt) return -ENOMEM;
+    *out = rt;
+    return 0;
+}
+
+void wh_router_free(wh_router *rt)
+{
+    if (!rt) return;
+    for (size_t i = 0; i < rt->n; i++) {
+        free(rt->v[i].method);
+        free(rt->v[i].pattern);
+    }
+    free(rt->v);
+    free(rt);
+}
+
+int wh_router_add(wh_router *rt, const char *method, const char *pattern, wh_http_handler h,
+                  void *ud)
+{
+    if (!rt || !pattern || pattern[0] != '/' || !h) return -EINVAL;
+    if (method)
+        for (const char *m = method; *m; m++)
+            if (!wh_http_is_tchar((unsigned char)*m)) return -EINVAL;
+    size_t len = strlen(pattern);
+    route r = {0};
+    if (len >= 2 && pattern[len - 1] == '*' && pattern[len - 2] == '/') {
+        r.kind = RT_PREFIX;
+        r.plen = len - 1;
+    } else if (strstr(pattern, "/:")) {
+        r.kind = RT_PARAM;
+        r.plen = len;
+    } else {
+        r.kind = RT_EXACT;
+        r.plen = len;
+    }
+    if (rt->n == rt->cap) {
+        size_t cap = rt->cap ? rt->cap * 2 : 8;
+        route *v = realloc(rt->v, cap * sizeof(*v));
+        if (!v) return -ENOMEM;
+        rt->v = v;
+        rt->cap = cap;
+    }
+    r.pattern = strdup(pattern);
+    r.method = method ? strdup(method) : NULL;
+    if (!r.pattern || (method && !r.method)) {
+        free(r.pattern);
+        free(r.method);
+        return -ENOMEM;
+    }
+    r.h = h;
+    r.ud = ud;
+    rt->v[rt->n++] = r;
+    return 0;
+}
+
+void wh_router_set_fallback(wh_router *rt, wh_http_handler h, void *ud)
+{
+    rt->fallback = h;
+    rt->fallback_ud = ud;
+}
+
+/* Segment-wise match of a ":param" pattern; records params on r if set. */
+static bool match_params(const route *ro, wh_str path, wh_http_req *r)
+{
+    const char *p = ro->pattern, *pe = ro->pattern + ro->plen;
+    const char *s = path.p, *se = path.p + path.len;
+    while (p < pe && s < se) {
+        if (*p != '/' || *s != '/') return false;
+        p++;
+        s++;
+        const char *pseg = p, *sseg = s;
+        while (p < pe && *p != '/')
+            p++;
+        while (s < se && *s != '/')
+            s++;
+        if (pseg < p && *pseg == ':') {
+            if (s == sseg) return false; /* a parameter is never empty */
+            if (r)
+                wh__http_req_add_param(r, pseg + 1, (size_t)(p - pseg - 1),
+                                       (wh_str){sseg, (size_t)(s - sseg)});
+        } else if ((size_t)(p - pseg) != (size_t)(s - sseg) ||
+                   memcmp(pseg, sseg, (size_t)(p - pseg)) != 0) {
+            return false;
+        }
+    }
+    return p == pe && s == se;
+}
+
+static bool match(const route *ro, wh_str path, wh_http_req *r)
+{
+    switch (ro->kind) {
+    case RT_EXACT:
+        return path.len == ro->plen && !memcmp(path.p, ro->pattern, ro->plen);
+    case RT_PREFIX:
+        if (path.len >= ro->plen && !memcmp(path.p, ro->pattern, ro->plen)) return true;
+        /* "/static/" + "*" also takes "/static" itself */
+        return ro->plen > 1 && path.len == ro->plen - 1 &&
+               !memcmp(path.p, ro->pattern, ro->plen - 1);
+    default:
+        return match_params(ro, path, r);
+    }
+}
+
+static void allow_add(char *buf, size_t cap, size_t *len, const char *m)
+{
+    /* de-duplicate */
+    size_t ml = strlen(m);
+    const char *p = buf;
+    while (p < buf + *len) {
+        const char *e = memchr(p, ',', (size_t)(buf + *len - p));
+        size_t n = e ? (size_t)(e - p) : (size_t)(buf + *len - p);
+        if (n == ml && !memcmp(p, m, ml)) return;
+        p += n + (e ? 2 : 0);
+    }
+    size_t need = ml + (*len ? 2 : 0);
+    if (*len + need + 1 > cap) return;
+    if (*len) {
+        memcpy(buf + *len, ", ", 2);
+        *len += 2;
+    }
+    memcpy(buf + *len, m, ml);
+    *len += ml;
+    buf[*len] = 0;
+}
+
+void wh_router_handle(wh_http_req *r, void *router)
+{
+    wh_router *rt = router;
+    wh_str m = wh_http_req_method(r);
+    wh_str path = wh_http_req_path(r);
+    bool is_head = m.len == 4 && !memcmp(m.p, "HEAD", 4);
+    const route *best = NULL;
+    int best_rank = 0, best_exactm = 0;
+    bool path_seen = false;
+    char allow[256];
+    size_t alen = 0;
+    allow[0] = 0;
+
+    for (size_t i = 0; i < rt->n; i++) {
+        const route *ro = &rt->v[i];
+        if (!match(ro, path, NULL)) continue;
+        path_seen = true;
+        int exactm = 0;
+        if (!ro->method)
+            exactm = 1;
+        else if (strlen(ro->method) == m.len && !memcmp(ro->method, m.p, m.len))
+            exactm = 2; /* a HEAD route beats GET-for-HEAD */
+        else if (is_head && !strcmp(ro->method, "GET"))
+            exactm = 1;
+        if (ro->method) {
+            allow_add(allow, sizeof allow, &alen, ro->method);
+            if (!strcmp(ro->method, "GET")) allow_add(allow, sizeof allow, &alen, "HEAD");
+        }
+        if (!exactm) continue;
+        int rank = ro->kind * 1000000 + (ro->kind == RT_PREFIX ? (int)ro->plen : 0);
+        if (!best || rank > best_rank || (rank == best_rank && exactm > best_exactm)) {
+            best = ro;
+            best_rank = rank;
+            best_exactm = exactm;
+        }
+    }
+    if (best) {
+        if (best->kind == RT_PARAM) match_params(best, path, r);
+        best->h(r, best->ud);
+        return;
+    }
+    if (path_seen) {
+        allow_add(allow, sizeof allow, &alen, "OPTIONS");
+        wh_http_resp_header(r, "Allow", allow);
+        if (m.len == 7 && !memcmp(m.p, "OPTIONS", 7))
+            wh_http_respond(r, 204, NULL, NULL, 0);
+        else
+            wh_http_respond_error(r, 405);
+        return;
+    }
+    if (rt->fallback) {
+        rt->fallback(r, rt->fallback_ud);
+        return;
+    }
+    wh_http_respond_error(r, 404);
+}

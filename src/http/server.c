@@ -1,0 +1,461 @@
+/* The HTTP/1.1 engine on wh_server + wh_conn (RFC 9112 §9: connection
+ * management; RFC 9110 §10.1.1: Expect).
+ *
+ * One on_read call handles every complete request in the buffer: when the
+ * handlers answer synchronously their responses are queued and leave in one
+ * writev after the callback (pipelining costs one syscall per batch).
+ *
+ * Memory. The request object and its parse result live in per-thread
+ * storage and are reused; a connection gets its own small state only while
+ * it is mid-request across reads (partial head, waiting for a body, async
+ * handler). An idle keep-alive connection holds nothing here, and the net
+ * layer frees its read buffer when empty.
+ *
+ * Timeouts (all through wh_conn_set_timeout, an inactivity timer refreshed
+ * by I/O): keepalive_timeout_ms between requests; header_timeout_ms for a
+ * partial head, enforced as a deadline from its first byte (slowloris:
+ * trickling bytes does not extend it; 408 + close); the same value as the
+ * inactivity limit while a body arrives; write_timeout_ms while an async
+ * handler works or a large response drains.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http_internal.h"
+#include "runtime/runtime_internal.h"
+
+void wh_http_opts_init(wh_http_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    wh_server_opts_init(&o->server);
+    o->max_request_line = 8192;
+    o->max_header_bytes = 16384;
+    o->max_headers = 64;
+    o->max_body = 1u << 20;
+    o->header_timeout_ms = 10000;
+    o->keepalive_timeout_ms = 5000;
+    o->write_timeout_ms = 30000;
+    o->server_name = "wharf";
+}
+
+/* ---- per-connection state ---- */
+
+static wh__http_conn *hc_get(wh__http_loop *hl, wh_conn *c)
+{
+    wh__http_conn *hc = wh_conn_data(c);
+    if (hc) return hc;
+    hc = hl->nfree_hc ? hl->free_hc[--hl->nfree_hc] : malloc(sizeof(*hc));
+    if (!hc) return NULL;
+    memset(hc, 0, sizeof(*hc));
+    wh_conn_set_data(c, hc);
+    return hc;
+}
+
+static void hc_put(wh__http_loop *hl, wh_conn *c)
+{
+    wh__http_conn *hc = wh_conn_data(c);
+    if (!hc) return;
+    wh_conn_set_data(c, NULL);
+    if (hl->nfree_hc < sizeof(hl->free_hc) / sizeof(hl->free_hc[0]))
+        hl->free_hc[hl->nfree_hc++] = hc;
+    else
+        free(hc);
+}
+
+/* ---- request objects ---- */
+
+static wh_http_req *req_get(wh__http_loop *hl)
+{
+    if (!hl->spare) {
+        hl->spare = malloc(sizeof(wh_http_req));
+        if (!hl->spare) return NULL;
+        hl->spare->hdrs = hl->spare->hbuf;
+        hl->spare->own = NULL;
+    }
+    return hl->spare;
+}
+
+/* Frees what an exchange owned; r itself goes back to the spare slot. */
+void wh__http_req_release(wh_http_req *r)
+{
+    wh__http_loop *hl = wh__http_loop_get(r->loop);
+    free(r->own);
+    r->own = NULL;
+    if (r->hdrs != r->hbuf) free(r->hdrs);
+    r->hdrs = r->hbuf;
+    if (hl && hl->spare != r) {
+        if (!hl->spare)
+            hl->spare = r;
+        else
+            free(r);
+    }
+}
+
+/* Async: copy the request bytes (head + decoded body) out of the connection
+ * buffer and point every slice at the copy. */
+static int req_detach(wh_http_req *r, const char *buf)
+{
+    size_t size = r->p.head_len + r->body.len;
+    char *own = malloc(size ? size : 1);
+    if (!own) return -ENOMEM;
+    memcpy(own, buf, size);
+    const char *lo = buf, *hi = buf + size;
+#define REBASE(s)                                                                                  \
+    do {                                                                                           \
+        if ((s).p >= lo && (s).p <= hi) (s).p = own + ((s).p - lo);                                \
+    } while (0)
+    REBASE(r->p.method);
+    REBASE(r->p.target);
+    REBASE(r->p.path);
+    REBASE(r->p.query);
+    REBASE(r->p.host);
+    REBASE(r->body);
+    for (unsigned i = 0; i < r->p.nheaders; i++) {
+        REBASE(r->p.headers[i].name);
+        REBASE(r->p.headers[i].value);
+    }
+    for (unsigned i = 0; i < r->nparams; i++)
+        REBASE(r->params[i].value);
+#undef REBASE
+    r->own = own;
+    return 0;
+}
+
+/* ---- errors without a request object ---- */
+
+/* Answers status with a small body and closes (framing errors, timeouts). */
+static void send_fatal(wh_http_server *s, wh__http_loop *hl, wh_conn *c, int status)
+{
+    char body[160], head[512];
+    int bl = snprintf(body, sizeof body, "<!DOCTYPE html><title>%d %s</title><h1>%d %s</h1>\n",
+                      status, wh_http_reason(status), status, wh_http_reason(status));
+    wh_http_head_spec h = {.status = status,
+                           .content_type = "text/html",
+                           .content_length = bl,
+                           .close = true,
+                           .date = wh__http_date(hl),
+                           .server = s->opts.server_name};
+    int n = wh_http_format_head(head, sizeof head, &h);
+    if (n > 0 && (size_t)n + (size_t)bl <= sizeof head) {
+        memcpy(head + n, body, (size_t)bl);
+        wh_conn_write(c, head, (size_t)n + (size_t)bl);
+    }
+    hc_put(hl, c);
+    wh__server_conn_busy(c, false);
+    wh_conn_close(c);
+}
+
+/* ---- dispatch ---- */
+
+static void dispatch(wh_http_server *s, wh_http_req *r)
+{
+    if (r->p.target_form == WH_HTTP_T_ASTERISK) {
+        /* OPTIONS * (RFC 9110 §9.3.7): about the server as a whole. */
+        wh_http_resp_header(r, "Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
+        wh_http_respond(r, 200, NULL, NULL, 0);
+        return;
+    }
+    s->handler(r, s->ud);
+}
+
+/* Fills r for a freshly parsed request. */
+static void req_init(wh_http_req *r, wh_http_server *s, wh_conn *c, wh_str body)
+{
+    r->srv = s;
+    r->conn = c;
+    r->loop = wh_conn_loop(c);
+    r->start_ms = wh_loop_now(r->loop);
+    r->body = body;
+    r->status = 0;
+    r->state = WH__R_NEW;
+    r->deferred = r->upgraded = r->chunked = false;
+    r->head_only = r->p.method_id == WH_HTTP_M_HEAD;
+    r->close = !r->p.keep_alive || wh_server_stopping(s->base);
+    r->bytes = 0;
+    r->nparams = 0;
+    if (r->hdrs != r->hbuf) free(r->hdrs);
+    r->hdrs = r->hbuf;
+    r->hlen = 0;
+    r->hcap = sizeof r->hbuf;
+    free(r->own);
+    r->own = NULL;
+}
+
+/* Head incomplete: remember progress, enforce the whole-head deadline. */
+static bool head_wait(wh_http_server *s, wh__http_loop *hl, wh_conn *c, size_t n)
+{
+    wh__http_conn *hc = hc_get(hl, c);
+    if (!hc) {
+        wh_conn_abort(c);
+        return false;
+    }
+    uint64_t now = wh_loop_now(hl->loop);
+    uint32_t limit = s->opts.header_timeout_ms;
+    if (hc->st != WH__HC_HEAD) {
+        hc->st = WH__HC_HEAD;
+        hc->head_start_ms = now;
+        wh__server_conn_busy(c, true);
+    } else if (limit && now - hc->head_start_ms >= limit) {
+        send_fatal(s, hl, c, 408);
+        return false;
+    }
+    hc->last_len = n;
+    if (limit) {
+        uint64_t left = limit - (now - hc->head_start_ms);
+        wh_conn_set_timeout(c, (uint32_t)(left ? left : 1));
+    }
+    return true;
+}
+
+/* Head complete, body not yet: 100 Continue if asked and nothing of the body
+ * was sent (RFC 9110 §10.1.1). */
+static wh__http_conn *body_wait(wh_http_server *s, wh__http_loop *hl, wh_conn *c,
+                                const wh_http_req *r, bool body_started)
+{
+    wh__http_conn *hc = hc_get(hl, c);
+    if (!hc) {
+        wh_conn_abort(c);
+        return NULL;
+    }
+    if (hc->st != WH__HC_BODY) {
+        if (hc->st != WH__HC_HEAD) wh__server_conn_busy(c, true);
+        hc->st = WH__HC_BODY;
+        wh_conn_set_timeout(c, s->opts.header_timeout_ms);
+    }
+    if (r->p.expect_continue && !hc->sent_continue && !body_started) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        wh_conn_write_ref(c, cont, sizeof cont - 1, NULL, NULL);
+        hc->sent_continue = true;
+    }
+    return hc;
+}
+
+static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
+{
+    wh_http_server *s = ud;
+    wh__http_loop *hl = wh__http_loop_get(wh_conn_loop(c));
+    if (!hl) {
+        wh_conn_abort(c);
+        return len;
+    }
+    size_t consumed = 0;
+    while (consumed < len) {
+        wh__http_conn *hc = wh_conn_data(c);
+        if (hc && hc->st == WH__HC_ASYNC)
+            break; /* an exchange is pending: keep the bytes for later */
+        wh_http_req *r = req_get(hl);
+        if (!r) {
+            wh_conn_abort(c);
+            return len;
+        }
+        char *buf = data + consumed;
+        size_t n = len - consumed;
+        size_t last = hc && hc->st == WH__HC_HEAD ? hc->last_len : 0;
+        int rc = wh_http_parse_request_from(buf, n, last, &r->p, &s->lim);
+        if (rc == WH_HTTP_INCOMPLETE) {
+            if (!head_wait(s, hl, c, n)) return len;
+            break;
+        }
+        if (rc == WH_HTTP_ERROR) {
+            send_fatal(s, hl, c, r->p.status);
+            return len;
+        }
+        size_t head = (size_t)rc, total;
+        wh_str body = {buf + head, 0};
+        if (r->p.framing == WH_HTTP_BODY_LENGTH) {
+            if (n - head < r->p.content_length) {
+                if (!body_wait(s, hl, c, r, n > head)) return len;
+                break;
+            }
+            body.len = (size_t)r->p.content_length;
+            total = head + body.len;
+        } else if (r->p.framing == WH_HTTP_BODY_CHUNKED) {
+            wh_http_chunked tmp;
+            size_t tin = head, tout = head;
+            bool resume = hc && hc->st == WH__HC_BODY;
+            wh_http_chunked *d = resume ? &hc->ck : &tmp;
+            size_t *in = resume ? &hc->ck_in : &tin, *out = resume ? &hc->ck_out : &tout;
+            if (!resume) wh_http_chunked_init(&tmp, s->lim.max_body);
+            int cr = wh_http_chunked_decode(d, buf, n, in, out);
+            if (cr == WH_HTTP_ERROR) {
+                send_fatal(s, hl, c, d->status);
+                return len;
+            }
+            if (cr == WH_HTTP_INCOMPLETE) {
+                wh__http_conn *h2 = body_wait(s, hl, c, r, n > head);
+                if (!h2) return len;
+                if (!resume) {
+                    h2->ck = tmp;
+                    h2->ck_in = tin;
+                    h2->ck_out = tout;
+                }
+                break;
+            }
+            body.len = *out - head;
+            total = *in;
+        } else {
+            total = head;
+        }
+
+        /* A whole request: the connection is no longer mid-request. */
+        if (hc) {
+            hc_put(hl, c);
+            wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
+            wh__server_conn_busy(c, false);
+        }
+        req_init(r, s, c, body);
+        r->in_handler = true;
+        dispatch(s, r);
+        if (r->state == WH__R_NEW && !r->deferred && !r->upgraded)
+            wh_http_respond_error(r, 500); /* neither answered nor deferred: it failed */
+        r->in_handler = false;
+
+        if (r->upgraded) return consumed + total; /* the rest goes to the new on_read */
+        if (r->state == WH__R_DONE) {
+            consumed += total;
+            if (r->close) return len; /* closing: later pipelined requests are dropped */
+            continue;
+        }
+        /* Async (deferred, or a stream still open): the request must outlive
+         * this buffer, and later requests wait for its response. */
+        hc = hc_get(hl, c);
+        if (!hc || req_detach(r, buf) < 0) {
+            if (hc) hc_put(hl, c);
+            /* r stays the spare; the handler's pointer dies with the conn */
+            r->conn = NULL;
+            hl->spare = NULL;
+            wh_conn_abort(c);
+            return len;
+        }
+        hl->spare = NULL; /* r now belongs to the exchange */
+        hc->st = WH__HC_ASYNC;
+        hc->req = r;
+        wh_conn_pause(c);
+        wh_conn_set_timeout(c, s->opts.write_timeout_ms);
+        wh__server_conn_busy(c, true);
+        consumed += total;
+        break;
+    }
+    return consumed;
+}
+
+/* Called by response.c when an exchange completes. */
+void wh__http_exchange_done(wh_http_req *r)
+{
+    wh_http_server *s = r->srv;
+    wh_conn *c = r->conn;
+    r->state = WH__R_DONE;
+    if (s->opts.on_complete) s->opts.on_complete(r, s->ud);
+    if (r->close) wh_conn_close(c);
+    if (r->in_handler) return; /* on_read goes on with the next pipelined request */
+    /* Async completion: the connection reads again. */
+    wh__http_loop *hl = wh__http_loop_get(r->loop);
+    if (hl) hc_put(hl, c);
+    if (!r->close) {
+        wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
+        wh__server_conn_busy(c, false);
+        wh_conn_resume(c); /* pipelined bytes are offered at the end of the iteration */
+    }
+    wh__http_req_release(r);
+}
+
+/* Called by wh_http_req_upgrade. */
+void wh__http_detach_conn(wh_http_req *r)
+{
+    wh_conn *c = r->conn;
+    wh__http_loop *hl = wh__http_loop_get(r->loop);
+    r->upgraded = true;
+    if (hl) hc_put(hl, c);
+    wh__server_conn_busy(c, false);
+    wh_server_opts *so = &r->srv->opts.server;
+    wh_conn_set_timeout(c, so->idle_timeout_ms);
+    if (!r->in_handler) {
+        wh_conn_resume(c);
+        wh__http_req_release(r);
+    }
+}
+
+static void on_open(wh_conn *c, void *ud)
+{
+    wh_http_server *s = ud;
+    wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
+}
+
+static void on_eof(wh_conn *c, void *ud)
+{
+    /* The peer half-closed. Finish an exchange in progress, then close
+     * (RFC 9112 §9.6); anything else closes now. */
+    wh__http_conn *hc = wh_conn_data(c);
+    if (hc && hc->st == WH__HC_ASYNC && hc->req) {
+        hc->eof = true;
+        hc->req->close = true;
+        return;
+    }
+    wh__http_loop *hl = wh__http_loop_get(wh_conn_loop(c));
+    if (hl) hc_put(hl, c);
+    wh_conn_close(c);
+}
+
+static void on_close(wh_conn *c, int err, void *ud)
+{
+    (void)err;
+    (void)ud;
+    wh__http_conn *hc = wh_conn_data(c);
+    if (!hc) return;
+    if (hc->st == WH__HC_ASYNC && hc->req)
+        hc->req->conn = NULL; /* the handler's respond call frees it */
+    wh__http_loop *hl = wh__http_loop_get(wh_conn_loop(c));
+    if (hl)
+        hc_put(hl, c);
+    else
+        free(hc);
+    wh__server_conn_busy(c, false);
+}
+
+int wh_http_server_new(wh_http_server **out, const wh_http_opts *opts, wh_http_handler handler,
+                       void *ud)
+{
+    if (!out || !handler) return -EINVAL;
+    wh_http_server *s = calloc(1, sizeof(*s));
+    if (!s) return -ENOMEM;
+    if (opts)
+        s->opts = *opts;
+    else
+        wh_http_opts_init(&s->opts);
+    s->handler = handler;
+    s->ud = ud;
+    s->lim.max_request_line = s->opts.max_request_line;
+    s->lim.max_header_bytes = s->opts.max_header_bytes;
+    s->lim.max_headers = s->opts.max_headers;
+    s->lim.max_body = s->opts.max_body;
+    /* A whole request (head + body) must fit the connection's read buffer. */
+    size_t need = s->opts.max_request_line + s->opts.max_header_bytes + s->opts.max_body + 4096;
+    if (s->opts.max_body && s->opts.server.net.read_buf_max < need)
+        s->opts.server.net.read_buf_max = need;
+    wh_conn_cbs cbs = {
+        .on_open = on_open,
+        .on_read = on_read,
+        .on_close = on_close,
+        .on_eof = on_eof,
+    };
+    int rc = wh_server_new(&s->base, &s->opts.server, &cbs, s);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+wh_server *wh_http_server_base(wh_http_server *s)
+{
+    return s->base;
+}
+
+void wh_http_server_free(wh_http_server *s)
+{
+    if (!s) return;
+    wh_server_free(s->base);
+    free(s);
+}

@@ -1,0 +1,240 @@
+/* fd watchers.
+ *
+ * Stale events: the backend returns a batch of (token, events), and a
+ * callback may free any watcher, its own included, while later entries of
+ * the same batch are still to be dispatched. So the kernel never holds a
+ * watcher pointer: a watcher registers a token = (generation << 32 | slot),
+ * where slot indexes the loop's watcher table. Freeing a watcher bumps its
+ * slot's generation, so every event still pending for it, in this batch or
+ * from a registration the kernel kept (see below), no longer matches and is
+ * dropped before anything is dereferenced. Freeing is O(1), needs no
+ * graveyard, and the memory may be released at once: that is what lets a
+ * connection struct embed its wh_io and free itself inside its callback. A
+ * new watcher on a reused fd number (or in a reused slot) gets a new token,
+ * so the old watcher's pending events never reach it.
+ *
+ * fd ownership: the loop also remembers which slot registered each fd number.
+ * If a user closes an fd before freeing its watcher (against the contract)
+ * and the number is reused for a new watcher, the old watcher's DEL/MOD
+ * would hit the new registration (epoll_ctl works by fd number); the table
+ * turns that into a no-op (DEL) or -EBADF (MOD). If the closed file lives
+ * on elsewhere (dup, fork), epoll(7) keeps the old registration: its events
+ * are then dropped by the generation check instead of touching freed memory.
+ *
+ * Disarming (flags 0) uses EPOLL_CTL_DEL, not MOD to an empty mask:
+ * epoll_ctl(2) always reports EPOLLHUP/EPOLLERR, even for events == 0, so a
+ * disarmed level-triggered watcher on a hung-up socket would wake the loop
+ * forever. Re-arming later costs one ADD instead of one MOD: the same. */
+#include <stdlib.h>
+
+#include "loop/loop_priv.h"
+
+#define WH__IO_USER_FLAGS (WH_IO_READ | WH_IO_WRITE | WH_IO_EDGE | WH_IO_ONESHOT | WH_IO_EXCLUSIVE)
+
+static int slot_acquire(wh_io *io)
+{
+    wh_loop *loop = io->loop;
+    uint32_t i = loop->iot_free;
+    if (i != WH__NOIDX) {
+        loop->iot_free = loop->iot[i].next_free;
+    } else {
+        if (loop->iot_len == loop->iot_cap) {
+            uint32_t cap = loop->iot_cap ? loop->iot_cap * 2 : 64;
+            wh__ioent *t = realloc(loop->iot, (size_t)cap * sizeof(*t));
+            if (!t) return -ENOMEM;
+            loop->iot = t;
+            loop->iot_cap = cap;
+        }
+        i = loop->iot_len++;
+        loop->iot[i].gen = 0;
+    }
+    loop->iot[i].io = io;
+    loop->iot[i].next_free = WH__NOIDX;
+    io->slot = i;
+    return 0;
+}
+
+static void slot_release(wh_io *io)
+{
+    wh_loop *loop = io->loop;
+    uint32_t i = io->slot;
+    if (i == WH__NOIDX) return;
+    wh__ioent *e = &loop->iot[i];
+    e->gen++; /* pending events carry the old generation: dropped */
+    e->io = NULL;
+    e->next_free = loop->iot_free;
+    loop->iot_free = i;
+    io->slot = WH__NOIDX;
+}
+
+static int fdown_reserve(wh_loop *loop, int fd)
+{
+    if ((uint32_t)fd < loop->fdown_cap) return 0;
+    uint32_t cap = loop->fdown_cap ? loop->fdown_cap : 64;
+    while (cap <= (uint32_t)fd)
+        cap *= 2;
+    uint32_t *t = realloc(loop->fdown, (size_t)cap * sizeof(*t));
+    if (!t) return -ENOMEM;
+    for (uint32_t i = loop->fdown_cap; i < cap; i++)
+        t[i] = 0;
+    loop->fdown = t;
+    loop->fdown_cap = cap;
+    return 0;
+}
+
+/* True if this watcher's registration is the one the loop has for its fd. */
+static bool owns_fd(const wh_io *io)
+{
+    const wh_loop *loop = io->loop;
+    return (uint32_t)io->fd < loop->fdown_cap && loop->fdown[io->fd] == io->slot + 1;
+}
+
+static int io_ctl(wh_io *io, unsigned old_flags, unsigned new_flags)
+{
+    wh_loop *loop = io->loop;
+    if (old_flags && !owns_fd(io)) {
+        /* Our fd was closed and its number registered by another watcher:
+         * the kernel already dropped our registration with the file. */
+        return new_flags ? -EBADF : 0;
+    }
+    if (!old_flags) {
+        int r = fdown_reserve(loop, io->fd);
+        if (r < 0) return r;
+    }
+    uint64_t token = (uint64_t)loop->iot[io->slot].gen << 32 | io->slot;
+    loop->st.ctl_calls++;
+    int r = loop->be_ops->ctl(loop->be, io->fd, token, old_flags, new_flags);
+    if (r == 0 && !old_flags)
+        loop->fdown[io->fd] = io->slot + 1;
+    else if (!new_flags || (r < 0 && old_flags && ((old_flags | new_flags) & WH_IO_EXCLUSIVE)))
+        loop->fdown[io->fd] = 0; /* removed (or DEL+ADD failed half way) */
+    return r;
+}
+
+void wh__io_init(wh_loop *loop, wh_io *io, int fd, wh_io_cb cb, void *ud)
+{
+    io->loop = loop;
+    io->cb = cb;
+    io->ud = ud;
+    io->fd = fd;
+    io->slot = WH__NOIDX;
+    io->flags = 0;
+    io->state = 0;
+}
+
+void wh__io_deinit(wh_io *io)
+{
+    if (io->state & WH__IO_S_DEAD) return;
+    if (io->state & WH__IO_S_REG) (void)io_ctl(io, io->flags, 0);
+    slot_release(io);
+    io->state = WH__IO_S_DEAD;
+    io->flags = 0;
+}
+
+int wh_io_new(wh_loop *loop, int fd, wh_io_cb cb, void *ud, wh_io **out)
+{
+    if (!loop || fd < 0 || !cb || !out) return -EINVAL;
+    *out = NULL;
+    wh_io *io = malloc(sizeof(*io));
+    if (!io) return -ENOMEM;
+    wh__io_init(loop, io, fd, cb, ud);
+    /* Owned watchers take their slot now: wh_loop_free finds them there. */
+    if (slot_acquire(io) < 0) {
+        free(io);
+        return -ENOMEM;
+    }
+    io->state = WH__IO_S_OWNED;
+    *out = io;
+    return 0;
+}
+
+int wh_io_set(wh_io *io, unsigned flags)
+{
+    flags &= WH__IO_USER_FLAGS;
+    if (!(flags & (WH_IO_READ | WH_IO_WRITE)))
+        flags = 0; /* EDGE/ONESHOT alone ask for nothing: disarm */
+    if ((flags & WH_IO_ONESHOT) && (flags & WH_IO_EXCLUSIVE))
+        return -EINVAL; /* epoll_ctl(2): EPOLLEXCLUSIVE with EPOLLONESHOT is EINVAL */
+    if (io->state & WH__IO_S_DEAD) return -EINVAL;
+    /* Unchanged interest: no syscall. A fired one-shot is not "unchanged":
+     * the kernel disarmed it, so setting it again re-arms it. */
+    if (flags == io->flags && !(io->state & WH__IO_S_FIRED)) return 0;
+    unsigned old = (io->state & WH__IO_S_REG) ? io->flags : 0;
+    if (!old && !flags) {
+        io->flags = 0;
+        return 0;
+    }
+    if (io->slot == WH__NOIDX) { /* embedded, first arming */
+        int r = slot_acquire(io);
+        if (r < 0) return r;
+    }
+    int r = io_ctl(io, old, flags);
+    if (r < 0) {
+        if (old && flags && ((old | flags) & WH_IO_EXCLUSIVE)) {
+            /* DEL+ADD failed half way: the fd is no longer registered. */
+            io->state &= (uint16_t) ~(WH__IO_S_REG | WH__IO_S_FIRED);
+            io->flags = 0;
+        }
+        return r;
+    }
+    io->flags = (uint16_t)flags;
+    io->state &= (uint16_t)~WH__IO_S_FIRED;
+    if (flags)
+        io->state |= WH__IO_S_REG;
+    else
+        io->state &= (uint16_t)~WH__IO_S_REG;
+    return 0;
+}
+
+unsigned wh_io_flags(const wh_io *io)
+{
+    return io->flags;
+}
+
+int wh_io_rearm(wh_io *io)
+{
+    if (!(io->flags & WH_IO_ONESHOT)) return -EINVAL;
+    if (!(io->state & WH__IO_S_FIRED)) return 0; /* still armed in the kernel */
+    int r = io_ctl(io, io->flags, io->flags);
+    if (r < 0) return r;
+    io->state &= (uint16_t)~WH__IO_S_FIRED;
+    return 0;
+}
+
+void wh_io_free(wh_io *io)
+{
+    if (!io) return;
+    wh__io_deinit(io);
+    free(io);
+}
+
+int wh_io_fd(const wh_io *io)
+{
+    return io->fd;
+}
+
+wh_loop *wh_io_loop(const wh_io *io)
+{
+    return io->loop;
+}
+
+void wh_io_set_cb(wh_io *io, wh_io_cb cb, void *ud)
+{
+    io->cb = cb;
+    io->ud = ud;
+}
+
+void wh__io_free_all(wh_loop *loop)
+{
+    /* The backend fd is closed right after: no need to DEL each fd. Embedded
+     * watchers belong to their embedders and are only forgotten. */
+    for (uint32_t i = 0; i < loop->iot_len; i++) {
+        wh_io *io = loop->iot[i].io;
+        if (io && (io->state & WH__IO_S_OWNED)) free(io);
+    }
+    free(loop->iot);
+    free(loop->fdown);
+    loop->iot = NULL;
+    loop->fdown = NULL;
+    loop->iot_len = loop->iot_cap = loop->fdown_cap = 0;
+}

@@ -1,0 +1,643 @@
+/* Stream connections (TCP and Unix) on a loop.
+ *
+ * Lifetime. A "dispatcher frame" (the io callback, the end-of-iteration task,
+ * the timeout wheel, adopt/connect) holds the conn (WH__C_HELD) while it calls
+ * user callbacks. wh__conn_finish() closes the fd at once but leaves on_close
+ * and free() to whoever releases the conn last: the holding frame when it
+ * returns, or the end-of-iteration task when nobody holds it. So user code may
+ * close/abort any conn from any callback and keep using the pointer until that
+ * callback returns; on_close runs exactly once.
+ *
+ * Reading. Level-triggered. Bytes are read into a per-loop scratch buffer and
+ * handed to on_read; only what on_read leaves unconsumed is copied into a
+ * private buffer, which is freed again once consumed. An idle conn therefore
+ * owns no buffer at all.
+ *
+ * Writing. wh_conn_write only queues. The frame that holds the conn flushes
+ * once when it is done (all replies to a pipelined burst leave in one
+ * sendmsg); writes made outside a frame are flushed by the end-of-iteration
+ * task. We write first and ask for EPOLLOUT only after the kernel said EAGAIN
+ * (seed 002's lesson: asking first costs a wake-up per reply).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net/net_priv.h"
+
+#define NL(c) ((c)->prof->nl)
+
+/* Reads per readiness event: a fast sender fills the buffer again while we
+ * work; reading a few times saves epoll round trips without starving others. */
+#define READS_PER_EVENT 4
+
+static size_t queued(const wh_conn *c)
+{
+    return c->wq ? c->wq->queued : 0;
+}
+
+static void touch(wh_conn *c)
+{
+    if (c->tmo_ticks) c->act_tick = wh__net_tick(NL(c));
+}
+
+/* Queues c for the end-of-iteration task even while a frame holds it. */
+static void schedule_always(wh_conn *c)
+{
+    if (c->flags & WH__C_PENDING) return;
+    wh__netloop *nl = NL(c);
+    if (wh__lvec_push(&nl->pend, c) < 0) return;
+    c->flags |= WH__C_PENDING;
+    wh__netloop_arm(nl);
+}
+
+/* Queues c for the end-of-iteration task unless a frame holds it (the frame
+ * flushes and completes it when it returns). */
+static void schedule(wh_conn *c)
+{
+    if (c->flags & (WH__C_HELD | WH__C_PENDING)) return;
+    wh__netloop *nl = NL(c);
+    if (wh__lvec_push(&nl->pend, c) < 0)
+        return; /* -ENOMEM: the next event on this conn will do the work */
+    c->flags |= WH__C_PENDING;
+    wh__netloop_arm(nl);
+}
+
+wh_conn *wh__conn_new(wh__netloop *nl, int fd, const wh__prof *p, void *ud)
+{
+    wh_conn *c = wh__conn_alloc(nl);
+    if (!c) return NULL;
+    memset(c, 0, sizeof(*c));
+    wh__io_init(nl->loop, &c->io, fd, wh__conn_io_cb, c);
+    c->prof = p;
+    c->ud = ud;
+    wh__clink_init(&c->link);
+    wh__clink_add_tail(&nl->untimed, &c->link);
+    nl->nconns++;
+    __atomic_store_n(&nl->ctr->conns_opened, nl->ctr->conns_opened + 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+void wh__conn_update_io(wh_conn *c)
+{
+    unsigned f = c->flags, want = 0;
+    if (f & WH__C_DEAD) return;
+    if (f & WH__C_CONNECTING) {
+        want = WH_IO_WRITE;
+    } else {
+        if (!(f & (WH__C_PAUSED | WH__C_BP | WH__C_CLOSING | WH__C_EOF))) want |= WH_IO_READ;
+        if (f & WH__C_WOUT) want |= WH_IO_WRITE;
+    }
+    int rc = wh_io_set(&c->io, want);
+    if (rc < 0) wh__conn_finish(c, rc);
+}
+
+static void wq_put(wh__netloop *nl, wh__wq *q)
+{
+    if (nl->nwq_cache < sizeof(nl->wq_cache) / sizeof(nl->wq_cache[0]))
+        nl->wq_cache[nl->nwq_cache++] = q;
+    else
+        free(q);
+}
+
+static wh__wq *wq_get(wh__netloop *nl)
+{
+    wh__wq *q = nl->nwq_cache ? nl->wq_cache[--nl->nwq_cache] : malloc(sizeof(*q));
+    if (q) wh__wq_init(q);
+    return q;
+}
+
+void wh__conn_finish(wh_conn *c, int err)
+{
+    if (c->flags & WH__C_DEAD) return;
+    wh__netloop *nl = NL(c);
+    c->flags |= WH__C_DEAD;
+    if (c->tmo_ticks) {
+        nl->ntimed--;
+        c->tmo_ticks = 0;
+    }
+    c->err = err; /* shares storage with act_tick, unused from now on */
+    wh__clink_del(&c->link);
+    int fd = c->io.fd;
+    wh__io_deinit(&c->io);
+    if (c->flags & WH__C_ABORT) {
+        /* SO_LINGER with a zero timeout: close(2) sends RST and drops unsent
+         * data instead of a FIN after it (socket(7)). */
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    } else if (err == 0 && !(c->flags & WH__C_EOF)) {
+        /* Orderly close while the peer may still be sending (e.g. pipelined
+         * requests after a "Connection: close" reply): close(2) with unread
+         * bytes in the receive queue sends RST instead of FIN, and an RST
+         * can make the peer discard our last reply before reading it
+         * (RFC 7230 6.6, "lingering close"). Send FIN first and discard what
+         * already arrived. Bytes that arrive later still cause an RST; a
+         * full lingering close would need a timer per conn. */
+        char sink[512];
+        shutdown(fd, SHUT_WR);
+        for (int i = 0; i < 8 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+            ;
+    }
+    close(fd);
+    /* Buffers are released in complete(): a user callback further up the
+     * stack may still be looking at the read buffer. */
+    schedule(c);
+}
+
+static void complete(wh_conn *c)
+{
+    wh__netloop *nl = NL(c);
+    c->flags |= WH__C_HELD; /* calls from on_close must not re-schedule c */
+    if (c->wq) {
+        wh__wq_clear(c->wq); /* runs done() of reference segments */
+        wq_put(nl, c->wq);
+        c->wq = NULL;
+    }
+    if (c->prof->cbs.on_close) c->prof->cbs.on_close(c, c->err, c->ud);
+    if (c->wq) { /* on_close queued bytes: they cannot go anywhere */
+        wh__wq_clear(c->wq);
+        wq_put(nl, c->wq);
+    }
+    free(c->rbuf);
+    nl->nconns--;
+    __atomic_store_n(&nl->ctr->conns_closed, nl->ctr->conns_closed + 1, __ATOMIC_RELAXED);
+    wh__conn_dealloc(nl, c);
+    if (nl->backoff.n) wh__listeners_fd_freed(nl);
+}
+
+static void do_flush(wh_conn *c, bool writable);
+
+void wh__conn_release(wh_conn *c, unsigned prev_held)
+{
+    if (prev_held) return;
+    if (!(c->flags & WH__C_DEAD) && (c->flags & WH__C_FLUSH)) do_flush(c, false);
+    c->flags &= (uint16_t)~WH__C_HELD;
+    if ((c->flags & (WH__C_DEAD | WH__C_PENDING)) == WH__C_DEAD) complete(c);
+}
+
+/* Orderly end once the queue is empty. */
+static void after_drain(wh_conn *c)
+{
+    if (c->flags & WH__C_CLOSING) {
+        wh__conn_finish(c, 0);
+    } else if ((c->flags & (WH__C_SHUT | WH__C_SHUT_DONE)) == WH__C_SHUT) {
+        c->flags |= WH__C_SHUT_DONE;
+        if (shutdown(c->io.fd, SHUT_WR) < 0 && errno != ENOTCONN) wh__conn_finish(c, -errno);
+    }
+}
+
+static void do_flush(wh_conn *c, bool writable)
+{
+    wh__netloop *nl = NL(c);
+    c->flags &= (uint16_t)~WH__C_FLUSH;
+    for (int guard = 0; guard < 16; guard++) {
+        if (c->flags & WH__C_DEAD) return;
+        bool again = false;
+        if (c->wq && c->wq->queued) {
+            if ((c->flags & WH__C_WOUT) && !writable)
+                return; /* EPOLLOUT will tell us when there is room */
+            ssize_t w = wh__wq_write(c->wq, c->io.fd, &again);
+            if (w < 0) {
+                wh__conn_finish(c, (int)w);
+                return;
+            }
+            if (w > 0) {
+                __atomic_store_n(&nl->ctr->bytes_out, nl->ctr->bytes_out + (uint64_t)w,
+                                 __ATOMIC_RELAXED);
+                touch(c);
+            }
+        }
+        if (!again && c->wq) {
+            wq_put(nl, c->wq);
+            c->wq = NULL;
+        }
+        if (again != !!(c->flags & WH__C_WOUT)) {
+            c->flags ^= WH__C_WOUT;
+            wh__conn_update_io(c);
+        }
+        if ((c->flags & WH__C_BP) && queued(c) <= c->prof->low_wm) {
+            c->flags &= (uint16_t)~WH__C_BP;
+            wh__conn_update_io(c);
+            if (c->prof->cbs.on_drain) {
+                c->prof->cbs.on_drain(c, c->ud);
+                c->flags &= (uint16_t)~WH__C_FLUSH;
+                if (queued(c) && !again) continue; /* flush what on_drain wrote */
+            }
+        }
+        break;
+    }
+    if (!(c->flags & WH__C_DEAD) && !queued(c)) after_drain(c);
+}
+
+/* Hands data to on_read (and to a new on_read installed meanwhile by
+ * wh_conn_set_cbs, e.g. an HTTP -> WebSocket upgrade). Returns bytes used. */
+static size_t deliver(wh_conn *c, char *data, size_t len)
+{
+    size_t total = 0;
+    wh__netloop *nl = NL(c);
+    wh_conn *outer = nl->reading;
+    nl->reading = c;
+    while (len > 0) {
+        const wh__prof *p = c->prof;
+        size_t used = p->cbs.on_read ? p->cbs.on_read(c, data, len, c->ud) : len;
+        if (used > len) used = len;
+        data += used;
+        len -= used;
+        total += used;
+        if (c->flags & (WH__C_DEAD | WH__C_PAUSED) || c->prof == p) break;
+    }
+    nl->reading = outer;
+    return total;
+}
+
+static int keep_rest(wh_conn *c, const char *data, size_t len)
+{
+    size_t cap = c->prof->read_buf_size;
+    if (cap < len) cap = len;
+    wh__rbuf *rb = malloc(sizeof(*rb) + cap);
+    if (!rb) return -ENOMEM;
+    rb->start = 0;
+    rb->end = len;
+    rb->cap = cap;
+    memcpy(rb->data, data, len);
+    c->rbuf = rb;
+    return 0;
+}
+
+static void offer_buffered(wh_conn *c)
+{
+    wh__rbuf *rb = c->rbuf;
+    if (!rb || (c->flags & (WH__C_DEAD | WH__C_PAUSED))) return;
+    rb->start += deliver(c, rb->data + rb->start, rb->end - rb->start);
+    if (c->rbuf == rb && rb->start == rb->end) {
+        free(rb);
+        c->rbuf = NULL;
+    }
+}
+
+static void peer_eof(wh_conn *c)
+{
+    c->flags |= WH__C_EOF;
+    wh__conn_update_io(c);
+    if (c->prof->cbs.on_eof) {
+        c->prof->cbs.on_eof(c, c->ud);
+        return;
+    }
+    c->flags |= WH__C_CLOSING;
+    if (!queued(c))
+        wh__conn_finish(c, 0);
+    else
+        c->flags |= WH__C_FLUSH;
+}
+
+static void do_read(wh_conn *c)
+{
+    wh__netloop *nl = NL(c);
+    for (int round = 0; round < READS_PER_EVENT; round++) {
+        if (c->flags & (WH__C_DEAD | WH__C_PAUSED | WH__C_BP | WH__C_CLOSING | WH__C_EOF)) return;
+        wh__rbuf *rb = c->rbuf;
+        char *buf;
+        size_t space;
+        if (rb) {
+            if (rb->end == rb->cap) {
+                if (rb->start > 0) {
+                    memmove(rb->data, rb->data + rb->start, rb->end - rb->start);
+                    rb->end -= rb->start;
+                    rb->start = 0;
+                } else if (rb->cap < c->prof->read_buf_max) {
+                    size_t cap = rb->cap * 2;
+                    if (cap > c->prof->read_buf_max) cap = c->prof->read_buf_max;
+                    wh__rbuf *nrb = realloc(rb, sizeof(*rb) + cap);
+                    if (!nrb) {
+                        wh__conn_finish(c, -ENOMEM);
+                        return;
+                    }
+                    rb = c->rbuf = nrb;
+                    rb->cap = cap;
+                } else {
+                    /* on_read keeps refusing bytes and the limit is reached:
+                     * the peer sent a message larger than we accept. */
+                    wh__conn_finish(c, -EMSGSIZE);
+                    return;
+                }
+            }
+            buf = rb->data + rb->end;
+            space = rb->cap - rb->end;
+        } else {
+            buf = nl->scratch;
+            space = c->prof->read_buf_size;
+        }
+        ssize_t n = read(c->io.fd, buf, space);
+        if (n < 0) {
+            if (errno == EINTR) {
+                round--;
+                continue;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK) wh__conn_finish(c, -errno);
+            return;
+        }
+        if (n == 0) {
+            peer_eof(c);
+            return;
+        }
+        __atomic_store_n(&nl->ctr->bytes_in, nl->ctr->bytes_in + (uint64_t)n, __ATOMIC_RELAXED);
+        touch(c);
+        if (rb) {
+            rb->end += (size_t)n;
+            offer_buffered(c);
+        } else {
+            size_t used = deliver(c, buf, (size_t)n);
+            if (used < (size_t)n && !(c->flags & WH__C_DEAD) &&
+                keep_rest(c, buf + used, (size_t)n - used) < 0) {
+                wh__conn_finish(c, -ENOMEM);
+                return;
+            }
+        }
+        if ((size_t)n < space) return; /* the socket is drained */
+    }
+}
+
+static void connect_done(wh_conn *c, unsigned events)
+{
+    int err = 0;
+    socklen_t sl = sizeof(err);
+    if (getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0) err = errno;
+    if (err == 0 && (events & (WH_IO_ERR | WH_IO_HUP))) err = ECONNREFUSED;
+    if (err) {
+        wh__conn_finish(c, -err);
+        return;
+    }
+    c->flags &= (uint16_t)~WH__C_CONNECTING;
+    /* The connect timeout ends here; on_open may set an idle timeout. */
+    wh_conn_set_timeout(c, 0);
+    wh__conn_update_io(c);
+    if (c->prof->cbs.on_open && !(c->flags & WH__C_DEAD)) c->prof->cbs.on_open(c, c->ud);
+}
+
+void wh__conn_io_cb(wh_io *io, unsigned events, void *ud)
+{
+    wh_conn *c = ud;
+    (void)io;
+    unsigned held = c->flags & WH__C_HELD;
+    bool reading = (wh_io_flags(&c->io) & WH_IO_READ) != 0;
+    c->flags |= WH__C_HELD;
+    if (c->flags & WH__C_CONNECTING) {
+        connect_done(c, events);
+    } else {
+        if ((events & WH_IO_WRITE) && (c->flags & WH__C_WOUT)) do_flush(c, true);
+        if (reading && (events & (WH_IO_READ | WH_IO_HUP | WH_IO_ERR)))
+            do_read(c); /* read() reports EOF or the error itself */
+        else if ((events & (WH_IO_HUP | WH_IO_ERR)) && !(c->flags & WH__C_DEAD)) {
+            /* Not reading (paused, or waiting to flush), so the interest had
+             * no EPOLLRDHUP: this is a full hang-up or an error. Nothing can
+             * be delivered any more, and a write-only interest on a dead
+             * socket would wake us forever. */
+            int err = 0;
+            socklen_t sl = sizeof(err);
+            getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &err, &sl);
+            wh__conn_finish(c, err ? -err : -ECONNRESET);
+        }
+    }
+    wh__conn_release(c, held);
+}
+
+void wh__conn_start(wh_conn *c)
+{
+    wh__conn_update_io(c);
+    if (c->prof->cbs.on_open && !(c->flags & WH__C_DEAD)) c->prof->cbs.on_open(c, c->ud);
+}
+
+void wh__conn_pending_run(wh_conn *c)
+{
+    c->flags &= (uint16_t)~WH__C_PENDING;
+    unsigned held = c->flags & WH__C_HELD;
+    c->flags |= WH__C_HELD;
+    if (!(c->flags & WH__C_DEAD) && (c->flags & WH__C_OFFER)) {
+        c->flags &= (uint16_t)~WH__C_OFFER;
+        offer_buffered(c);
+    }
+    wh__conn_release(c, held);
+}
+
+/* ---- public API ---------------------------------------------------------- */
+
+int wh_conn_adopt(wh_loop *loop, int fd, const wh_net_opts *opts, const wh_conn_cbs *cbs, void *ud,
+                  wh_conn **out)
+{
+    wh__netloop *nl = wh__netloop_get(loop);
+    if (!nl) return -ENOMEM;
+    const wh__prof *p = wh__prof_get(nl, cbs, opts);
+    if (!p) return -ENOMEM;
+    wh_conn *c = wh__conn_new(nl, fd, p, ud);
+    if (!c) return -ENOMEM;
+    if (out) *out = c;
+    c->flags |= WH__C_HELD;
+    wh__conn_start(c);
+    /* Do not complete here even if on_open closed c: the caller holds *out
+     * until this returns, so on_close and free wait for the end-of-iteration
+     * task. */
+    if (!(c->flags & WH__C_DEAD) && (c->flags & WH__C_FLUSH)) do_flush(c, false);
+    c->flags &= (uint16_t)~WH__C_HELD;
+    if (c->flags & WH__C_DEAD) schedule(c);
+    return 0;
+}
+
+static int queue_check(wh_conn *c)
+{
+    if (c->flags & (WH__C_DEAD | WH__C_CLOSING | WH__C_SHUT)) return -EPIPE;
+    if (!c->wq && !(c->wq = wq_get(NL(c)))) return -ENOMEM;
+    return 0;
+}
+
+static void queued_more(wh_conn *c)
+{
+    if (c->wq->queued > c->prof->high_wm && !(c->flags & WH__C_BP)) {
+        c->flags |= WH__C_BP;
+        wh__conn_update_io(c);
+    }
+    if (!(c->flags & WH__C_WOUT)) { /* with WOUT, EPOLLOUT drives the flush */
+        c->flags |= WH__C_FLUSH;
+        schedule(c);
+    }
+}
+
+int wh_conn_write(wh_conn *c, const void *data, size_t len)
+{
+    int rc = queue_check(c);
+    if (rc < 0) return rc;
+    if ((rc = wh__wq_copy(c->wq, data, len)) < 0) return rc;
+    queued_more(c);
+    return 0;
+}
+
+int wh_conn_write_ref(wh_conn *c, const void *data, size_t len, void (*done)(void *arg), void *arg)
+{
+    int rc = queue_check(c);
+    if (rc < 0) return rc;
+    if ((rc = wh__wq_ref(c->wq, data, len, done, arg)) < 0) return rc;
+    queued_more(c);
+    return 0;
+}
+
+int wh_conn_sendfile(wh_conn *c, int fd, off_t offset, size_t len, bool close_fd)
+{
+    int rc = queue_check(c);
+    if (rc < 0) return rc;
+    if ((rc = wh__wq_file(c->wq, fd, offset, len, close_fd)) < 0) return rc;
+    queued_more(c);
+    return 0;
+}
+
+int wh_conn_flush(wh_conn *c)
+{
+    if (c->flags & WH__C_DEAD) return c->err ? c->err : -EPIPE;
+    do_flush(c, false);
+    if (c->flags & WH__C_DEAD) {
+        schedule(c);
+        return c->err ? c->err : -EPIPE;
+    }
+    return 0;
+}
+
+size_t wh_conn_queued(const wh_conn *c)
+{
+    return queued(c);
+}
+
+bool wh_conn_writable(const wh_conn *c)
+{
+    return !(c->flags & (WH__C_BP | WH__C_DEAD | WH__C_CLOSING | WH__C_SHUT));
+}
+
+void wh_conn_close(wh_conn *c)
+{
+    if (c->flags & (WH__C_DEAD | WH__C_CLOSING)) return;
+    c->flags |= WH__C_CLOSING;
+    wh__conn_update_io(c);
+    if (c->flags & WH__C_CONNECTING) {
+        wh__conn_finish(c, -ECANCELED);
+    } else if (!queued(c)) {
+        wh__conn_finish(c, 0);
+    } else {
+        c->flags |= WH__C_FLUSH;
+        schedule(c);
+    }
+}
+
+void wh_conn_shutdown(wh_conn *c)
+{
+    if (c->flags & (WH__C_DEAD | WH__C_SHUT)) return;
+    c->flags |= WH__C_SHUT;
+    if (c->flags & WH__C_CONNECTING) return; /* after connecting, the first flush shuts down */
+    if (!queued(c)) {
+        after_drain(c);
+        if (c->flags & WH__C_DEAD) schedule(c);
+    } else {
+        c->flags |= WH__C_FLUSH;
+        schedule(c);
+    }
+}
+
+void wh_conn_abort(wh_conn *c)
+{
+    if (c->flags & WH__C_DEAD) return;
+    c->flags |= WH__C_ABORT;
+    wh__conn_finish(c, -ECONNABORTED);
+}
+
+void wh_conn_pause(wh_conn *c)
+{
+    if (c->flags & (WH__C_DEAD | WH__C_PAUSED)) return;
+    c->flags |= WH__C_PAUSED;
+    wh__conn_update_io(c);
+}
+
+void wh_conn_resume(wh_conn *c)
+{
+    if ((c->flags & WH__C_DEAD) || !(c->flags & WH__C_PAUSED)) return;
+    c->flags &= (uint16_t)~WH__C_PAUSED;
+    wh__conn_update_io(c);
+    if (c->rbuf) {
+        c->flags |= WH__C_OFFER;
+        schedule_always(c);
+    }
+}
+
+void wh_conn_set_timeout(wh_conn *c, uint32_t ms)
+{
+    if (c->flags & WH__C_DEAD) return;
+    wh__netloop *nl = NL(c);
+    /* +1: act_tick is the tick the last I/O fell in (rounded down), so one
+     * more tick guarantees at least ms of silence before expiry. */
+    uint32_t ticks = ms ? (ms + WH__NET_TICK_MS - 1) / WH__NET_TICK_MS + 1 : 0;
+    if (ticks > UINT16_MAX) ticks = UINT16_MAX; /* ~109 minutes: 2 bytes per conn */
+    if (!c->tmo_ticks && ticks)
+        nl->ntimed++;
+    else if (c->tmo_ticks && !ticks)
+        nl->ntimed--;
+    c->tmo_ticks = (uint16_t)ticks;
+    c->act_tick = wh__net_tick(nl);
+    wh__wheel_place(nl, c);
+}
+
+void wh_conn_set_data(wh_conn *c, void *data)
+{
+    c->data = data;
+}
+
+void *wh_conn_data(const wh_conn *c)
+{
+    return c->data;
+}
+
+void wh_conn_set_cbs(wh_conn *c, const wh_conn_cbs *cbs, void *ud)
+{
+    /* Keep the buffer limits of the current profile. */
+    wh_net_opts o;
+    wh_net_opts_init(&o);
+    o.read_buf_size = c->prof->read_buf_size;
+    o.read_buf_max = c->prof->read_buf_max;
+    o.high_watermark = c->prof->high_wm;
+    o.low_watermark = c->prof->low_wm;
+    const wh__prof *p = wh__prof_get(NL(c), cbs, &o);
+    if (!p) return; /* -ENOMEM: keep the old callbacks rather than none */
+    c->prof = p;
+    c->ud = ud;
+    /* Inside on_read, deliver() sees the change and offers the rest itself;
+     * otherwise buffered bytes go to the new on_read at the end of the
+     * iteration. */
+    if (c->rbuf && NL(c)->reading != c) {
+        c->flags |= WH__C_OFFER;
+        schedule_always(c);
+    }
+}
+
+wh_loop *wh_conn_loop(const wh_conn *c)
+{
+    return c->io.loop;
+}
+
+const wh_sockaddr *wh_conn_peer(const wh_conn *c)
+{
+    /* Not stored per conn (112 bytes each at 100k idle conns): looked up on
+     * demand into per-loop storage, valid until the next call on this loop. */
+    wh_sockaddr *peer = &NL(c)->peer_tmp;
+    if (c->flags & WH__C_DEAD || wh__sock_peer(c->io.fd, peer) < 0) memset(peer, 0, sizeof(*peer));
+    return peer;
+}
+
+int wh_conn_fd(const wh_conn *c)
+{
+    return (c->flags & WH__C_DEAD) ? -1 : c->io.fd;
+}
+
+bool wh__conn_idle(const wh_conn *c)
+{
+    return !(c->flags & (WH__C_DEAD | WH__C_CLOSING)) && !c->rbuf && !queued(c);
+}
+
+bool wh__conn_closing(const wh_conn *c)
+{
+    return (c->flags & (WH__C_DEAD | WH__C_CLOSING | WH__C_SHUT | WH__C_EOF)) != 0;
+}

@@ -1,0 +1,281 @@
+/* Listeners: accept4 in a loop on a listening fd.
+ *
+ * Running out of descriptors. When accept4 fails with EMFILE/ENFILE the
+ * pending connection stays in the backlog and the listening fd stays
+ * readable, so a level-triggered loop would spin at 100% CPU. We stop
+ * watching the fd and retry from a timer, 10 ms doubling up to 1 s, and at
+ * once when a connection on this loop closes (it freed a descriptor). The
+ * next successful accept resets the delay.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "net/net_priv.h"
+
+#define BACKOFF_MIN_MS 10u
+#define BACKOFF_MAX_MS 1000u
+
+struct wh_listener {
+    wh__netloop *nl;
+    wh_io *io; /* NULL while paused or backing off */
+    wh_timer *timer;
+    int fd;
+    int family;
+    unsigned io_flags;
+    wh_net_opts opts;
+    wh__accept_cb on_accept;
+    const wh__prof *prof; /* adopt mode */
+    void *ud;
+    unsigned delay_ms;
+    bool paused;  /* wh__listener_pause */
+    bool backing; /* waiting out EMFILE */
+    bool in_cb;   /* inside on_accept/adopt: free must wait */
+    bool want_free;
+    bool own_fd; /* wh_listen: close (and unlink) on free */
+    uint64_t accepted, backoffs;
+};
+
+static void accept_cb(wh_io *io, unsigned events, void *ud);
+
+static int watch(wh_listener *l)
+{
+    if (l->io) return 0;
+    /* A fresh watcher each time rather than wh_io_set(0)/(READ): an
+     * EPOLLEXCLUSIVE registration cannot be modified, only deleted and added,
+     * and pausing is rare. */
+    int rc = wh_io_new(l->nl->loop, l->fd, accept_cb, l, &l->io);
+    if (rc < 0) return rc;
+    rc = wh_io_set(l->io, WH_IO_READ | (l->io_flags & WH_IO_EXCLUSIVE));
+    if (rc < 0) {
+        wh_io_free(l->io);
+        l->io = NULL;
+    }
+    return rc;
+}
+
+static void unwatch(wh_listener *l)
+{
+    if (l->io) {
+        wh_io_free(l->io);
+        l->io = NULL;
+    }
+}
+
+static void backoff_remove(wh_listener *l)
+{
+    wh__lvec *v = &l->nl->backoff;
+    for (uint32_t i = 0; i < v->n; i++) {
+        if (v->v[i] == l) {
+            v->v[i] = v->v[--v->n];
+            break;
+        }
+    }
+}
+
+static void backoff_end(wh_listener *l)
+{
+    if (!l->backing) return;
+    l->backing = false;
+    wh_timer_stop(l->timer);
+    backoff_remove(l);
+    if (!l->paused) (void)watch(l);
+}
+
+static void retry_cb(wh_timer *t, void *ud)
+{
+    wh_listener *l = ud;
+    (void)t;
+    /* Watch again; if the descriptors are still exhausted the next accept
+     * fails at once and we come back here with a longer delay. */
+    backoff_end(l);
+}
+
+static void backoff_start(wh_listener *l)
+{
+    l->backoffs++;
+    unwatch(l);
+    if (!l->backing) {
+        l->backing = true;
+        if (wh__lvec_push(&l->nl->backoff, l) < 0) {
+            /* cannot be woken by closes: the timer alone will do */
+        }
+    }
+    wh_timer_start(l->timer, l->delay_ms, 0);
+    l->delay_ms = l->delay_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : l->delay_ms * 2;
+}
+
+void wh__listeners_fd_freed(wh__netloop *nl)
+{
+    /* Copy: backoff_end edits the vector. */
+    while (nl->backoff.n) {
+        wh_listener *l = nl->backoff.v[nl->backoff.n - 1];
+        backoff_end(l);
+    }
+}
+
+static void listener_destroy(wh_listener *l)
+{
+    if (l->backing) backoff_remove(l);
+    unwatch(l);
+    wh_timer_free(l->timer);
+    if (l->own_fd) {
+        wh_sockaddr a;
+        if (l->family == AF_UNIX && wh__sock_local(l->fd, &a) == 0) {
+            const struct sockaddr_un *un = (const struct sockaddr_un *)a.u.raw;
+            if (a.len > offsetof(struct sockaddr_un, sun_path) + 1 && un->sun_path[0] == '/')
+                unlink(un->sun_path);
+        }
+        close(l->fd);
+    }
+    free(l);
+}
+
+static void accept_cb(wh_io *io, unsigned events, void *ud)
+{
+    wh_listener *l = ud;
+    (void)io;
+    (void)events;
+    unsigned batch = l->opts.accept_batch ? l->opts.accept_batch : 64;
+    l->in_cb = true;
+    for (unsigned i = 0; i < batch && l->io && !l->want_free; i++) {
+        /* accept4 sets O_NONBLOCK and FD_CLOEXEC atomically: no fcntl calls
+         * and no window where an exec elsewhere inherits the socket. */
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            if (e == EAGAIN || e == EWOULDBLOCK) break;
+            if (e == EINTR) continue;
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                backoff_start(l);
+                break;
+            }
+            /* accept(2): Linux passes already-pending network errors on the
+             * new socket (ECONNABORTED, EPROTO, ENETDOWN, EHOSTUNREACH ...)
+             * as accept errors; they concern that one connection only. */
+            continue;
+        }
+        l->accepted++;
+        l->delay_ms = BACKOFF_MIN_MS;
+        (void)wh__sock_apply_accepted(fd, l->family, &l->opts);
+        if (l->on_accept) {
+            l->on_accept(l, fd, l->ud);
+        } else {
+            wh_conn *c;
+            if (wh_conn_adopt(l->nl->loop, fd, &l->opts, &l->prof->cbs, l->ud, &c) < 0) close(fd);
+        }
+    }
+    l->in_cb = false;
+    if (l->want_free) listener_destroy(l);
+}
+
+int wh__listener_new(wh_loop *loop, int fd, unsigned io_flags, const wh_net_opts *opts,
+                     wh__accept_cb on_accept, const wh_conn_cbs *cbs, void *ud, wh_listener **out)
+{
+    wh__netloop *nl = wh__netloop_get(loop);
+    if (!nl) return -ENOMEM;
+    wh_listener *l = calloc(1, sizeof(*l));
+    if (!l) return -ENOMEM;
+    l->nl = nl;
+    l->fd = fd;
+    l->io_flags = io_flags;
+    if (opts)
+        l->opts = *opts;
+    else
+        wh_net_opts_init(&l->opts);
+    l->on_accept = on_accept;
+    l->ud = ud;
+    l->delay_ms = BACKOFF_MIN_MS;
+    wh_sockaddr local;
+    if (wh__sock_local(fd, &local) == 0) l->family = local.u.sa.family;
+    if (!on_accept && !(l->prof = wh__prof_get(nl, cbs, &l->opts))) {
+        free(l);
+        return -ENOMEM;
+    }
+    int rc = wh_timer_new(loop, retry_cb, l, &l->timer);
+    if (rc < 0) {
+        free(l);
+        return rc;
+    }
+    if ((rc = watch(l)) < 0) {
+        wh_timer_free(l->timer);
+        free(l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+void wh__listener_pause(wh_listener *l)
+{
+    l->paused = true;
+    unwatch(l);
+}
+
+int wh__listener_resume(wh_listener *l)
+{
+    l->paused = false;
+    if (l->backing) return 0; /* the back-off timer resumes it */
+    return watch(l);
+}
+
+void wh__listener_free(wh_listener *l)
+{
+    if (!l) return;
+    if (l->in_cb) {
+        l->want_free = true;
+        unwatch(l);
+        return;
+    }
+    listener_destroy(l);
+}
+
+int wh__listener_fd(const wh_listener *l)
+{
+    return l->fd;
+}
+
+wh_loop *wh__listener_loop(const wh_listener *l)
+{
+    return l->nl->loop;
+}
+
+uint64_t wh__listener_accepted(const wh_listener *l)
+{
+    return l->accepted;
+}
+
+uint64_t wh__listener_backoffs(const wh_listener *l)
+{
+    return l->backoffs;
+}
+
+int wh_listen(wh_loop *loop, const char *addr, const wh_net_opts *opts, const wh_conn_cbs *cbs,
+              void *ud, wh_listener **out)
+{
+    enum wh_addr_kind kind;
+    wh_sockaddr sa;
+    int fd, rc = wh_addr_parse(addr, &sa, &kind);
+    if (rc < 0) return rc;
+    if (kind == WH_ADDR_UDP) return -EINVAL; /* datagrams: wh_udp_bind */
+    if ((rc = wh__listen_fd(&sa, kind, opts, &fd)) < 0) return rc;
+    if ((rc = wh__listener_new(loop, fd, 0, opts, NULL, cbs, ud, out)) < 0) {
+        close(fd);
+        return rc;
+    }
+    (*out)->own_fd = true;
+    return 0;
+}
+
+int wh_listener_local(const wh_listener *l, wh_sockaddr *out)
+{
+    return wh__sock_local(l->fd, out);
+}
+
+void wh_listener_close(wh_listener *l)
+{
+    if (!l) return;
+    wh__listener_free(l);
+}

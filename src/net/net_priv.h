@@ -1,0 +1,162 @@
+/* Private to src/net: structures shared by conn.c, netloop.c, listener.c,
+ * connect.c and udp.c. Other layers use net_internal.h. */
+#ifndef WH_NET_PRIV_H
+#define WH_NET_PRIV_H
+
+#include "net/net_internal.h"
+
+typedef struct wh__clink {
+    struct wh__clink *prev, *next;
+} wh__clink;
+
+static inline void wh__clink_init(wh__clink *h)
+{
+    h->prev = h->next = h;
+}
+static inline void wh__clink_del(wh__clink *l)
+{
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    l->prev = l->next = l;
+}
+static inline void wh__clink_add_tail(wh__clink *h, wh__clink *l)
+{
+    l->prev = h->prev;
+    l->next = h;
+    h->prev->next = l;
+    h->prev = l;
+}
+
+typedef struct wh__netloop wh__netloop;
+
+/* Callbacks + buffer limits, interned per loop so a connection carries one
+ * pointer instead of a 48-byte copy (idle memory per connection matters at
+ * 100k connections). Profiles live until the loop is freed; there are as
+ * many as distinct (callbacks, limits) combinations, i.e. a handful. */
+typedef struct wh__prof {
+    struct wh__prof *next;
+    wh__netloop *nl;
+    wh_conn_cbs cbs;
+    size_t read_buf_size, read_buf_max, high_wm, low_wm;
+} wh__prof;
+
+/* Read buffer for bytes on_read left unconsumed (none while idle). */
+typedef struct wh__rbuf {
+    size_t start, end, cap;
+    char data[];
+} wh__rbuf;
+
+/* Connection flags. */
+enum {
+    WH__C_HELD = 1u << 0,        /* a dispatcher frame will look at the conn when it returns */
+    WH__C_PENDING = 1u << 1,     /* in nl->pend (end-of-iteration work) */
+    WH__C_DEAD = 1u << 2,        /* finished: fd closed; on_close + free outstanding */
+    WH__C_PAUSED = 1u << 3,      /* wh_conn_pause */
+    WH__C_BP = 1u << 4,          /* above the high watermark: reading paused */
+    WH__C_CLOSING = 1u << 5,     /* orderly close: flush, then finish(0) */
+    WH__C_SHUT = 1u << 6,        /* shutdown(SHUT_WR) once the queue drains */
+    WH__C_SHUT_DONE = 1u << 7,   /* write side shut down */
+    WH__C_EOF = 1u << 8,         /* the peer sent FIN */
+    WH__C_WOUT = 1u << 9,        /* waiting for EPOLLOUT */
+    WH__C_CONNECTING = 1u << 10, /* outbound connect in progress */
+    WH__C_OFFER = 1u << 11,      /* buffered input must be offered to on_read */
+    WH__C_FLUSH = 1u << 12,      /* queued output must be flushed */
+    WH__C_ABORT = 1u << 13,      /* close with RST (SO_LINGER 0) */
+    WH__C_OPEN = 1u << 14,       /* on_open has run (on_close is owed) */
+};
+
+struct wh_conn {
+    wh_io io;       /* embedded watcher: io.fd is the socket, io.ud the conn */
+    wh__clink link; /* timeout wheel slot, or nl->untimed */
+    const wh__prof *prof;
+    void *ud;
+    void *data;
+    wh__rbuf *rbuf;
+    wh__wq *wq;
+    union {
+        uint32_t act_tick; /* wheel tick of the last I/O (while alive) */
+        int32_t err;       /* error for on_close (once DEAD; no timeout then) */
+    };
+    uint16_t tmo_ticks; /* timeout in ticks, 0 = none (max 65535: ~109 min) */
+    uint16_t flags;
+};
+
+typedef struct wh__lvec {
+    void **v;
+    uint32_t n, cap;
+} wh__lvec;
+
+struct wh__netloop {
+    wh_loop *loop;
+    wh__net_counters *ctr; /* never NULL: points at own when unset */
+    wh__net_counters own;
+    wh__prof *profs;
+    wh__lvec pend; /* conns with end-of-iteration work */
+    wh__lvec udps; /* UDP sockets with sends to flush */
+    bool defer_armed;
+    char *scratch; /* shared read buffer: bytes on_read consumes never need a private buffer */
+    size_t scratch_cap;
+    size_t nconns;
+    /* Timeout wheel: conn->link sits in wheel[deadline % SIZE] (or in
+     * untimed); refreshing a timeout only stores act_tick. */
+    wh__clink wheel[WH__NET_WHEEL_SIZE];
+    wh__clink untimed;
+    size_t ntimed;
+    uint32_t last_tick;
+    wh_timer timer;
+    bool timer_on;
+    /* Listeners waiting out EMFILE: resumed when a conn closes. */
+    wh__lvec backoff;
+    wh_conn *reading;     /* conn whose on_read is running (wh_conn_set_cbs) */
+    wh_sockaddr peer_tmp; /* wh_conn_peer's result */
+    /* Connection slab: free list threaded through dead conns, carved from
+     * blocks that live as long as the loop (no malloc header per conn). */
+    void *conn_free;
+    wh__lvec conn_blocks;
+    /* Small cache of write queue headers (hot path: no malloc). */
+    wh__wq *wq_cache[32];
+    unsigned nwq_cache;
+};
+
+/* The loop's net state, created on first use; NULL only on -ENOMEM. */
+wh__netloop *wh__netloop_get(wh_loop *loop);
+/* Memory for one wh_conn from the loop's slab; NULL on -ENOMEM. */
+wh_conn *wh__conn_alloc(wh__netloop *nl);
+/* Returns a conn's memory to the slab. */
+void wh__conn_dealloc(wh__netloop *nl, wh_conn *c);
+/* Interns cbs + opts for nl. NULL on -ENOMEM. */
+const wh__prof *wh__prof_get(wh__netloop *nl, const wh_conn_cbs *cbs, const wh_net_opts *o);
+/* Appends p to v; 0 or -ENOMEM. */
+int wh__lvec_push(wh__lvec *v, void *p);
+/* Makes sure the end-of-iteration task will run. */
+void wh__netloop_arm(wh__netloop *nl);
+/* Current wheel tick. */
+static inline uint32_t wh__net_tick(const wh__netloop *nl)
+{
+    return (uint32_t)(wh_loop_now(nl->loop) / WH__NET_TICK_MS);
+}
+/* Puts c in the wheel (or untimed) according to c->tmo_ticks/act_tick. */
+void wh__wheel_place(wh__netloop *nl, wh_conn *c);
+
+/* conn.c */
+/* Allocates a conn around fd (not yet watching); NULL on -ENOMEM. */
+wh_conn *wh__conn_new(wh__netloop *nl, int fd, const wh__prof *p, void *ud);
+/* Ends the connection with err (0 orderly, <0 errno); idempotent. */
+void wh__conn_finish(wh_conn *c, int err);
+/* Runs the end-of-iteration work for c (nl->pend processing). */
+void wh__conn_pending_run(wh_conn *c);
+/* Drops the hold taken by a dispatcher frame; completes c if it died. */
+void wh__conn_release(wh_conn *c, unsigned prev_held);
+/* Recomputes the io interest from the flags. */
+void wh__conn_update_io(wh_conn *c);
+/* Event callback for connections. */
+void wh__conn_io_cb(wh_io *io, unsigned events, void *ud);
+/* Starts a fresh conn: watch + on_open (HELD by the caller). */
+void wh__conn_start(wh_conn *c);
+
+/* listener.c: a conn closed on nl, retry listeners in back-off. */
+void wh__listeners_fd_freed(wh__netloop *nl);
+/* udp.c: flush queued datagrams of u (end of iteration). */
+void wh__udp_flush_pending(void *u);
+
+#endif

@@ -1,0 +1,322 @@
+/* Per-loop networking state (loop slot WH__SLOT_NET): interned callback
+ * profiles, the end-of-iteration work list, the shared read buffer and the
+ * connection timeout wheel.
+ *
+ * Timeout wheel: WH__NET_WHEEL_SIZE slots of WH__NET_TICK_MS each, driven by
+ * one repeating loop timer that runs only while some connection has a
+ * timeout. A conn sits in slot (deadline % SIZE). I/O only stores the current
+ * tick in c->act_tick (no list operation, no syscall); when the wheel reaches
+ * a conn's slot it either expires it or moves it to the slot of its real
+ * deadline. Deadlines beyond one turn of the wheel simply wait one more turn.
+ * Accuracy: a timeout of ms fires between ms and ms + two ticks after the
+ * last I/O (plus loop latency); cost per tick is the conns in one slot.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/net_priv.h"
+
+int wh__lvec_push(wh__lvec *v, void *p)
+{
+    if (v->n == v->cap) {
+        uint32_t cap = v->cap ? v->cap * 2 : 16;
+        void **nv = realloc(v->v, cap * sizeof(*nv));
+        if (!nv) return -ENOMEM;
+        v->v = nv;
+        v->cap = cap;
+    }
+    v->v[v->n++] = p;
+    return 0;
+}
+
+/* Conns come from per-loop blocks: an idle conn costs sizeof(struct
+ * wh_conn) exactly, without malloc's header and rounding, and accept/close
+ * do not touch the allocator. Blocks are kept until the loop is freed (a
+ * pool sized by the peak number of conns). Under AddressSanitizer plain
+ * malloc/free is used, so a use-after-free of a conn is still caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#define WH__CONN_SLAB 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WH__CONN_SLAB 0
+#endif
+#endif
+#ifndef WH__CONN_SLAB
+#define WH__CONN_SLAB 1
+#endif
+#define CONNS_PER_BLOCK 64
+
+wh_conn *wh__conn_alloc(wh__netloop *nl)
+{
+#if WH__CONN_SLAB
+    if (!nl->conn_free) {
+        char *blk = malloc(CONNS_PER_BLOCK * sizeof(wh_conn));
+        if (!blk || wh__lvec_push(&nl->conn_blocks, blk) < 0) {
+            free(blk);
+            return NULL;
+        }
+        for (int i = CONNS_PER_BLOCK - 1; i >= 0; i--) {
+            void **slot = (void **)(blk + (size_t)i * sizeof(wh_conn));
+            *slot = nl->conn_free;
+            nl->conn_free = slot;
+        }
+    }
+    void **c = nl->conn_free;
+    nl->conn_free = *c;
+    return (wh_conn *)c;
+#else
+    (void)nl;
+    return malloc(sizeof(wh_conn));
+#endif
+}
+
+void wh__conn_dealloc(wh__netloop *nl, wh_conn *c)
+{
+#if WH__CONN_SLAB
+    void **slot = (void **)c;
+    *slot = nl->conn_free;
+    nl->conn_free = slot;
+#else
+    (void)nl;
+    free(c);
+#endif
+}
+
+static void conn_abort_cb(wh_conn *c, void *ud)
+{
+    (void)ud;
+    wh_conn_abort(c);
+}
+
+static void run_pending(wh_loop *loop, void *arg);
+
+static void netloop_free(void *ptr)
+{
+    wh__netloop *nl = ptr;
+    /* Loop teardown: every conn still open is aborted; its on_close runs
+     * here, while the loop is still intact. */
+    wh__net_foreach_conn(nl->loop, conn_abort_cb, NULL);
+    /* Run the completions the aborts queued (and any earlier ones). */
+    for (int rounds = 0; nl->pend.n && rounds < 8; rounds++)
+        run_pending(nl->loop, nl);
+    if (nl->timer_on) wh_timer_stop(&nl->timer);
+    wh__timer_deinit(&nl->timer);
+    for (wh__prof *p = nl->profs; p;) {
+        wh__prof *n = p->next;
+        free(p);
+        p = n;
+    }
+    for (unsigned i = 0; i < nl->nwq_cache; i++)
+        free(nl->wq_cache[i]);
+    for (uint32_t i = 0; i < nl->conn_blocks.n; i++)
+        free(nl->conn_blocks.v[i]);
+    free(nl->conn_blocks.v);
+    free(nl->pend.v);
+    free(nl->udps.v);
+    free(nl->backoff.v);
+    free(nl->scratch);
+    free(nl);
+}
+
+static void wheel_tick(wh_timer *t, void *ud);
+
+wh__netloop *wh__netloop_get(wh_loop *loop)
+{
+    wh__netloop *nl = wh__loop_slot(loop, WH__SLOT_NET);
+    if (nl) return nl;
+    nl = calloc(1, sizeof(*nl));
+    if (!nl) return NULL;
+    nl->loop = loop;
+    nl->ctr = &nl->own;
+    wh__clink_init(&nl->untimed);
+    for (unsigned i = 0; i < WH__NET_WHEEL_SIZE; i++)
+        wh__clink_init(&nl->wheel[i]);
+    wh__timer_init(loop, &nl->timer, wheel_tick, nl);
+    /* sendfile(2) has no MSG_NOSIGNAL: a peer that vanished would kill the
+     * process with SIGPIPE. Ignore it unless the application installed its
+     * own disposition (then it has decided already). */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+    wh__loop_set_slot(loop, WH__SLOT_NET, nl, netloop_free);
+    return nl;
+}
+
+const wh__prof *wh__prof_get(wh__netloop *nl, const wh_conn_cbs *cbs, const wh_net_opts *o)
+{
+    wh__prof key;
+    wh_net_opts d;
+    if (!o) {
+        wh_net_opts_init(&d);
+        o = &d;
+    }
+    memset(&key, 0, sizeof(key));
+    if (cbs) key.cbs = *cbs;
+    key.read_buf_size = o->read_buf_size ? o->read_buf_size : 16384;
+    key.read_buf_max = o->read_buf_max ? o->read_buf_max : (1u << 20);
+    if (key.read_buf_max < key.read_buf_size) key.read_buf_max = key.read_buf_size;
+    key.high_wm = o->high_watermark ? o->high_watermark : (1u << 20);
+    key.low_wm = o->low_watermark <= key.high_wm ? o->low_watermark : key.high_wm;
+    for (wh__prof *p = nl->profs; p; p = p->next) {
+        if (!memcmp(&p->cbs, &key.cbs, sizeof(key.cbs)) && p->read_buf_size == key.read_buf_size &&
+            p->read_buf_max == key.read_buf_max && p->high_wm == key.high_wm &&
+            p->low_wm == key.low_wm)
+            return p;
+    }
+    if (key.read_buf_size > nl->scratch_cap) {
+        char *s = realloc(nl->scratch, key.read_buf_size);
+        if (!s) return NULL;
+        nl->scratch = s;
+        nl->scratch_cap = key.read_buf_size;
+    }
+    wh__prof *p = malloc(sizeof(*p));
+    if (!p) return NULL;
+    *p = key;
+    p->nl = nl;
+    p->next = nl->profs;
+    nl->profs = p;
+    return p;
+}
+
+/* End of the loop iteration: flushes writes made outside callbacks, offers
+ * buffered input, completes closed conns, flushes UDP sends. */
+static void run_pending(wh_loop *loop, void *arg)
+{
+    wh__netloop *nl = arg;
+    (void)loop;
+    nl->defer_armed = false;
+    /* Swap out the list: work queued while we run goes to the next round. */
+    wh__lvec work = nl->pend;
+    memset(&nl->pend, 0, sizeof(nl->pend));
+    for (uint32_t i = 0; i < work.n; i++)
+        wh__conn_pending_run(work.v[i]);
+    if (!nl->pend.v) {
+        work.n = 0;
+        nl->pend = work; /* keep the allocation */
+    } else {
+        free(work.v);
+    }
+    wh__lvec uw = nl->udps;
+    memset(&nl->udps, 0, sizeof(nl->udps));
+    for (uint32_t i = 0; i < uw.n; i++)
+        wh__udp_flush_pending(uw.v[i]);
+    if (!nl->udps.v) {
+        uw.n = 0;
+        nl->udps = uw;
+    } else {
+        free(uw.v);
+    }
+}
+
+void wh__netloop_arm(wh__netloop *nl)
+{
+    if (nl->defer_armed) return;
+    if (wh_loop_defer(nl->loop, run_pending, nl) == 0) nl->defer_armed = true;
+}
+
+int wh__net_set_counters(wh_loop *loop, wh__net_counters *c)
+{
+    wh__netloop *nl = wh__netloop_get(loop);
+    if (!nl) return -ENOMEM;
+    nl->ctr = c ? c : &nl->own;
+    return 0;
+}
+
+size_t wh__net_conn_count(const wh_loop *loop)
+{
+    const wh__netloop *nl = wh__loop_slot(loop, WH__SLOT_NET);
+    return nl ? nl->nconns : 0;
+}
+
+static void foreach_list(wh__clink *head, void (*fn)(wh_conn *c, void *ud), void *ud)
+{
+    /* fn may close any conn (which unlinks it). Move the list aside and pop
+     * one at a time, putting each back first, so removal anywhere is safe. */
+    wh__clink tmp;
+    if (head->next == head) return;
+    tmp.next = head->next;
+    tmp.prev = head->prev;
+    tmp.next->prev = &tmp;
+    tmp.prev->next = &tmp;
+    wh__clink_init(head);
+    while (tmp.next != &tmp) {
+        wh__clink *l = tmp.next;
+        wh__clink_del(l);
+        wh__clink_add_tail(head, l);
+        wh_conn *c = (wh_conn *)((char *)l - offsetof(wh_conn, link));
+        fn(c, ud);
+    }
+}
+
+void wh__net_foreach_conn(wh_loop *loop, void (*fn)(wh_conn *c, void *ud), void *ud)
+{
+    wh__netloop *nl = wh__loop_slot(loop, WH__SLOT_NET);
+    if (!nl) return;
+    foreach_list(&nl->untimed, fn, ud);
+    for (unsigned i = 0; i < WH__NET_WHEEL_SIZE; i++)
+        foreach_list(&nl->wheel[i], fn, ud);
+}
+
+void wh__wheel_place(wh__netloop *nl, wh_conn *c)
+{
+    wh__clink_del(&c->link);
+    if (!c->tmo_ticks) {
+        wh__clink_add_tail(&nl->untimed, &c->link);
+        return;
+    }
+    uint32_t deadline = c->act_tick + c->tmo_ticks;
+    wh__clink_add_tail(&nl->wheel[deadline % WH__NET_WHEEL_SIZE], &c->link);
+    if (!nl->timer_on) {
+        nl->last_tick = wh__net_tick(nl);
+        wh_timer_start(&nl->timer, WH__NET_TICK_MS, WH__NET_TICK_MS);
+        nl->timer_on = true;
+    }
+}
+
+static void wheel_slot(wh__netloop *nl, unsigned slot, uint32_t now)
+{
+    wh__clink *head = &nl->wheel[slot];
+    wh__clink tmp;
+    if (head->next == head) return;
+    tmp.next = head->next;
+    tmp.prev = head->prev;
+    tmp.next->prev = &tmp;
+    tmp.prev->next = &tmp;
+    wh__clink_init(head);
+    while (tmp.next != &tmp) {
+        wh__clink *l = tmp.next;
+        wh_conn *c = (wh_conn *)((char *)l - offsetof(wh_conn, link));
+        uint32_t deadline = c->act_tick + c->tmo_ticks;
+        if ((int32_t)(now - deadline) >= 0) {
+            /* Expired: put it back in a real list first, finish unlinks it. */
+            wh__clink_del(l);
+            wh__clink_add_tail(&nl->untimed, l);
+            unsigned held = c->flags & WH__C_HELD;
+            c->flags |= WH__C_HELD;
+            wh__conn_finish(c, -ETIMEDOUT);
+            wh__conn_release(c, held);
+        } else {
+            wh__clink_del(l);
+            wh__clink_add_tail(&nl->wheel[deadline % WH__NET_WHEEL_SIZE], l);
+        }
+    }
+}
+
+static void wheel_tick(wh_timer *t, void *ud)
+{
+    wh__netloop *nl = ud;
+    (void)t;
+    uint32_t now = wh__net_tick(nl);
+    uint32_t n = now - nl->last_tick;
+    if (n > WH__NET_WHEEL_SIZE) n = WH__NET_WHEEL_SIZE;
+    for (uint32_t i = 1; i <= n; i++)
+        wheel_slot(nl, (nl->last_tick + i) % WH__NET_WHEEL_SIZE, now);
+    nl->last_tick = now;
+    if (nl->ntimed == 0 && nl->timer_on) {
+        wh_timer_stop(&nl->timer);
+        nl->timer_on = false;
+    }
+}

@@ -1,0 +1,220 @@
+/* Internal runtime interfaces: the server and worker structures shared by the
+ * files of src/runtime, plus the hooks other layers use (HTTP tells the
+ * runtime when a connection is mid-request).
+ *
+ * Threading model (see docs in server.c):
+ *  - every worker thread runs one wh_loop; its struct wh__worker lives in the
+ *    loop's WH__SLOT_RUNTIME slot and is touched only by that thread, except
+ *    the counters (single writer, relaxed atomics, read by wh_server_stats_get)
+ *    and the dispatch ring (SPSC: the acceptor pushes, the worker pops);
+ *  - wh_server_stop may run on any thread: it flips atomics and posts a task
+ *    to every loop (wh_loop_post), so the stop reaches each thread through
+ *    its own eventfd.
+ */
+#ifndef WH_RUNTIME_INTERNAL_H
+#define WH_RUNTIME_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "net/net_internal.h"
+#include "wharf/ring.h"
+#include "wharf/server.h"
+
+#define WH__RT_MAX_LISTENERS 16
+/* Graceful-stop poll: how often a draining worker re-checks its conns for
+ * idleness (cheap: a walk over the thread's conns, no syscall unless idle). */
+#define WH__RT_DRAIN_SCAN_MS 20u
+/* Dispatch model: accepted sockets a worker's ring can hold before the
+ * acceptor tries another worker. */
+#define WH__RT_RING_SIZE 4096u
+
+/* ---------------------------------------------------------------------------
+ * Hooks for the layers above (HTTP, WebSocket).
+ * ------------------------------------------------------------------------- */
+
+/* Marks c as mid-request (busy true) or between requests (false). A busy
+ * connection is never closed by a graceful shutdown; once it turns idle again
+ * while the server stops, it is closed at once (after its queue drains).
+ * Call on c's loop thread. Cheap (a hash-set insert/remove, no syscall, no
+ * lock). No-op for connections not accepted by a wh_server. Idempotent: the
+ * flag is a set membership, not a counter. A closed connection drops out by
+ * itself (its address is cleared when a new conn reuses it), but calling
+ * busy(c, false) in on_close is good manners. */
+void wh__server_conn_busy(wh_conn *c, bool busy);
+/* The server whose worker thread runs loop, or NULL (not a server loop). */
+wh_server *wh__server_of_loop(const wh_loop *loop);
+/* Worker index of loop, or -1. */
+int wh__server_loop_index(const wh_loop *loop);
+
+/* ---------------------------------------------------------------------------
+ * CPU helpers (cpu.c).
+ * ------------------------------------------------------------------------- */
+
+/* CPUs this process may run on (sched_getaffinity), at least 1. */
+unsigned wh__cpu_count(void);
+/* The (idx mod count)-th CPU of the calling thread's allowed set, or negative errno. */
+int wh__cpu_nth(unsigned idx);
+/* Pins the calling thread to CPU cpu. 0 or negative errno. */
+int wh__cpu_pin_self(int cpu);
+
+/* ---------------------------------------------------------------------------
+ * Busy set (busy.c): open-addressing hash set of wh_conn pointers.
+ * ------------------------------------------------------------------------- */
+
+typedef struct wh__ptrset {
+    void **slots; /* NULL = empty, WH__PTRSET_TOMB = deleted */
+    size_t cap;   /* power of two or 0 */
+    size_t used;  /* live + tombstones */
+    size_t live;
+} wh__ptrset;
+
+#define WH__PTRSET_TOMB ((void *)1)
+
+int wh__ptrset_add(wh__ptrset *s, void *p);
+bool wh__ptrset_del(wh__ptrset *s, void *p);
+bool wh__ptrset_has(const wh__ptrset *s, const void *p);
+void wh__ptrset_free(wh__ptrset *s);
+
+/* ---------------------------------------------------------------------------
+ * Offload pool (offload.c).
+ * ------------------------------------------------------------------------- */
+
+typedef struct wh__offload wh__offload;
+
+/* Creates a pool; threads start lazily on the first submit. */
+int wh__offload_new(wh__offload **out, unsigned threads, unsigned queue);
+/* Queues job; done(loop, arg) then runs on loop via wh_loop_post. counter,
+ * if not NULL, is incremented now and decremented on loop's thread right
+ * before done runs (a plain int: both happen on loop's thread). */
+int wh__offload_submit(wh__offload *o, wh_loop *loop, void (*job)(void *),
+                       void (*done)(wh_loop *, void *), void *arg, unsigned *counter,
+                       void (*after)(wh_loop *loop));
+/* Runs every queued job, joins the threads, frees the pool (NULL is fine). */
+void wh__offload_free(wh__offload *o);
+
+/* ---------------------------------------------------------------------------
+ * Server and workers.
+ * ------------------------------------------------------------------------- */
+
+struct wh__rt_listen {
+    enum wh_addr_kind kind;
+    wh_sockaddr local; /* actual bound address */
+    int fd;            /* bound in wh_server_listen; for UDP a placeholder closed at start */
+    bool shared;       /* TCP: one fd for all threads (EXCLUSIVE/DISPATCH/ONESHOT, Unix) */
+    int *fds;          /* per-thread fds (REUSEPORT TCP): fds[0] == fd */
+};
+
+/* Per-thread counters: one writer (the owning thread), relaxed atomics so a
+ * reader on another thread is well defined (and TSan clean); a relaxed
+ * load+store compiles to plain movs, no lock prefix. */
+static inline void wh__ctr_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+struct wh__worker {
+    wh_server *srv;
+    unsigned idx;
+    int cpu; /* pinned CPU, or -1 */
+    pthread_t tid;
+    bool joinable;
+    wh_loop *loop;
+    wh__net_counters net; /* bumped by the net layer on this thread */
+    _Atomic uint64_t accepted;
+    _Atomic uint64_t rejected;
+
+    wh_listener *listeners[WH__RT_MAX_LISTENERS];
+    wh_udp *udps[WH__RT_MAX_LISTENERS];
+
+    /* DISPATCH: fds from the acceptor; drain_posted coalesces wake-ups. */
+    wh_ring *ring;
+    atomic_bool drain_posted;
+
+    /* ONESHOT: this worker's watcher on the shared epoll fd, its park-retry
+     * / sweep timer. */
+    wh_io *shared_io;
+    wh_timer *os_timer;
+    uint64_t os_last_sweep;
+
+    /* Graceful stop (loop thread only). */
+    bool draining;
+    bool forced;
+    bool finished;
+    wh_timer *scan_timer;
+    wh_timer *deadline_timer;
+    unsigned offload_inflight;
+    wh__ptrset busy;
+};
+
+enum wh__srv_state { WH__SRV_NEW = 0, WH__SRV_STARTED = 1, WH__SRV_JOINED = 2 };
+
+struct wh_server {
+    wh_server_opts opts;
+    wh_conn_cbs cbs;      /* the user's */
+    wh_conn_cbs open_cbs; /* on_open wrapper used for adopt (see worker.c) */
+    void *ud;
+    unsigned nthreads;
+    struct wh__worker *w;
+    struct wh__rt_listen ls[WH__RT_MAX_LISTENERS];
+    unsigned nls;
+    void (*thread_start)(wh_loop *loop, unsigned idx, void *ud);
+    void (*thread_stop)(wh_loop *loop, unsigned idx, void *ud);
+
+    /* Lifecycle: mu/cv guard ready/running/start_err/ctl/all_done. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned ready;
+    unsigned running;
+    int start_err;
+    bool all_done;
+    wh_loop *ctl; /* wh_server_run's loop, told when the last thread exits */
+    int state;    /* enum wh__srv_state; caller's thread only */
+    atomic_bool stopping;
+    atomic_bool forced;
+
+    /* DISPATCH: the acceptor thread. */
+    struct wh__worker acc;
+    unsigned rr;
+    atomic_bool acc_done; /* acceptor closed its listeners (or no acceptor) */
+
+    /* ONESHOT: the epoll fd shared by all workers and the slot table. */
+    int shared_epfd;
+    struct wh__os_table *os_table;
+
+    wh__offload *offload;
+};
+
+/* worker.c */
+/* Startup handshake: a thread reports its setup result (0 or negative errno). */
+void wh__thread_report(wh_server *s, int err);
+/* A runtime thread is leaving; the last one wakes wh_server_run. */
+void wh__thread_exited(wh_server *s);
+void *wh__worker_main(void *arg);
+/* Adopts an accepted fd on w's loop (max_conns, counters, timeouts). */
+void wh__worker_adopt(struct wh__worker *w, int fd);
+/* Loop tasks posted by wh_server_stop. */
+void wh__worker_stop_task(wh_loop *loop, void *arg);
+/* Re-checks a draining worker (conns, offload, ring) and finishes it when done. */
+void wh__worker_drain_check(struct wh__worker *w);
+/* Open connections of the whole server (racy sum of per-thread counters). */
+uint64_t wh__server_open_conns(const wh_server *s);
+
+/* dispatch.c */
+int wh__dispatch_setup(wh_server *s);
+void *wh__acceptor_main(void *arg);
+void wh__dispatch_drain(wh_loop *loop, void *arg);
+void wh__acceptor_stop_task(wh_loop *loop, void *arg);
+
+/* oneshot.c */
+int wh__oneshot_setup(wh_server *s);
+int wh__oneshot_worker_start(struct wh__worker *w);
+void wh__oneshot_worker_stop(struct wh__worker *w);
+/* Draining: claim every parked conn onto w's loop (then closed when idle). */
+void wh__oneshot_drain(struct wh__worker *w);
+void wh__oneshot_free(wh_server *s);
+/* Called for each fd accepted in the ONESHOT model. */
+void wh__oneshot_adopt(struct wh__worker *w, int fd);
+
+#endif

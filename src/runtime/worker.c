@@ -1,0 +1,319 @@
+/* Worker threads: one wh_loop each, pinned to a CPU, with their own
+ * listeners (REUSEPORT / EXCLUSIVE), dispatch ring (DISPATCH) or share of the
+ * common epoll (ONESHOT); the graceful-stop state machine of one thread.
+ *
+ * Graceful stop on one worker (wh__worker_stop_task, then drain checks):
+ *  1. free the thread's listeners and UDP sockets: no new connections;
+ *  2. every WH__RT_DRAIN_SCAN_MS, close each connection that is idle:
+ *     nothing buffered or queued (wh__conn_idle), not marked busy by the
+ *     layer above (wh__server_conn_busy), and no request bytes waiting in
+ *     the kernel (FIONREAD == 0: a request that already arrived is served,
+ *     not cut off); connections in the middle of work are left alone;
+ *  3. when no connection, no offload job of this loop and no dispatched fd
+ *     is left, stop the loop;
+ *  4. at shutdown_timeout_ms (or on a forced stop) abort what is left.
+ * The idle test runs outside any connection callback (from a timer or a
+ * task), so "not inside a callback" holds by construction.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "runtime/runtime_internal.h"
+
+uint64_t wh__server_open_conns(const wh_server *s)
+{
+    /* Summed over all threads before subtracting: in the ONESHOT model a
+     * conn may open on one thread and close on another. */
+    uint64_t opened = 0, closed = 0;
+    for (unsigned i = 0; i < s->nthreads; i++) {
+        const wh__net_counters *n = &s->w[i].net;
+        closed += __atomic_load_n(&n->conns_closed, __ATOMIC_RELAXED);
+        opened += __atomic_load_n(&n->conns_opened, __ATOMIC_RELAXED);
+    }
+    return opened > closed ? opened - closed : 0;
+}
+
+/* Adopt goes through this on_open first: the default idle timeout is set
+ * before the user's on_open (which may replace it, e.g. HTTP's header
+ * timeout), then the user's callbacks are installed, so after the first
+ * callback the runtime is out of the data path entirely. */
+static void rt_on_open(wh_conn *c, void *ud)
+{
+    wh_server *s = ud;
+    struct wh__worker *w = wh__loop_slot(wh_conn_loop(c), WH__SLOT_RUNTIME);
+    if (w) wh__ptrset_del(&w->busy, c); /* a stale entry from a freed conn at this address */
+    if (s->opts.idle_timeout_ms) wh_conn_set_timeout(c, s->opts.idle_timeout_ms);
+    wh_conn_set_cbs(c, &s->cbs, s->ud);
+    if (s->cbs.on_open) s->cbs.on_open(c, s->ud);
+}
+
+void wh__worker_init_cbs(wh_server *s);
+void wh__worker_init_cbs(wh_server *s)
+{
+    s->open_cbs = s->cbs;
+    s->open_cbs.on_open = rt_on_open;
+}
+
+void wh__worker_adopt(struct wh__worker *w, int fd)
+{
+    wh_server *s = w->srv;
+    /* max_conns: the connection is accepted and closed at once (the client
+     * sees EOF), so the backlog drains instead of filling with connections
+     * nobody will serve. Checked against a racy sum of per-thread counters:
+     * threads accepting at the same instant may overshoot by threads-1. */
+    if (s->opts.max_conns && wh__server_open_conns(s) >= s->opts.max_conns) {
+        wh__ctr_add(&w->rejected, 1); /* before close: a client may look at stats on EOF */
+        close(fd);
+        return;
+    }
+    wh__ctr_add(&w->accepted, 1);
+    if (s->opts.model == WH_MODEL_ONESHOT) {
+        wh__oneshot_adopt(w, fd);
+        return;
+    }
+    wh_conn *c;
+    if (wh_conn_adopt(w->loop, fd, &s->opts.net, &s->open_cbs, s, &c) < 0) close(fd);
+}
+
+static void rt_on_accept(wh_listener *l, int fd, void *ud)
+{
+    (void)l;
+    wh__worker_adopt(ud, fd);
+}
+
+static void worker_close_listeners(struct wh__worker *w)
+{
+    for (unsigned i = 0; i < WH__RT_MAX_LISTENERS; i++) {
+        if (w->listeners[i]) {
+            wh__listener_free(w->listeners[i]);
+            w->listeners[i] = NULL;
+        }
+        if (w->udps[i]) {
+            wh_udp_close(w->udps[i]);
+            w->udps[i] = NULL;
+        }
+    }
+}
+
+static int worker_open_listeners(struct wh__worker *w)
+{
+    wh_server *s = w->srv;
+    for (unsigned i = 0; i < s->nls; i++) {
+        struct wh__rt_listen *ls = &s->ls[i];
+        int rc = 0;
+        if (ls->kind == WH_ADDR_UDP) {
+            /* UDP: one socket per thread in a SO_REUSEPORT group; the kernel
+             * spreads datagrams by source address hash. */
+            char buf[160] = "udp://";
+            rc = wh_addr_format(&ls->local, buf + 6, sizeof(buf) - 6);
+            if (rc < 0) return rc;
+            wh_net_opts o = s->opts.net;
+            o.reuseport = 1;
+            rc = wh_udp_bind(w->loop, buf, &o, &s->cbs, s->ud, &w->udps[i]);
+        } else if (s->opts.model == WH_MODEL_DISPATCH) {
+            continue;            /* the acceptor thread owns TCP listeners */
+        } else if (ls->shared) { /* EXCLUSIVE, ONESHOT, Unix paths */
+            rc = wh__listener_new(w->loop, ls->fd, WH_IO_EXCLUSIVE, &s->opts.net, rt_on_accept,
+                                  NULL, w, &w->listeners[i]);
+        } else {
+            rc = wh__listener_new(w->loop, ls->fds[w->idx], 0, &s->opts.net, rt_on_accept, NULL, w,
+                                  &w->listeners[i]);
+        }
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+/* A connection with request bytes already in the kernel is not idle. */
+static bool conn_has_input(wh_conn *c)
+{
+    int n = 0;
+    return ioctl(wh_conn_fd(c), FIONREAD, &n) == 0 && n > 0;
+}
+
+static void drain_close_idle(wh_conn *c, void *ud)
+{
+    struct wh__worker *w = ud;
+    if (wh__conn_closing(c)) return;
+    if (!wh__conn_idle(c) || wh__ptrset_has(&w->busy, c) || conn_has_input(c)) return;
+    wh_conn_close(c);
+}
+
+static void drain_abort(wh_conn *c, void *ud)
+{
+    (void)ud;
+    wh_conn_abort(c);
+}
+
+static size_t worker_live_conns(struct wh__worker *w);
+
+static void worker_finish(struct wh__worker *w)
+{
+    if (w->finished) return;
+    w->finished = true;
+    if (w->scan_timer) wh_timer_stop(w->scan_timer);
+    if (w->deadline_timer) wh_timer_stop(w->deadline_timer);
+    if (w->srv->opts.model == WH_MODEL_ONESHOT) wh__oneshot_worker_stop(w);
+    wh_loop_stop(w->loop);
+}
+
+void wh__worker_drain_check(struct wh__worker *w)
+{
+    if (!w->draining || w->finished) return;
+    wh_server *s = w->srv;
+    if (w->ring) wh__dispatch_drain(w->loop, w);
+    if (s->opts.model == WH_MODEL_ONESHOT) wh__oneshot_drain(w);
+    if (w->forced)
+        wh__net_foreach_conn(w->loop, drain_abort, w);
+    else
+        wh__net_foreach_conn(w->loop, drain_close_idle, w);
+    if (worker_live_conns(w) == 0 && w->offload_inflight == 0 &&
+        atomic_load_explicit(&s->acc_done, memory_order_acquire) &&
+        (!w->ring || wh_ring_count(w->ring) == 0))
+        worker_finish(w);
+}
+
+static size_t worker_live_conns(struct wh__worker *w)
+{
+    size_t n = wh__net_conn_count(w->loop);
+    /* ONESHOT: parked conns belong to no loop; a worker is done only when
+     * the whole server has none left. */
+    if (w->srv->opts.model == WH_MODEL_ONESHOT) n += wh__server_open_conns(w->srv);
+    return n;
+}
+
+static void scan_timer_cb(wh_timer *t, void *ud)
+{
+    (void)t;
+    wh__worker_drain_check(ud);
+}
+
+static void deadline_cb(wh_timer *t, void *ud)
+{
+    (void)t;
+    struct wh__worker *w = ud;
+    w->forced = true;
+    wh__worker_drain_check(w);
+}
+
+void wh__worker_stop_task(wh_loop *loop, void *arg)
+{
+    (void)loop;
+    struct wh__worker *w = arg;
+    wh_server *s = w->srv;
+    bool forced = atomic_load(&s->forced);
+    if (!w->draining) {
+        w->draining = true;
+        worker_close_listeners(w);
+        if (wh_timer_new(w->loop, scan_timer_cb, w, &w->scan_timer) == 0)
+            wh_timer_start(w->scan_timer, WH__RT_DRAIN_SCAN_MS, WH__RT_DRAIN_SCAN_MS);
+        if (!forced && wh_timer_new(w->loop, deadline_cb, w, &w->deadline_timer) == 0)
+            wh_timer_start(w->deadline_timer, s->opts.shutdown_timeout_ms, 0);
+    }
+    if (forced) w->forced = true;
+    wh__worker_drain_check(w);
+}
+
+void wh__thread_report(wh_server *s, int err)
+{
+    pthread_mutex_lock(&s->mu);
+    if (err && !s->start_err) s->start_err = err;
+    s->ready++;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void ctl_done_task(wh_loop *loop, void *arg)
+{
+    (void)arg;
+    wh_loop_stop(loop);
+}
+
+/* The last thread out tells wh_server_run's loop (under mu, so the loop
+ * cannot go away between the check and the post). */
+void wh__thread_exited(wh_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (--s->running == 0) {
+        s->all_done = true;
+        pthread_cond_broadcast(&s->cv);
+        if (s->ctl) wh_loop_post(s->ctl, ctl_done_task, NULL);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+void *wh__worker_main(void *arg)
+{
+    struct wh__worker *w = arg;
+    wh_server *s = w->srv;
+    if (w->cpu >= 0 && wh__cpu_pin_self(w->cpu) < 0)
+        w->cpu = -1; /* not allowed here (cpuset changed): run unpinned */
+    int rc = wh_loop_new(&w->loop, NULL);
+    if (rc < 0) {
+        wh__thread_report(s, rc);
+        wh__thread_exited(s);
+        return NULL;
+    }
+    wh__loop_set_slot(w->loop, WH__SLOT_RUNTIME, w, NULL);
+    rc = wh__net_set_counters(w->loop, &w->net);
+    if (rc == 0 && s->thread_start) s->thread_start(w->loop, w->idx, s->ud);
+    if (rc == 0) rc = worker_open_listeners(w);
+    if (rc == 0 && s->opts.model == WH_MODEL_ONESHOT) rc = wh__oneshot_worker_start(w);
+    wh__thread_report(s, rc);
+    if (rc == 0) wh_loop_run(w->loop, WH_RUN_DEFAULT);
+    /* Normally the drain left nothing; after a backend failure, close what
+     * is left so no fd leaks (a few iterations deliver the on_close calls). */
+    worker_close_listeners(w);
+    w->forced = true;
+    for (int i = 0; i < 100 && (worker_live_conns(w) > 0 || w->offload_inflight); i++) {
+        wh__net_foreach_conn(w->loop, drain_abort, w);
+        wh_loop_run(w->loop, w->offload_inflight ? WH_RUN_ONCE : WH_RUN_NOWAIT);
+    }
+    if (s->opts.model == WH_MODEL_ONESHOT) {
+        w->finished = true;
+        wh__oneshot_worker_stop(w);
+    }
+    if (s->thread_stop) s->thread_stop(w->loop, w->idx, s->ud);
+    if (w->scan_timer) {
+        wh_timer_free(w->scan_timer);
+        w->scan_timer = NULL;
+    }
+    if (w->deadline_timer) {
+        wh_timer_free(w->deadline_timer);
+        w->deadline_timer = NULL;
+    }
+    wh__thread_exited(s);
+    return NULL;
+}
+
+void wh__server_conn_busy(wh_conn *c, bool busy)
+{
+    struct wh__worker *w = wh__loop_slot(wh_conn_loop(c), WH__SLOT_RUNTIME);
+    if (!w || w == &w->srv->acc) return;
+    if (busy) {
+        (void)wh__ptrset_add(&w->busy, c); /* -ENOMEM: the conn just looks idle */
+        return;
+    }
+    if (wh__ptrset_del(&w->busy, c) && w->draining && !w->forced && !wh__conn_closing(c) &&
+        wh__conn_idle(c) && !conn_has_input(c))
+        wh_conn_close(c);
+}
+
+void wh_server_conn_busy(wh_conn *c, bool busy)
+{
+    wh__server_conn_busy(c, busy);
+}
+
+wh_server *wh__server_of_loop(const wh_loop *loop)
+{
+    struct wh__worker *w = wh__loop_slot(loop, WH__SLOT_RUNTIME);
+    return w ? w->srv : NULL;
+}
+
+int wh__server_loop_index(const wh_loop *loop)
+{
+    struct wh__worker *w = wh__loop_slot(loop, WH__SLOT_RUNTIME);
+    return w && w != &w->srv->acc ? (int)w->idx : -1;
+}

@@ -1,0 +1,445 @@
+/* WebSocket connections (RFC 6455): the upgrade from an HTTP handler, the
+ * read path (frame reader -> events), sends, the close handshake (§7), idle
+ * pings, and graceful shutdown with 1001.
+ *
+ * A wh_ws wraps one wh_conn after wh_http_req_upgrade and lives until the
+ * conn's on_close, where on_close(ws, code, reason) is reported exactly once.
+ * The net layer defers on_close to the end of the iteration, so closing or
+ * aborting from inside any callback never frees ws under our feet.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "runtime/runtime_internal.h"
+#include "ws/ws_internal.h"
+
+/* How often a loop with open WebSockets checks for a graceful stop. */
+#define STOP_POLL_MS 100
+
+void wh_ws_opts_init(wh_ws_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_message = 1 << 20;
+    o->ping_interval_ms = 30000;
+    o->pong_timeout_ms = 10000;
+    o->close_timeout_ms = 5000;
+}
+
+/* ---- per-loop state ---- */
+
+static void ws_loop_free(void *p)
+{
+    wh__ws_loop *wl = p;
+    while (wl->hubs) {
+        wh__ws_hub_entry *e = wl->hubs;
+        wl->hubs = e->next;
+        free(e);
+    }
+    /* Timers are freed with the loop (wh_loop_free frees attached watchers). */
+    free(wl);
+}
+
+static void stop_poll_cb(wh_timer *t, void *ud);
+
+wh__ws_loop *wh__ws_loop_get(wh_loop *loop)
+{
+    wh__ws_loop *wl = wh__loop_slot(loop, WH__SLOT_WS);
+    if (wl) return wl;
+    wl = calloc(1, sizeof *wl);
+    if (!wl) return NULL;
+    wl->loop = loop;
+    wl->server = wh__server_of_loop(loop);
+    if (wh_timer_new(loop, stop_poll_cb, wl, &wl->stop_timer) < 0) {
+        free(wl);
+        return NULL;
+    }
+    wh__loop_set_slot(loop, WH__SLOT_WS, wl, ws_loop_free);
+    return wl;
+}
+
+/* ---- sending ---- */
+
+static bool can_send(const wh_ws *ws)
+{
+    return ws->conn && !ws->close_sent;
+}
+
+static int send_frame(wh_ws *ws, unsigned op, const void *data, size_t len)
+{
+    uint8_t h[WH__WS_MAX_HEADER];
+    size_t hn = wh__ws_frame_header(h, op, true, len, NULL);
+    int rc = wh_conn_write(ws->conn, h, hn);
+    if (rc == 0 && len) rc = wh_conn_write(ws->conn, data, len);
+    return rc;
+}
+
+int wh_ws_send_text(wh_ws *ws, const char *data, size_t len)
+{
+    return can_send(ws) ? send_frame(ws, WH_WS_OP_TEXT, data, len) : -EPIPE;
+}
+
+int wh_ws_send_binary(wh_ws *ws, const void *data, size_t len)
+{
+    return can_send(ws) ? send_frame(ws, WH_WS_OP_BINARY, data, len) : -EPIPE;
+}
+
+int wh_ws_ping(wh_ws *ws, const void *data, size_t len)
+{
+    if (len > WH__WS_MAX_CONTROL) return -EINVAL;
+    return can_send(ws) ? send_frame(ws, WH_WS_OP_PING, data, len) : -EPIPE;
+}
+
+static void set_code(wh_ws *ws, int code, const void *reason, size_t len)
+{
+    if (ws->code_set) return;
+    ws->code_set = true;
+    ws->code = code;
+    if (len > sizeof ws->reason - 2) len = sizeof ws->reason - 2;
+    if (len) memcpy(ws->reason, reason, len);
+    ws->reason[len] = 0;
+    ws->reason_len = (uint8_t)len;
+}
+
+/* Queues our close frame (once) and arms the close timeout. code 0 = empty body. */
+static void send_close(wh_ws *ws, int code, const char *reason, size_t len)
+{
+    if (ws->close_sent || !ws->conn) return;
+    uint8_t pl[WH__WS_MAX_CONTROL];
+    size_t n = code ? wh__ws_close_payload(pl, code, reason, len) : 0;
+    (void)send_frame(ws, WH_WS_OP_CLOSE, pl, n);
+    ws->close_sent = true;
+    if (ws->timer)
+        wh_timer_start(ws->timer, ws->opts.close_timeout_ms ? ws->opts.close_timeout_ms : 5000, 0);
+}
+
+int wh_ws_close(wh_ws *ws, int code, const char *reason)
+{
+    if (!wh__ws_close_code_ok(code)) return -EINVAL;
+    if (!can_send(ws)) return -EPIPE;
+    size_t len = reason ? strlen(reason) : 0;
+    set_code(ws, code, reason, len);
+    send_close(ws, code, reason, len);
+    /* §7.1.1: the server closes TCP first, once the peer's close arrives
+     * (ws_read) or the close timeout fires. */
+    return 0;
+}
+
+/* §7.1.7 "Fail the WebSocket Connection": send a close with the reason code,
+ * then close without waiting for the reply. */
+static void fail_conn(wh_ws *ws, int code, const char *reason)
+{
+    set_code(ws, code, reason, reason ? strlen(reason) : 0);
+    send_close(ws, code, reason, reason ? strlen(reason) : 0);
+    wh_conn_close(ws->conn);
+}
+
+bool wh_ws_writable(const wh_ws *ws)
+{
+    return can_send(ws) && wh_conn_writable(ws->conn);
+}
+
+size_t wh_ws_queued(const wh_ws *ws)
+{
+    return ws->conn ? wh_conn_queued(ws->conn) : 0;
+}
+
+const char *wh_ws_protocol(const wh_ws *ws)
+{
+    return ws->protocol;
+}
+
+void wh_ws_set_data(wh_ws *ws, void *data)
+{
+    ws->data = data;
+}
+
+void *wh_ws_data(const wh_ws *ws)
+{
+    return ws->data;
+}
+
+wh_conn *wh_ws_conn(const wh_ws *ws)
+{
+    return ws->conn;
+}
+
+wh_loop *wh_ws_loop(const wh_ws *ws)
+{
+    return ws->loop;
+}
+
+/* ---- timers ---- */
+
+static void ws_timer_cb(wh_timer *t, void *ud)
+{
+    wh_ws *ws = ud;
+    uint64_t now = wh_loop_now(ws->loop);
+    if (ws->close_sent) {
+        /* The peer never answered our close (§7.1.1 allows closing TCP). */
+        wh_conn_abort(ws->conn);
+        return;
+    }
+    if (!ws->opts.ping_interval_ms) return;
+    if (ws->ping_out) {
+        uint64_t waited = now - ws->ping_sent_ms;
+        if (waited >= ws->opts.pong_timeout_ms) {
+            /* Unresponsive peer: no close handshake is possible, so report
+             * 1006 (§7.1.5: closed without a close frame). */
+            set_code(ws, WH_WS_CLOSE_ABNORMAL, "pong timeout", 12);
+            wh_conn_abort(ws->conn);
+            return;
+        }
+        wh_timer_start(t, ws->opts.pong_timeout_ms - waited, 0);
+        return;
+    }
+    uint64_t idle = now - ws->last_rx_ms;
+    if (idle >= ws->opts.ping_interval_ms) {
+        /* §5.5.2: a ping as a keepalive; any input counts as the answer. */
+        (void)send_frame(ws, WH_WS_OP_PING, "wharf", 5);
+        ws->ping_out = true;
+        ws->ping_sent_ms = now;
+        wh_timer_start(t, ws->opts.pong_timeout_ms ? ws->opts.pong_timeout_ms : 1, 0);
+    } else {
+        wh_timer_start(t, ws->opts.ping_interval_ms - idle, 0);
+    }
+}
+
+static void stop_poll_cb(wh_timer *t, void *ud)
+{
+    wh__ws_loop *wl = ud;
+    if (!wl->nall) {
+        wh_timer_stop(t);
+        return;
+    }
+    if (!wh_server_stopping(wl->server)) return;
+    /* Graceful stop: tell every peer we are going away (§7.4.1: 1001) and let
+     * the close handshakes finish within the server's shutdown deadline. */
+    for (wh_ws *ws = wl->all; ws; ws = ws->all_next)
+        if (can_send(ws)) wh_ws_close(ws, WH_WS_CLOSE_GOING_AWAY, "server shutting down");
+    wh_timer_stop(t);
+}
+
+/* ---- the connection callbacks after the upgrade ---- */
+
+static size_t ws_read(wh_conn *c, char *data, size_t len, void *ud)
+{
+    wh_ws *ws = ud;
+    uint8_t *p = (uint8_t *)data;
+    size_t pos = 0;
+    ws->last_rx_ms = wh_loop_now(ws->loop);
+    ws->ping_out = false;
+    while (pos < len || ws->rd.state != 0) {
+        wh__ws_event ev;
+        size_t used = 0;
+        int t = wh__ws_reader_next(&ws->rd, p + pos, len - pos, &used, &ev);
+        pos += used;
+        if (t == WH__WS_EV_NONE) break;
+        if (ws->close_received) return len; /* nothing after a close frame matters (§5.5.1) */
+        switch (t) {
+        case WH__WS_EV_MESSAGE:
+            /* After our close we only wait for the peer's (§7.1.2). */
+            if (!ws->close_sent && ws->cbs.on_message)
+                ws->cbs.on_message(ws, (const char *)ev.data, ev.len, ev.opcode == WH_WS_OP_TEXT,
+                                   ws->ud);
+            break;
+        case WH__WS_EV_PING:
+            /* §5.5.3: a pong carries the ping's payload. */
+            if (!ws->close_sent) (void)send_frame(ws, WH_WS_OP_PONG, ev.data, ev.len);
+            break;
+        case WH__WS_EV_PONG:
+            break;
+        case WH__WS_EV_CLOSE:
+            ws->close_received = true;
+            set_code(ws, ev.code, ev.data, ev.len);
+            /* §5.5.1: answer with a close echoing the code (none if none). */
+            send_close(ws, ev.code == WH_WS_CLOSE_NO_STATUS ? 0 : ev.code, NULL, 0);
+            wh_conn_close(ws->conn);
+            return len;
+        case WH__WS_EV_ERROR:
+            ws->close_received = true; /* stop reading */
+            fail_conn(ws, ev.code, ev.reason);
+            return len;
+        }
+        if (!ws->conn || pos >= len) break;
+    }
+    return len;
+}
+
+static void ws_drain(wh_conn *c, void *ud)
+{
+    wh_ws *ws = ud;
+    if (ws->cbs.on_drain && can_send(ws)) ws->cbs.on_drain(ws, ws->ud);
+}
+
+static void ws_closed(wh_conn *c, int err, void *ud)
+{
+    wh_ws *ws = ud;
+    wh__ws_loop *wl = ws->wl;
+    if (!ws->code_set) set_code(ws, WH_WS_CLOSE_ABNORMAL, NULL, 0); /* §7.1.5 */
+    wh__ws_hub_unlink(ws);
+    if (ws->all_prev)
+        ws->all_prev->all_next = ws->all_next;
+    else
+        wl->all = ws->all_next;
+    if (ws->all_next) ws->all_next->all_prev = ws->all_prev;
+    wl->nall--;
+    if (ws->timer) wh_timer_free(ws->timer);
+    ws->timer = NULL;
+    wh__server_conn_busy(c, false);
+    ws->close_sent = true; /* sends from on_close fail with -EPIPE */
+    if (ws->cbs.on_close) ws->cbs.on_close(ws, ws->code, ws->reason, ws->reason_len, ws->ud);
+    ws->conn = NULL;
+    wh__ws_reader_free(&ws->rd);
+    free(ws->protocol);
+    free(ws);
+}
+
+static const wh_conn_cbs ws_conn_cbs = {
+    .on_read = ws_read,
+    .on_drain = ws_drain,
+    .on_close = ws_closed,
+};
+
+/* ---- the handshake ---- */
+
+static bool name_is(wh_str n, const char *lit)
+{
+    size_t l = strlen(lit);
+    return n.len == l && strncasecmp(n.p, lit, l) == 0;
+}
+
+static int refuse(wh_http_req *r, int status)
+{
+    if (status == 426) {
+        /* §4.4: list the versions we speak; RFC 9110 §15.5.22: a 426 names
+         * the protocol to upgrade to. */
+        (void)wh_http_resp_header(r, "Sec-WebSocket-Version", "13");
+        (void)wh_http_resp_header(r, "Upgrade", "websocket");
+    }
+    wh_http_resp_close(r);
+    const char *body = status == 426   ? "WebSocket version 13 required\n"
+                       : status == 403 ? "origin not allowed\n"
+                                       : "bad WebSocket handshake\n";
+    (void)wh_http_respond(r, status, "text/plain", body, strlen(body));
+    return -EPROTO;
+}
+
+#define MAX_PROTOCOLS 16
+
+int wh_ws_accept(wh_http_req *r, const wh_ws_opts *opts, const wh_ws_cbs *cbs, void *ud,
+                 wh_ws **out)
+{
+    wh__ws_hs hs = {0};
+    wh_str origin = {NULL, 0}, offered[MAX_PROTOCOLS];
+    unsigned noffered = 0, nkeys = 0;
+    wh_ws_opts o;
+    if (opts)
+        o = *opts;
+    else
+        wh_ws_opts_init(&o);
+    if (!o.max_message) o.max_message = 1 << 20;
+
+    hs.method = wh_http_req_method(r);
+    hs.version = wh_http_req_version(r);
+    unsigned nh = wh_http_req_header_count(r);
+    for (unsigned i = 0; i < nh; i++) {
+        wh_str n, v;
+        wh_http_req_header_at(r, i, &n, &v);
+        if (name_is(n, "upgrade"))
+            hs.upgrade_ws |= wh__ws_list_has(v, "websocket");
+        else if (name_is(n, "connection"))
+            hs.connection_up |= wh__ws_list_has(v, "upgrade");
+        else if (name_is(n, "sec-websocket-version") && !hs.ws_version.p)
+            hs.ws_version = v;
+        else if (name_is(n, "sec-websocket-key"))
+            hs.key = v, nkeys++;
+        else if (name_is(n, "sec-websocket-protocol"))
+            noffered += wh__ws_list_split(v, offered + noffered, MAX_PROTOCOLS - noffered);
+        else if (name_is(n, "origin"))
+            origin = v;
+    }
+    int status = wh__ws_handshake_check(&hs);
+    if (!status && nkeys != 1) /* §11.3.1: the key appears exactly once */
+        status = 400;
+    if (status) return refuse(r, status);
+    if (o.check_origin && !o.check_origin(origin, r, ud)) return refuse(r, 403);
+
+    char accept[WH__WS_ACCEPT_LEN + 1];
+    if (wh__ws_accept_key(hs.key.p, hs.key.len, accept) < 0) {
+        (void)wh_http_respond_error(r, 500);
+        return -EIO;
+    }
+    wh_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) {
+        (void)wh_http_respond_error(r, 503);
+        return -ENOMEM;
+    }
+    /* §4.2.2 item 5.4: pick at most one of the offered subprotocols. */
+    if (o.select_protocol && noffered) {
+        int k = o.select_protocol(offered, noffered, ud);
+        if (k >= 0 && (unsigned)k < noffered) ws->protocol = strndup(offered[k].p, offered[k].len);
+    }
+    wh_loop *loop = wh_http_req_loop(r);
+    wh__ws_loop *wl = wh__ws_loop_get(loop);
+    if (!wl || wh_timer_new(loop, ws_timer_cb, ws, &ws->timer) < 0) {
+        free(ws->protocol);
+        free(ws);
+        (void)wh_http_respond_error(r, 503);
+        return -ENOMEM;
+    }
+
+    char resp[256 + 64];
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 101 Switching Protocols\r\n"
+                     "Upgrade: websocket\r\n"
+                     "Connection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %s\r\n"
+                     "%s%.*s%s"
+                     "\r\n",
+                     accept, ws->protocol ? "Sec-WebSocket-Protocol: " : "",
+                     ws->protocol ? (int)strlen(ws->protocol) : 0, ws->protocol ? ws->protocol : "",
+                     ws->protocol ? "\r\n" : "");
+    if (n < 0 || (size_t)n >= sizeof resp) { /* a very long protocol token */
+        wh_timer_free(ws->timer);
+        free(ws->protocol);
+        free(ws);
+        return refuse(r, 400);
+    }
+
+    wh_conn *c = wh_http_req_upgrade(r); /* r is gone from here on */
+    if (!c) {
+        wh_timer_free(ws->timer);
+        free(ws->protocol);
+        free(ws);
+        return -EIO;
+    }
+    ws->conn = c;
+    ws->loop = loop;
+    ws->wl = wl;
+    ws->cbs = *cbs;
+    ws->ud = ud;
+    ws->opts = o;
+    wh__ws_reader_init(&ws->rd, false, o.max_message);
+    ws->last_rx_ms = wh_loop_now(loop);
+    ws->all_next = wl->all;
+    if (wl->all) wl->all->all_prev = ws;
+    wl->all = ws;
+    wl->nall++;
+    if (wl->server && !wh_timer_active(wl->stop_timer))
+        wh_timer_start(wl->stop_timer, STOP_POLL_MS, STOP_POLL_MS);
+
+    (void)wh_conn_write(c, resp, (size_t)n);
+    /* Our own keepalive replaces HTTP's timeouts; a graceful stop must not
+     * cut us off without a close frame, so the runtime sees us as busy and
+     * stop_poll_cb sends 1001 instead. */
+    wh_conn_set_timeout(c, 0);
+    wh__server_conn_busy(c, true);
+    if (o.ping_interval_ms) wh_timer_start(ws->timer, o.ping_interval_ms, 0);
+    if (out) *out = ws;
+    if (cbs->on_open) cbs->on_open(ws, ud);
+    /* Installed last: bytes that came with the request head go to ws_read. */
+    wh_conn_set_cbs(c, &ws_conn_cbs, ws);
+    return 0;
+}

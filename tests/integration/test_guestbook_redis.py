@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""The guestbook on real Redis: wharfd --redis 127.0.0.1:P against a
+redis-server started here on a free loopback port (stopped by PID, also on
+failure). Functional checks (page, post -> 303 -> visible, escaping,
+limits, counter, what Redis holds), both worker threads' connections, a
+burst of parallel posts that must all be in Redis, and the data model the
+lab shares (an entry written straight into Redis shows on the page).
+"""
+import concurrent.futures
+import json
+import sys
+
+import gbutil
+from gbutil import Checker, Redis, Wharfd, page, post, shown_messages, visitors
+
+
+def main():
+    check = Checker()
+    with Redis() as redis, Wharfd(["--redis", "127.0.0.1:%d" % redis.port], threads=2) as w:
+        print("redis on %d, wharfd on %d" % (redis.port, w.port))
+        check("guestbook: Redis at" in w.log_text(), "wharfd logs that it uses Redis")
+        gbutil.check_functional(check, w.port, redis)
+
+        # Parallel posts over many connections (both worker threads): every
+        # 303 is an entry in Redis.
+        def one(i):
+            st, _, _ = post(w.port, "p%d" % i, "parallel %d" % i)
+            return i, st
+        with concurrent.futures.ThreadPoolExecutor(16) as ex:
+            res = list(ex.map(one, range(200)))
+        ok = [i for i, st in res if st == 303]
+        check(len(ok) == 200, "200 parallel posts answered 303 (%d)" % len(ok))
+        stored = {e["msg"] for e in redis.entries()}
+        check(all("parallel %d" % i in stored for i in ok), "every acknowledged post is in Redis")
+
+        # The page shows at most 100 entries; Redis keeps at most 1000.
+        st, _, text = page(w.port)
+        check(len(shown_messages(text)) == 100, "page shows the newest 100 entries")
+
+        # Shared data model: an entry pushed by another program (the lab's
+        # blocking guestbook) appears; a foreign, undecodable item is skipped.
+        redis.cmd("LPUSH", "guestbook:entries", "garbage that is not JSON")
+        redis.cmd("LPUSH", "guestbook:entries",
+                  json.dumps({"t": 1700000000, "name": "lab", "msg": "from the lab <3"}))
+        st, _, text = page(w.port)
+        check(shown_messages(text)[0] == "from the lab <3", "entry written by another client shows")
+        check("garbage that is not JSON" not in text, "undecodable items are skipped")
+        check(st == 200, "page still 200 with a foreign item in the list")
+
+        # A wrong type under the key (Redis answers an error): 503, not a crash.
+        redis.cmd("SET", "guestbook:visitors", "not a number")
+        st, hd, _ = gbutil.http(w.port, "GET", "/guestbook")
+        check(st == 503 and hd.get("retry-after") == "1", "Redis error reply -> 503 + Retry-After")
+        redis.cmd("DEL", "guestbook:visitors")
+        st, _, text = page(w.port)
+        check(st == 200 and visitors(text) == 1, "counter restarts from the key")
+        check(w.proc.poll() is None, "wharfd still running")
+    check(w.clean_exit(), "wharfd exits 0 on SIGTERM, no sanitizer report (%s)" % w.returncode)
+    return check.done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

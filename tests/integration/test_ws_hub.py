@@ -1,0 +1,94 @@
+"""WebSocket broadcast hub across worker threads (examples/ws_echo /room):
+every member on every thread receives every broadcast exactly once and in
+each sender's order; members that leave stop receiving and nothing breaks.
+
+WH_TEST_LABELS: tsan
+"""
+import asyncio
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import websockets  # noqa: E402
+from wsutil import BUILD, RawWS, Server  # noqa: E402
+
+ECHO = os.path.join(BUILD, "ws_echo")
+N = 40          # members (spread over 4 threads by SO_REUSEPORT)
+SENDERS = 4
+PER_SENDER = 25
+
+
+async def run(port):
+    uri = "ws://127.0.0.1:%d/room" % port
+    members = [await websockets.connect(uri, compression=None) for _ in range(N)]
+    # Joining happens in on_open, before the 101 is read by the client, so
+    # everyone is a member once connect() returns. Warm-up round to be sure.
+    await members[0].send("hello")
+    for m in members:
+        assert await asyncio.wait_for(m.recv(), 10) == "hello"
+
+    async def send_all(i):
+        for k in range(PER_SENDER):
+            await members[i].send("s%d-%d" % (i, k))
+
+    await asyncio.gather(*(send_all(i) for i in range(SENDERS)))
+    total = SENDERS * PER_SENDER
+    for idx, m in enumerate(members):
+        got = [await asyncio.wait_for(m.recv(), 10) for _ in range(total)]
+        assert len(got) == total, (idx, len(got))
+        for i in range(SENDERS):
+            mine = [g for g in got if g.startswith("s%d-" % i)]
+            assert mine == ["s%d-%d" % (i, k) for k in range(PER_SENDER)], (idx, i, mine[:5])
+    print("ok   %d members each got %d broadcasts in per-sender order" % (N, total))
+
+    # Half leave; the rest still get everything, and leavers nothing.
+    for m in members[N // 2:]:
+        await m.close()
+    await members[0].send(b"binary after leave")
+    for m in members[: N // 2]:
+        assert await asyncio.wait_for(m.recv(), 10) == b"binary after leave"
+    print("ok   after %d left, binary broadcast reaches the other %d" % (N - N // 2, N // 2))
+    for m in members[: N // 2]:
+        await m.close()
+        assert m.close_code == 1000
+
+
+async def slow_member(port):
+    # A member that never reads must not make the server buffer without
+    # bound: once its queue passes the high watermark it is closed (1008,
+    # then dropped when it does not answer the close), and the others still
+    # get every message.
+    slow = RawWS(port, path="/room", timeout=30)
+    fast = await websockets.connect("ws://127.0.0.1:%d/room" % port, compression=None)
+    chunk = b"z" * 65536
+    total = 300
+    got = 0
+
+    async def reader():
+        nonlocal got
+        while got < total:
+            await asyncio.wait_for(fast.recv(), 30)
+            got += 1
+
+    r = asyncio.ensure_future(reader())
+    for _ in range(total):
+        await fast.send(chunk)
+    await r
+    assert got == total
+    ended = await asyncio.get_running_loop().run_in_executor(None, slow.at_eof, 30)
+    assert ended, "slow member was not disconnected"
+    slow.close()
+    await fast.close()
+    print("ok   a member that never reads is closed; the other got all %d x 64 KiB" % total)
+
+
+def main():
+    with Server([ECHO, "0", "--threads", "4"]) as s:
+        asyncio.run(run(s.port))
+        asyncio.run(slow_member(s.port))
+        assert s.proc.poll() is None, "server died"
+    print("all passed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,353 @@
+/* Unit tests for the guestbook's pure parts (src/apps/common/guestbook_page.c):
+ * form parsing, UTF-8 checks, HTML escaping, rendering, entry encoding. */
+#include "test.h"
+
+#include <errno.h>
+
+#include "apps/common/guestbook_page.h"
+
+static int parse(const char *body, wh_gb_form *f)
+{
+    return wh_gb_form_parse(body, strlen(body), f);
+}
+
+TEST(form_basic)
+{
+    wh_gb_form f;
+    CHECK_EQ(parse("name=Ada&message=Hello+world%21", &f), WH_GB_FORM_OK);
+    CHECK(!strcmp(f.name, "Ada"));
+    CHECK_EQ(f.name_len, 3);
+    CHECK(!strcmp(f.message, "Hello world!"));
+    CHECK_EQ(f.message_len, 12);
+}
+
+TEST(form_order_unknown_fields_and_empty_pairs)
+{
+    wh_gb_form f;
+    CHECK_EQ(parse("&x=1&&message=hi&submit=Sign&name=Bob&", &f), WH_GB_FORM_OK);
+    CHECK(!strcmp(f.name, "Bob"));
+    CHECK(!strcmp(f.message, "hi"));
+}
+
+TEST(form_default_name_and_trim)
+{
+    wh_gb_form f;
+    CHECK_EQ(parse("name=+++&message=++hello%0A++", &f), WH_GB_FORM_OK);
+    CHECK(!strcmp(f.name, WH_GB_DEFAULT_NAME));
+    CHECK(!strcmp(f.message, "hello"));
+    CHECK_EQ(parse("message=x", &f), WH_GB_FORM_OK);
+    CHECK(!strcmp(f.name, WH_GB_DEFAULT_NAME));
+}
+
+TEST(form_percent_decoding)
+{
+    wh_gb_form f;
+    /* "%3Cscript%3E" decodes to markup; it is escaped at render time, not here. */
+    CHECK_EQ(parse("name=%3Cb%3E&message=a%2Bb%3Dc%26d%25", &f), WH_GB_FORM_OK);
+    CHECK(!strcmp(f.name, "<b>"));
+    CHECK(!strcmp(f.message, "a+b=c&d%"));
+    /* UTF-8 "é" and "日本" */
+    CHECK_EQ(parse("name=%C3%A9&message=%E6%97%A5%E6%9C%AC", &f), WH_GB_FORM_OK);
+    CHECK(!strcmp(f.name, "\xC3\xA9"));
+    CHECK(!strcmp(f.message, "\xE6\x97\xA5\xE6\x9C\xAC"));
+    /* lower-case hex */
+    CHECK_EQ(parse("message=%c3%a9", &f), WH_GB_FORM_OK);
+    CHECK(!strcmp(f.message, "\xC3\xA9"));
+}
+
+TEST(form_errors)
+{
+    wh_gb_form f;
+    CHECK_EQ(parse("name=a", &f), WH_GB_FORM_MESSAGE_EMPTY);
+    CHECK_EQ(parse("name=a&message=+%20%09", &f), WH_GB_FORM_MESSAGE_EMPTY);
+    CHECK_EQ(parse("message=%", &f), WH_GB_FORM_BAD_ENCODING);
+    CHECK_EQ(parse("message=%4", &f), WH_GB_FORM_BAD_ENCODING);
+    CHECK_EQ(parse("message=%zz", &f), WH_GB_FORM_BAD_ENCODING);
+    CHECK_EQ(parse("message=%C3", &f), WH_GB_FORM_BAD_UTF8);          /* truncated */
+    CHECK_EQ(parse("message=%C0%AF", &f), WH_GB_FORM_BAD_UTF8);       /* overlong '/' */
+    CHECK_EQ(parse("message=%ED%A0%80", &f), WH_GB_FORM_BAD_UTF8);    /* surrogate */
+    CHECK_EQ(parse("message=%F4%90%80%80", &f), WH_GB_FORM_BAD_UTF8); /* > U+10FFFF */
+    CHECK_EQ(parse("message=%FF", &f), WH_GB_FORM_BAD_UTF8);
+    CHECK_EQ(parse("message=a%00b", &f), WH_GB_FORM_CONTROL_CHAR);
+    CHECK_EQ(parse("message=a%1Bb", &f), WH_GB_FORM_CONTROL_CHAR);
+    CHECK_EQ(parse("name=a%0Ab&message=x", &f), WH_GB_FORM_CONTROL_CHAR);
+    CHECK_EQ(parse("message=line1%0D%0Aline2%09tab", &f), WH_GB_FORM_OK);
+    CHECK_EQ(parse("message=a&message=b", &f), WH_GB_FORM_DUPLICATE_FIELD);
+    CHECK_EQ(parse("name=a&name=b&message=c", &f), WH_GB_FORM_DUPLICATE_FIELD);
+}
+
+TEST(form_limits)
+{
+    wh_gb_form f;
+    char body[WH_GB_BODY_MAX + 64];
+    /* name: exactly 64 bytes ok, 65 too long */
+    strcpy(body, "message=m&name=");
+    size_t o = strlen(body);
+    memset(body + o, 'n', 64);
+    body[o + 64] = '\0';
+    CHECK_EQ(parse(body, &f), WH_GB_FORM_OK);
+    CHECK_EQ(f.name_len, 64);
+    body[o + 64] = 'n';
+    body[o + 65] = '\0';
+    CHECK_EQ(parse(body, &f), WH_GB_FORM_NAME_TOO_LONG);
+    CHECK_EQ(wh_gb_form_status(WH_GB_FORM_NAME_TOO_LONG), 413);
+    /* 64 multi-byte chars = 128 bytes: too long (the limit is bytes) */
+    strcpy(body, "message=m&name=");
+    o = strlen(body);
+    for (int i = 0; i < 64; i++, o += 6)
+        memcpy(body + o, "%C3%A9", 6);
+    body[o] = '\0';
+    CHECK_EQ(parse(body, &f), WH_GB_FORM_NAME_TOO_LONG);
+    /* message: 1024 ok, 1025 too long */
+    strcpy(body, "message=");
+    o = strlen(body);
+    memset(body + o, 'm', 1024);
+    body[o + 1024] = '\0';
+    CHECK_EQ(parse(body, &f), WH_GB_FORM_OK);
+    CHECK_EQ(f.message_len, 1024);
+    body[o + 1024] = 'm';
+    body[o + 1025] = '\0';
+    CHECK_EQ(parse(body, &f), WH_GB_FORM_MESSAGE_TOO_LONG);
+    /* padded with spaces beyond the limit, but short once trimmed: ok */
+    strcpy(body, "message=");
+    o = strlen(body);
+    memset(body + o, '+', 2000);
+    memcpy(body + o + 1000, "hi", 2);
+    body[o + 2000] = '\0';
+    CHECK_EQ(parse(body, &f), WH_GB_FORM_OK);
+    CHECK(!strcmp(f.message, "hi"));
+    /* whole body too large */
+    memset(body, 'x', WH_GB_BODY_MAX + 1);
+    CHECK_EQ(wh_gb_form_parse(body, WH_GB_BODY_MAX + 1, &f), WH_GB_FORM_BODY_TOO_LARGE);
+    CHECK_EQ(wh_gb_form_status(WH_GB_FORM_BODY_TOO_LARGE), 413);
+    CHECK_EQ(wh_gb_form_status(WH_GB_FORM_BAD_UTF8), 400);
+    CHECK_EQ(wh_gb_form_status(WH_GB_FORM_OK), 200);
+    CHECK(strstr(wh_gb_form_strerror(WH_GB_FORM_NAME_TOO_LONG), "64"));
+}
+
+TEST(content_type)
+{
+    const char *ok[] = {"application/x-www-form-urlencoded", "Application/X-WWW-Form-Urlencoded",
+                        "application/x-www-form-urlencoded; charset=UTF-8",
+                        "application/x-www-form-urlencoded ;charset=utf-8",
+                        " application/x-www-form-urlencoded"};
+    const char *bad[] = {"", "text/plain", "multipart/form-data; boundary=x",
+                         "application/x-www-form-urlencodedx", "application/json"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        CHECK(wh_gb_content_type_ok(ok[i], strlen(ok[i])));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK(!wh_gb_content_type_ok(bad[i], strlen(bad[i])));
+}
+
+TEST(utf8)
+{
+    CHECK(wh_gb_utf8_valid("", 0));
+    CHECK(wh_gb_utf8_valid("plain", 5));
+    CHECK(wh_gb_utf8_valid("\xF0\x9F\x98\x80", 4)); /* U+1F600 */
+    CHECK(wh_gb_utf8_valid("\xF4\x8F\xBF\xBF", 4)); /* U+10FFFF */
+    CHECK(wh_gb_utf8_valid("\xEF\xBF\xBF", 3));
+    CHECK(!wh_gb_utf8_valid("\xE0\x80\x80", 3)); /* overlong */
+    CHECK(!wh_gb_utf8_valid("\xF0\x80\x80\x80", 4));
+    CHECK(!wh_gb_utf8_valid("\x80", 1));
+    CHECK(!wh_gb_utf8_valid("\xC2", 1));
+    CHECK(!wh_gb_utf8_valid("\xE2\x82", 2));
+    CHECK(!wh_gb_utf8_valid("\xC2\x41", 2));
+}
+
+TEST(html_escape)
+{
+    wh_gb_buf b;
+    wh_gb_buf_init(&b);
+    const char *in = "<script>alert(\"x\" & 'y')</script>";
+    CHECK_EQ(wh_gb_html_escape(&b, in, strlen(in)), 0);
+    CHECK(!strcmp(b.data, "&lt;script&gt;alert(&quot;x&quot; &amp; &#39;y&#39;)&lt;/script&gt;"));
+    wh_gb_buf_reset(&b);
+    CHECK_EQ(wh_gb_html_escape(&b, "plain \xC3\xA9", 8), 0);
+    CHECK(!strcmp(b.data, "plain \xC3\xA9"));
+    wh_gb_buf_free(&b);
+}
+
+TEST(buf_on_caller_storage_grows)
+{
+    char mem[8];
+    wh_gb_buf b;
+    wh_gb_buf_init_on(&b, mem, sizeof(mem));
+    CHECK_EQ(wh_gb_buf_puts(&b, "abc"), 0);
+    CHECK(b.data == mem);
+    CHECK_EQ(wh_gb_buf_printf(&b, "%s-%d", "defghijkl", 42), 0);
+    CHECK(b.data != mem);
+    CHECK(!strcmp(b.data, "abcdefghijkl-42"));
+    /* a long printf takes the second vsnprintf path */
+    char big[600];
+    memset(big, 'z', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    CHECK_EQ(wh_gb_buf_printf(&b, "[%s]", big), 0);
+    CHECK_EQ(b.len, 15 + 2 + 599);
+    CHECK_EQ(b.data[b.len], '\0');
+    wh_gb_buf_free(&b);
+}
+
+TEST(render_page_escapes_and_orders)
+{
+    wh_gb_entry e[2] = {
+        {.time_s = 1700000000,
+         .name = "Eve",
+         .name_len = 3,
+         .msg = "<script>x</script>",
+         .msg_len = 18},
+        {.time_s = 0, .name = "A&B", .name_len = 3, .msg = "first", .msg_len = 5},
+    };
+    wh_gb_buf b;
+    wh_gb_buf_init(&b);
+    CHECK_EQ(wh_gb_render_page(&b, e, 2, 42), 0);
+    CHECK(strstr(b.data, "<!DOCTYPE html>") == b.data);
+    CHECK(strstr(b.data, "<span id=\"gb-visitors\">42</span>"));
+    CHECK(strstr(b.data, "<form id=\"gb-form\" method=\"post\" action=\"/guestbook\">"));
+    CHECK(!strstr(b.data, "<script>"));
+    CHECK(strstr(b.data, "&lt;script&gt;x&lt;/script&gt;"));
+    CHECK(strstr(b.data, "A&amp;B"));
+    CHECK(strstr(b.data, "2023-11-14 22:13 UTC"));
+    CHECK(strstr(b.data, "&lt;script&gt;") < strstr(b.data, "first")); /* order kept */
+    CHECK(!strstr(b.data, "gb-empty"));
+    wh_gb_buf_reset(&b);
+    CHECK_EQ(wh_gb_render_page(&b, NULL, 0, 1), 0);
+    CHECK(strstr(b.data, "gb-empty"));
+    wh_gb_buf_free(&b);
+}
+
+TEST(render_dates)
+{
+    /* The page formats UTC dates itself (no gmtime/strftime): check leap
+     * days, century rules and the ends of the range. */
+    struct {
+        int64_t t;
+        const char *want;
+    } cases[] = {
+        {1, "1970-01-01T00:00:01Z\">1970-01-01 00:00 UTC"},
+        {951782400, "2000-02-29T00:00:00Z\">2000-02-29 00:00 UTC"},
+        {4107542399, "2100-02-28T23:59:59Z\">2100-02-28 23:59 UTC"},
+        {4107542400, "2100-03-01T00:00:00Z\">2100-03-01 00:00 UTC"},
+        {1709164800, "2024-02-29T00:00:00Z\">2024-02-29 00:00 UTC"},
+        {1735689599, "2024-12-31T23:59:59Z\">2024-12-31 23:59 UTC"},
+        {253402300799, "9999-12-31T23:59:59Z\">9999-12-31 23:59 UTC"},
+    };
+    wh_gb_buf b;
+    wh_gb_buf_init(&b);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        wh_gb_entry e = {
+            .time_s = cases[i].t, .name = "n", .name_len = 1, .msg = "m", .msg_len = 1};
+        wh_gb_buf_reset(&b);
+        CHECK_EQ(wh_gb_render_page(&b, &e, 1, 1), 0);
+        if (!strstr(b.data, cases[i].want))
+            fprintf(stderr, "date case %zu: want %s\n", i, cases[i].want);
+        CHECK(strstr(b.data, cases[i].want));
+    }
+    /* out of range: no <time> at all */
+    wh_gb_entry e = {.time_s = 253402300800, .name = "n", .name_len = 1, .msg = "m", .msg_len = 1};
+    wh_gb_buf_reset(&b);
+    CHECK_EQ(wh_gb_render_page(&b, &e, 1, 1), 0);
+    CHECK(!strstr(b.data, "<time"));
+    wh_gb_buf_free(&b);
+}
+
+TEST(render_error)
+{
+    wh_gb_buf b;
+    wh_gb_buf_init(&b);
+    CHECK_EQ(wh_gb_render_error(&b, 413, "too <long>"), 0);
+    CHECK(strstr(b.data, "error 413"));
+    CHECK(strstr(b.data, "too &lt;long&gt;"));
+    CHECK(strstr(b.data, "href=\"/guestbook\""));
+    wh_gb_buf_free(&b);
+}
+
+TEST(entry_roundtrip)
+{
+    const char name[] = "Q\"uo\\te";
+    const char msg[] = "line1\nline2\t\x01 \xE6\x97\xA5 </script>";
+    wh_gb_buf b;
+    wh_gb_buf_init(&b);
+    CHECK_EQ(wh_gb_entry_encode(&b, 1234567890, name, sizeof(name) - 1, msg, sizeof(msg) - 1), 0);
+    CHECK(!strcmp(b.data, "{\"t\":1234567890,\"name\":\"Q\\\"uo\\\\te\",\"msg\":\"line1\\nline2\\t"
+                          "\\u0001 \xE6\x97\xA5 </script>\"}"));
+    char scratch[256];
+    wh_gb_entry e;
+    CHECK_EQ(wh_gb_entry_decode(b.data, b.len, &e, scratch, sizeof(scratch)), 0);
+    CHECK_EQ(e.time_s, 1234567890);
+    CHECK_EQ(e.name_len, sizeof(name) - 1);
+    CHECK(!memcmp(e.name, name, e.name_len));
+    CHECK_EQ(e.msg_len, sizeof(msg) - 1);
+    CHECK(!memcmp(e.msg, msg, e.msg_len));
+    /* scratch exactly len bytes is enough */
+    CHECK_EQ(wh_gb_entry_decode(b.data, b.len, &e, scratch, b.len), 0);
+    CHECK_EQ(wh_gb_entry_decode(b.data, b.len, &e, scratch, b.len - 1), -ENOSPC);
+    wh_gb_buf_free(&b);
+}
+
+TEST(entry_decode_variants)
+{
+    char scratch[256];
+    wh_gb_entry e;
+    const char *s = " { \"msg\" : \"\\u00e9\\ud83d\\ude00\\/\" , \"extra\": [1], \"t\":5 } ";
+    CHECK_EQ(wh_gb_entry_decode(s, strlen(s), &e, scratch, sizeof(scratch)), -EINVAL);
+    s = " { \"msg\" : \"\\u00e9\\ud83d\\ude00\\/\" , \"extra\": null, \"t\":5 } ";
+    CHECK_EQ(wh_gb_entry_decode(s, strlen(s), &e, scratch, sizeof(scratch)), 0);
+    CHECK_EQ(e.time_s, 5);
+    CHECK_EQ(e.msg_len, 2 + 4 + 1);
+    CHECK(!memcmp(e.msg, "\xC3\xA9\xF0\x9F\x98\x80/", 7));
+    CHECK(!memcmp(e.name, WH_GB_DEFAULT_NAME, e.name_len));
+    const char *bad[] = {"",
+                         "{}",
+                         "{\"name\":\"x\"}",
+                         "{\"msg\":\"x\"",
+                         "{\"msg\":\"x\"}x",
+                         "{\"msg\":\"\\ud800\"}",
+                         "{\"msg\":\"\\udc00\"}",
+                         "{\"msg\":\"a\nb\"}",
+                         "{\"msg\":\"\\q\"}",
+                         "[\"msg\"]",
+                         "{\"msg\":x}",
+                         "{\"msg\":\"x\",}",
+                         "{\"t\":\"1\",\"msg\":\"x\"}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK_EQ(wh_gb_entry_decode(bad[i], strlen(bad[i]), &e, scratch, sizeof(scratch)), -EINVAL);
+}
+
+TEST(render_encoded_skips_garbage)
+{
+    wh_gb_buf enc;
+    wh_gb_buf_init(&enc);
+    wh_gb_entry_encode(&enc, 0, "N", 1, "<i>hello</i>", 12);
+    const char *items[3] = {"not json", enc.data, "{\"msg\":\"second\"}"};
+    size_t lens[3] = {8, enc.len, strlen(items[2])};
+    wh_gb_buf b;
+    wh_gb_buf_init(&b);
+    CHECK_EQ(wh_gb_render_page_encoded(&b, items, lens, 3, 7), 0);
+    CHECK(strstr(b.data, "&lt;i&gt;hello&lt;/i&gt;"));
+    CHECK(strstr(b.data, "second"));
+    CHECK(!strstr(b.data, "not json"));
+    size_t count = 0;
+    for (const char *p = b.data; (p = strstr(p, "class=\"entry\"")); p++)
+        count++;
+    CHECK_EQ(count, 2);
+    wh_gb_buf_free(&b);
+    wh_gb_buf_free(&enc);
+}
+
+TEST(redis_commands)
+{
+    wh_gb_cmd c;
+    wh_gb_cmd_visit(&c);
+    CHECK_EQ(c.argc, 2);
+    CHECK(!strcmp(c.argv[0], "INCR") && !strcmp(c.argv[1], "guestbook:visitors"));
+    wh_gb_cmd_list(&c);
+    CHECK_EQ(c.argc, 4);
+    CHECK(!strcmp(c.argv[0], "LRANGE") && !strcmp(c.argv[3], "99"));
+    CHECK_EQ(c.argvlen[1], strlen("guestbook:entries"));
+    wh_gb_cmd_add(&c, "abc", 3);
+    CHECK(!strcmp(c.argv[0], "LPUSH") && c.argvlen[2] == 3);
+    wh_gb_cmd_trim(&c);
+    CHECK(!strcmp(c.argv[0], "LTRIM") && !strcmp(c.argv[3], "999"));
+}
+
+WH_TEST_MAIN()

@@ -1,0 +1,739 @@
+/* wh_server: every model echoes byte-exact under concurrent clients; thread
+ * hooks; offload completion on the submitting loop; max_conns; idle timeout;
+ * graceful stop with busy connections; forced stop; stats.
+ * WH_TEST_LABELS: tsan
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/runtime_internal.h"
+#include "test.h"
+#include "wharf/server.h"
+
+/* ---- client helpers ------------------------------------------------------ */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int server_port(wh_server *s, unsigned i)
+{
+    wh_sockaddr a;
+    if (wh_server_local_addr(s, i, &a) < 0) return -1;
+    struct sockaddr_in *sin = (struct sockaddr_in *)a.u.raw;
+    return ntohs(sin->sin_port);
+}
+
+static int cli_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+        close(fd);
+        return -1;
+    }
+    struct timeval tv = {10, 0}; /* a hung server fails the test, not the run */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+static bool write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n <= 0) return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* Reads exactly len bytes; returns bytes read (< len on EOF/error/timeout). */
+static size_t read_full(int fd, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = recv(fd, (char *)buf + got, len - got, 0);
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    return got;
+}
+
+/* True when the peer closes (EOF or reset) within ms. */
+static bool wait_eof(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, ms) <= 0) return false;
+    char c;
+    return recv(fd, &c, 1, MSG_DONTWAIT) <= 0;
+}
+
+/* ---- echo server --------------------------------------------------------- */
+
+static size_t echo_read(wh_conn *c, char *data, size_t len, void *ud)
+{
+    wh_conn_write(c, data, len);
+    return len;
+}
+
+static wh_server *start_server(wh_model model, unsigned threads, const wh_conn_cbs *cbs, void *ud,
+                               void (*tweak)(wh_server_opts *))
+{
+    wh_server_opts o;
+    wh_server_opts_init(&o);
+    o.model = model;
+    o.threads = threads;
+    o.handle_signals = false;
+    if (tweak) tweak(&o);
+    wh_server *s = NULL;
+    if (wh_server_new(&s, &o, cbs, ud) < 0) return NULL;
+    if (wh_server_listen(s, "127.0.0.1:0") < 0 || wh_server_start(s) < 0) {
+        wh_server_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+struct echo_client {
+    int port;
+    int conns;
+    int rounds;
+    size_t size;
+    int failures;
+};
+
+static void *echo_client_main(void *arg)
+{
+    struct echo_client *ec = arg;
+    int fds[16];
+    char *out = malloc(ec->size), *in = malloc(ec->size);
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    for (int i = 0; i < ec->conns; i++)
+        fds[i] = cli_connect(ec->port);
+    for (int r = 0; r < ec->rounds; r++) {
+        for (int i = 0; i < ec->conns; i++) {
+            if (fds[i] < 0) {
+                ec->failures++;
+                continue;
+            }
+            for (size_t k = 0; k < ec->size; k++)
+                out[k] = (char)rand_r(&seed);
+            if (!write_all(fds[i], out, ec->size) || read_full(fds[i], in, ec->size) != ec->size ||
+                memcmp(in, out, ec->size) != 0)
+                ec->failures++;
+        }
+    }
+    for (int i = 0; i < ec->conns; i++)
+        if (fds[i] >= 0) close(fds[i]);
+    free(out);
+    free(in);
+    return NULL;
+}
+
+static int run_echo_load(int port, int nthreads, int conns, int rounds, size_t size)
+{
+    pthread_t t[8];
+    struct echo_client ec[8];
+    for (int i = 0; i < nthreads; i++) {
+        ec[i] = (struct echo_client){port, conns, rounds, size, 0};
+        pthread_create(&t[i], NULL, echo_client_main, &ec[i]);
+    }
+    int fail = 0;
+    for (int i = 0; i < nthreads; i++) {
+        pthread_join(t[i], NULL);
+        fail += ec[i].failures;
+    }
+    return fail;
+}
+
+static void model_echo(wh_model m)
+{
+    wh_conn_cbs cbs = {.on_read = echo_read};
+    wh_server *s = start_server(m, 2, &cbs, NULL, NULL);
+    CHECK(s);
+    int port = server_port(s, 0);
+    CHECK(port > 0);
+    /* 4 client threads x 8 conns; sizes that need several reads and writes. */
+    CHECK_EQ(run_echo_load(port, 4, 8, 20, 3000), 0);
+    CHECK_EQ(run_echo_load(port, 2, 4, 2, 300000), 0);
+    wh_server_stats st;
+    /* Counters are bumped after the syscall returns, so the client may see
+     * its echo a moment before the counter moves: poll briefly. */
+    uint64_t want = 4 * 8 * 20 * 3000 + 2 * 4 * 2 * 300000;
+    for (int i = 0; i < 500; i++) {
+        wh_server_stats_get(s, &st);
+        if (st.bytes_out == want && st.bytes_in == want) break;
+        usleep(2000);
+    }
+    CHECK_EQ(st.accepted, 4 * 8 + 2 * 4);
+    CHECK_EQ(st.bytes_in, 4 * 8 * 20 * 3000 + 2 * 4 * 2 * 300000);
+    CHECK_EQ(st.bytes_out, st.bytes_in);
+    wh_server_stop(s, true);
+    CHECK_EQ(wh_server_wait(s), 0);
+    wh_server_free(s);
+}
+
+TEST(echo_reuseport)
+{
+    model_echo(WH_MODEL_REUSEPORT);
+}
+TEST(echo_exclusive)
+{
+    model_echo(WH_MODEL_EXCLUSIVE);
+}
+TEST(echo_dispatch)
+{
+    model_echo(WH_MODEL_DISPATCH);
+}
+TEST(echo_oneshot)
+{
+    model_echo(WH_MODEL_ONESHOT);
+}
+
+/* ---- ONESHOT: a connection never runs on two threads at once ------------- */
+
+struct owner_rec {
+    atomic_ulong owner;    /* thread inside a callback of this conn, or 0 */
+    atomic_ulong last;     /* thread of the previous callback */
+    atomic_int migrations; /* callbacks on a thread other than the previous one */
+};
+
+static atomic_int os_violations, os_migrations, os_reads;
+
+static void os_open(wh_conn *c, void *ud)
+{
+    struct owner_rec *r = calloc(1, sizeof(*r));
+    wh_conn_set_data(c, r);
+}
+
+static size_t os_read(wh_conn *c, char *data, size_t len, void *ud)
+{
+    struct owner_rec *r = wh_conn_data(c);
+    unsigned long me = (unsigned long)pthread_self(), none = 0;
+    if (!atomic_compare_exchange_strong(&r->owner, &none, me)) atomic_fetch_add(&os_violations, 1);
+    if (atomic_exchange(&r->last, me) != me) atomic_fetch_add(&os_migrations, 1);
+    atomic_fetch_add(&os_reads, 1);
+    /* Widen the window in which a second thread could wrongly get this conn:
+     * the client has already sent its next bytes by now (pipelined). */
+    for (volatile int i = 0; i < 2000; i++)
+        ;
+    sched_yield();
+    wh_conn_write(c, data, len);
+    unsigned long mine = me;
+    if (!atomic_compare_exchange_strong(&r->owner, &mine, 0)) atomic_fetch_add(&os_violations, 1);
+    return len;
+}
+
+static void os_close(wh_conn *c, int err, void *ud)
+{
+    free(wh_conn_data(c));
+}
+
+/* Each client keeps 2 messages in flight so the conn is readable again while
+ * a worker is still inside on_read. */
+struct pipe_client {
+    int port, rounds, failures;
+};
+
+static void *pipe_client_main(void *arg)
+{
+    struct pipe_client *pc = arg;
+    int fd = cli_connect(pc->port);
+    if (fd < 0) {
+        pc->failures++;
+        return NULL;
+    }
+    char out[64], in[128];
+    size_t expect = 0, got = 0;
+    for (int r = 0; r < pc->rounds; r++) {
+        int n = snprintf(out, sizeof(out), "m%05d-%p;", r, (void *)pc);
+        if (!write_all(fd, out, (size_t)n)) {
+            pc->failures++;
+            break;
+        }
+        expect += (size_t)n;
+        /* Read back everything but the newest message (one in flight). */
+        while (got + 32 < expect) {
+            ssize_t k = recv(fd, in, sizeof(in), 0);
+            if (k <= 0) {
+                pc->failures++;
+                goto out;
+            }
+            got += (size_t)k;
+        }
+    }
+    while (got < expect) {
+        ssize_t k = recv(fd, in, sizeof(in), 0);
+        if (k <= 0) {
+            pc->failures++;
+            break;
+        }
+        got += (size_t)k;
+    }
+out:
+    close(fd);
+    return NULL;
+}
+
+TEST(oneshot_never_two_threads)
+{
+    wh_conn_cbs cbs = {.on_open = os_open, .on_read = os_read, .on_close = os_close};
+    wh_server *s = start_server(WH_MODEL_ONESHOT, 4, &cbs, NULL, NULL);
+    CHECK(s);
+    int port = server_port(s, 0);
+    enum { NCLI = 12 };
+    pthread_t t[NCLI];
+    struct pipe_client pc[NCLI];
+    for (int i = 0; i < NCLI; i++) {
+        pc[i] = (struct pipe_client){port, 400, 0};
+        pthread_create(&t[i], NULL, pipe_client_main, &pc[i]);
+    }
+    int fail = 0;
+    for (int i = 0; i < NCLI; i++) {
+        pthread_join(t[i], NULL);
+        fail += pc[i].failures;
+    }
+    wh_server_free(s);
+    fprintf(stderr, "  oneshot: %d reads, %d thread changes, %d violations\n",
+            atomic_load(&os_reads), atomic_load(&os_migrations), atomic_load(&os_violations));
+    CHECK_EQ(fail, 0);
+    CHECK_EQ(atomic_load(&os_violations), 0);
+    /* The model really shares conns between threads (not sticky). */
+    CHECK(atomic_load(&os_migrations) > NCLI);
+}
+
+static void least_loaded(wh_server_opts *o)
+{
+    o->dispatch_least_loaded = true;
+}
+
+TEST(echo_dispatch_least_loaded)
+{
+    wh_conn_cbs cbs = {.on_read = echo_read};
+    wh_server *s = start_server(WH_MODEL_DISPATCH, 2, &cbs, NULL, least_loaded);
+    CHECK(s);
+    CHECK_EQ(run_echo_load(server_port(s, 0), 4, 8, 10, 1000), 0);
+    wh_server_free(s); /* free stops and waits */
+}
+
+/* ---- thread hooks -------------------------------------------------------- */
+
+static atomic_int hook_start, hook_stop;
+static void on_start(wh_loop *l, unsigned idx, void *ud)
+{
+    if (wh_loop_on_thread(l) && wh__server_loop_index(l) == (int)idx)
+        atomic_fetch_add(&hook_start, 1);
+}
+static void on_stop(wh_loop *l, unsigned idx, void *ud)
+{
+    atomic_fetch_add(&hook_stop, 1);
+}
+
+TEST(thread_hooks)
+{
+    wh_server_opts o;
+    wh_server_opts_init(&o);
+    o.threads = 3;
+    o.handle_signals = false;
+    wh_server *s;
+    CHECK_EQ(wh_server_new(&s, &o, NULL, NULL), 0);
+    CHECK_EQ(wh_server_listen(s, "127.0.0.1:0"), 0);
+    wh_server_on_thread(s, on_start, on_stop);
+    CHECK_EQ(wh_server_start(s), 0);
+    CHECK_EQ(wh_server_threads(s), 3);
+    CHECK_EQ(atomic_load(&hook_start), 3);
+    CHECK(wh_server_loop(s, 2) != NULL);
+    CHECK(wh_server_loop(s, 3) == NULL);
+    wh_server_stop(s, true);
+    CHECK_EQ(wh_server_wait(s), 0);
+    CHECK_EQ(atomic_load(&hook_stop), 3);
+    wh_server_free(s);
+}
+
+TEST(listen_errors)
+{
+    wh_server *s;
+    CHECK_EQ(wh_server_new(&s, NULL, NULL, NULL), 0);
+    CHECK_EQ(wh_server_listen(s, "not an address"), -EINVAL);
+    CHECK_EQ(wh_server_start(s), -EDESTADDRREQ);
+    wh_server_free(s);
+    /* A port in use by a non-reuseport socket. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    listen(fd, 1);
+    socklen_t sl = sizeof(sin);
+    getsockname(fd, (struct sockaddr *)&sin, &sl);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sin.sin_port));
+    CHECK_EQ(wh_server_new(&s, NULL, NULL, NULL), 0);
+    CHECK_EQ(wh_server_listen(s, addr), -EADDRINUSE);
+    wh_server_free(s);
+    close(fd);
+}
+
+/* ---- offload ------------------------------------------------------------- */
+
+struct off_req {
+    wh_conn *c;
+    wh_loop *loop;
+    pthread_t job_thread;
+    char byte;
+};
+
+static wh_server *off_srv;
+static atomic_int off_bad;
+
+static void off_job(void *arg)
+{
+    struct off_req *r = arg;
+    r->job_thread = pthread_self();
+    if (wh_loop_on_thread(r->loop)) /* the job must not run on the loop */
+        atomic_fetch_add(&off_bad, 1);
+    r->byte = (char)(r->byte + 1);
+}
+
+static void off_done(wh_loop *loop, void *arg)
+{
+    struct off_req *r = arg;
+    if (loop != r->loop || !wh_loop_on_thread(loop) || pthread_equal(r->job_thread, pthread_self()))
+        atomic_fetch_add(&off_bad, 1);
+    wh_conn_write(r->c, &r->byte, 1);
+    wh__server_conn_busy(r->c, false);
+    free(r);
+}
+
+static size_t off_read(wh_conn *c, char *data, size_t len, void *ud)
+{
+    for (size_t i = 0; i < len; i++) {
+        struct off_req *r = malloc(sizeof(*r));
+        r->c = c;
+        r->loop = wh_conn_loop(c);
+        r->byte = data[i];
+        wh__server_conn_busy(c, true);
+        if (wh_server_offload(off_srv, r->loop, off_job, off_done, r) < 0) {
+            atomic_fetch_add(&off_bad, 1);
+            free(r);
+        }
+    }
+    return len;
+}
+
+static void offload_model(wh_model m)
+{
+    wh_conn_cbs cbs = {.on_read = off_read};
+    off_srv = start_server(m, 2, &cbs, NULL, NULL);
+    CHECK(off_srv);
+    int port = server_port(off_srv, 0);
+    int fds[6];
+    for (int i = 0; i < 6; i++)
+        CHECK((fds[i] = cli_connect(port)) >= 0);
+    for (int round = 0; round < 50; round++) {
+        for (int i = 0; i < 6; i++)
+            CHECK(write_all(fds[i], "a", 1));
+        for (int i = 0; i < 6; i++) {
+            char b = 0;
+            CHECK_EQ(read_full(fds[i], &b, 1), 1);
+            CHECK_EQ(b, 'b');
+        }
+    }
+    for (int i = 0; i < 6; i++)
+        close(fds[i]);
+    CHECK_EQ(atomic_load(&off_bad), 0);
+    wh_server_stop(off_srv, true);
+    wh_server_wait(off_srv);
+    wh_server_free(off_srv);
+}
+
+TEST(offload_delivers_on_submitting_loop)
+{
+    offload_model(WH_MODEL_REUSEPORT);
+}
+/* ONESHOT: a busy conn stays on its thread until the completion. */
+TEST(offload_delivers_on_submitting_loop_oneshot)
+{
+    offload_model(WH_MODEL_ONESHOT);
+}
+
+/* ---- max_conns ----------------------------------------------------------- */
+
+static void cap2(wh_server_opts *o)
+{
+    o->max_conns = 2;
+}
+
+TEST(max_conns_rejects_at_cap)
+{
+    wh_conn_cbs cbs = {.on_read = echo_read};
+    wh_server *s = start_server(WH_MODEL_REUSEPORT, 1, &cbs, NULL, cap2);
+    CHECK(s);
+    int port = server_port(s, 0);
+    int a = cli_connect(port), b = cli_connect(port);
+    char buf[4];
+    CHECK(write_all(a, "ping", 4) && read_full(a, buf, 4) == 4);
+    CHECK(write_all(b, "ping", 4) && read_full(b, buf, 4) == 4);
+    /* The third is accepted by the kernel, then closed at once by wharf. */
+    int c = cli_connect(port);
+    CHECK(c >= 0);
+    CHECK(wait_eof(c, 5000));
+    close(c);
+    wh_server_stats st;
+    wh_server_stats_get(s, &st);
+    CHECK_EQ(st.rejected, 1);
+    CHECK_EQ(st.open_conns, 2);
+    /* After one closes there is room again. */
+    close(a);
+    for (int i = 0; i < 200; i++) {
+        wh_server_stats_get(s, &st);
+        if (st.open_conns == 1) break;
+        usleep(10000);
+    }
+    int d = cli_connect(port);
+    CHECK(write_all(d, "pong", 4) && read_full(d, buf, 4) == 4);
+    close(b);
+    close(d);
+    wh_server_free(s);
+}
+
+/* ---- idle timeout -------------------------------------------------------- */
+
+static void idle500(wh_server_opts *o)
+{
+    o->idle_timeout_ms = 500;
+}
+
+static void idle_timeout_model(wh_model m)
+{
+    wh_conn_cbs cbs = {.on_read = echo_read};
+    wh_server *s = start_server(m, 2, &cbs, NULL, idle500);
+    CHECK(s);
+    int port = server_port(s, 0);
+    int fd = cli_connect(port);
+    char buf[2];
+    /* Activity refreshes the timeout: 4 x 300 ms of pings stays open. */
+    for (int i = 0; i < 4; i++) {
+        usleep(300000);
+        CHECK(write_all(fd, "hi", 2) && read_full(fd, buf, 2) == 2);
+    }
+    uint64_t t0 = now_ms();
+    CHECK(wait_eof(fd, 5000));
+    uint64_t dt = now_ms() - t0;
+    /* State check with a generous tolerance (500 ms configured, wheel tick
+     * 100 ms): closed, and neither far too early nor far too late. */
+    CHECK(dt >= 200 && dt <= 1100);
+    close(fd);
+    wh_server_free(s);
+}
+
+TEST(idle_timeout_closes)
+{
+    idle_timeout_model(WH_MODEL_REUSEPORT);
+}
+TEST(idle_timeout_closes_oneshot)
+{
+    idle_timeout_model(WH_MODEL_ONESHOT);
+}
+TEST(idle_timeout_closes_dispatch)
+{
+    idle_timeout_model(WH_MODEL_DISPATCH);
+}
+
+/* ---- graceful stop ------------------------------------------------------- */
+
+/* Line protocol: each line is "busy" for 300 ms (offloaded), then answered
+ * with "ok <line>\n". */
+static wh_server *gs_srv;
+
+struct gs_req {
+    wh_conn *c;
+    char line[64];
+};
+
+static void gs_job(void *arg)
+{
+    usleep(300000);
+}
+
+static void gs_done(wh_loop *loop, void *arg)
+{
+    struct gs_req *r = arg;
+    wh_conn_write(r->c, "ok ", 3);
+    wh_conn_write(r->c, r->line, strlen(r->line));
+    wh__server_conn_busy(r->c, false);
+    free(r);
+}
+
+static size_t gs_read(wh_conn *c, char *data, size_t len, void *ud)
+{
+    char *nl = memchr(data, '\n', len);
+    if (!nl) return 0;
+    size_t n = (size_t)(nl - data) + 1;
+    struct gs_req *r = calloc(1, sizeof(*r));
+    r->c = c;
+    memcpy(r->line, data, n < 63 ? n : 63);
+    wh__server_conn_busy(c, true);
+    wh_server_offload(gs_srv, wh_conn_loop(c), gs_job, gs_done, r);
+    return n;
+}
+
+static void gs_opts(wh_server_opts *o)
+{
+    o->shutdown_timeout_ms = 5000;
+}
+
+static void graceful_model(wh_model m)
+{
+    wh_conn_cbs cbs = {.on_read = gs_read};
+    gs_srv = start_server(m, 2, &cbs, NULL, gs_opts);
+    CHECK(gs_srv);
+    int port = server_port(gs_srv, 0);
+    int busy[8], idle[8];
+    for (int i = 0; i < 8; i++) {
+        busy[i] = cli_connect(port);
+        idle[i] = cli_connect(port);
+    }
+    for (int i = 0; i < 8; i++) {
+        char line[16];
+        int n = snprintf(line, sizeof(line), "req%d\n", i);
+        CHECK(write_all(busy[i], line, (size_t)n));
+    }
+    usleep(100000); /* the requests are read and in flight */
+    uint64_t t0 = now_ms();
+    wh_server_stop(gs_srv, true);
+    CHECK(wh_server_stopping(gs_srv));
+    for (int i = 0; i < 8; i++) {
+        /* Idle connections are closed without waiting for the busy ones. */
+        CHECK(wait_eof(idle[i], 2000));
+        close(idle[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        char want[16], got[16] = {0};
+        int n = snprintf(want, sizeof(want), "ok req%d\n", i);
+        CHECK_EQ(read_full(busy[i], got, (size_t)n), (size_t)n);
+        CHECK(memcmp(got, want, (size_t)n) == 0);
+        CHECK(wait_eof(busy[i], 2000)); /* then closed */
+        close(busy[i]);
+    }
+    CHECK_EQ(wh_server_wait(gs_srv), 0);
+    CHECK(now_ms() - t0 < 4000); /* well before the 5 s deadline */
+    wh_server_free(gs_srv);
+}
+
+TEST(graceful_stop_exclusive)
+{
+    graceful_model(WH_MODEL_EXCLUSIVE);
+}
+TEST(graceful_stop_oneshot)
+{
+    graceful_model(WH_MODEL_ONESHOT);
+}
+TEST(graceful_stop_dispatch)
+{
+    graceful_model(WH_MODEL_DISPATCH);
+}
+TEST(graceful_stop_reuseport)
+{
+    graceful_model(WH_MODEL_REUSEPORT);
+}
+
+/* A client that never reads keeps its conn non-idle: the deadline closes it. */
+static void deadline_opts(wh_server_opts *o)
+{
+    o->shutdown_timeout_ms = 600;
+}
+
+TEST(graceful_stop_deadline_then_forced)
+{
+    wh_conn_cbs cbs = {.on_read = echo_read};
+    wh_server *s = start_server(WH_MODEL_REUSEPORT, 1, &cbs, NULL, deadline_opts);
+    CHECK(s);
+    int fd = cli_connect(server_port(s, 0));
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    static char junk[1 << 20];
+    /* Fill both directions: the server's queue holds what we do not read. */
+    for (int i = 0; i < 8; i++)
+        if (send(fd, junk, sizeof(junk), MSG_DONTWAIT | MSG_NOSIGNAL) <= 0) break;
+    usleep(100000);
+    uint64_t t0 = now_ms();
+    wh_server_stop(s, true);
+    CHECK_EQ(wh_server_wait(s), 0);
+    uint64_t dt = now_ms() - t0;
+    CHECK(dt >= 400 && dt < 3000);
+    close(fd);
+    wh_server_free(s);
+
+    /* Forced stop: no wait for the deadline. */
+    s = start_server(WH_MODEL_DISPATCH, 2, &cbs, NULL, gs_opts);
+    CHECK(s);
+    fd = cli_connect(server_port(s, 0));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    for (int i = 0; i < 8; i++)
+        if (send(fd, junk, sizeof(junk), MSG_DONTWAIT | MSG_NOSIGNAL) <= 0) break;
+    usleep(100000);
+    t0 = now_ms();
+    wh_server_stop(s, true);
+    usleep(200000);
+    wh_server_stop(s, false); /* the "second signal" */
+    CHECK_EQ(wh_server_wait(s), 0);
+    CHECK(now_ms() - t0 < 2500);
+    close(fd);
+    wh_server_free(s);
+}
+
+/* wh_server_run handles SIGTERM: graceful stop and a 0 return. */
+struct sig_arg {
+    int port;
+};
+static void *sig_thread(void *arg)
+{
+    struct sig_arg *a = arg;
+    int fd = cli_connect(a->port);
+    char buf[4];
+    if (fd >= 0 && write_all(fd, "ping", 4)) read_full(fd, buf, 4);
+    kill(getpid(), SIGTERM);
+    if (fd >= 0) {
+        wait_eof(fd, 3000);
+        close(fd);
+    }
+    return NULL;
+}
+
+TEST(run_handles_sigterm)
+{
+    wh_signal_block_defaults(); /* this thread and the helper thread too */
+    wh_conn_cbs cbs = {.on_read = echo_read};
+    wh_server_opts o;
+    wh_server_opts_init(&o);
+    o.threads = 2;
+    wh_server *s;
+    CHECK_EQ(wh_server_new(&s, &o, &cbs, NULL), 0);
+    CHECK_EQ(wh_server_listen(s, "127.0.0.1:0"), 0);
+    struct sig_arg a = {server_port(s, 0)};
+    pthread_t t;
+    pthread_create(&t, NULL, sig_thread, &a);
+    CHECK_EQ(wh_server_run(s), 0);
+    pthread_join(t, NULL);
+    wh_server_free(s);
+}
+
+WH_TEST_MAIN()

@@ -1,0 +1,226 @@
+/* wharfd's pure helpers: the per-thread fd cache (hits without syscalls,
+ * revalidation noticing edits/renames/deletes, eviction bound, siblings),
+ * Prometheus metrics text, Combined Log Format lines. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "apps/common/accesslog.h"
+#include "apps/common/fdcache.h"
+#include "apps/common/metrics.h"
+#include "test.h"
+
+static char dir[128];
+
+static void put(const char *rel, const char *s)
+{
+    char p[300];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    FILE *f = fopen(p, "w");
+    if (f) {
+        fputs(s, f);
+        fclose(f);
+    }
+}
+
+static void rm_dir(void)
+{
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
+}
+
+static void setup(void)
+{
+    if (dir[0]) return;
+    snprintf(dir, sizeof dir, "/tmp/wh_fdcache_XXXXXX");
+    if (!mkdtemp(dir)) abort();
+    atexit(rm_dir);
+    put("a.txt", "hello");
+    put("b.txt", "bbbbbbbbbb");
+    char p[300];
+    snprintf(p, sizeof p, "%s/d", dir);
+    mkdir(p, 0755);
+    put("d/index.html", "<p>d</p>");
+}
+
+TEST(fdcache_hits_and_revalidation)
+{
+    setup();
+    wh_static_root root;
+    CHECK_EQ(wh_static_root_open(&root, dir, NULL), 0);
+    wh_fdcache *c;
+    CHECK_EQ(wh_fdcache_new(&c, &root, 8, 1024, 4096, 1000), 0);
+    wh_fdcache_ent *e;
+    wh_static_file tmp;
+    CHECK_EQ(wh_fdcache_get(c, "a.txt", false, 0, &e, &tmp), 200);
+    CHECK(e != NULL);
+    CHECK(e->id.data && memcmp(e->id.data, "hello", 5) == 0);
+    CHECK(strcmp(e->mime, "text/plain; charset=utf-8") == 0);
+    int fd = e->id.fd;
+    CHECK_EQ(wh_fdcache_get(c, "a.txt", false, 500, &e, &tmp), 200);
+    CHECK_EQ(e->id.fd, fd);
+    wh_fdcache_stats st;
+    wh_fdcache_stats_get(c, &st);
+    CHECK_EQ(st.hits, 1);
+    CHECK_EQ(st.misses, 1);
+
+    /* Edit: same inode, new size. Not seen before the period ends. */
+    put("a.txt", "hello, world");
+    CHECK_EQ(wh_fdcache_get(c, "a.txt", false, 900, &e, &tmp), 200);
+    CHECK_EQ(e->id.st.st_size, 5);
+    CHECK_EQ(wh_fdcache_get(c, "a.txt", false, 1100, &e, &tmp), 200);
+    CHECK_EQ(e->id.st.st_size, 12);
+    CHECK(memcmp(e->id.data, "hello, world", 12) == 0);
+    wh_fdcache_stats_get(c, &st);
+    CHECK_EQ(st.reloads, 1);
+
+    /* Unchanged revalidation keeps the fd. */
+    fd = e->id.fd;
+    CHECK_EQ(wh_fdcache_get(c, "a.txt", false, 2200, &e, &tmp), 200);
+    CHECK_EQ(e->id.fd, fd);
+
+    /* Rename over it (atomic deploy): a new inode. */
+    put("new.txt", "v2");
+    char from[300], to[300];
+    snprintf(from, sizeof from, "%s/new.txt", dir);
+    snprintf(to, sizeof to, "%s/a.txt", dir);
+    CHECK_EQ(rename(from, to), 0);
+    CHECK_EQ(wh_fdcache_get(c, "a.txt", false, 3300, &e, &tmp), 200);
+    CHECK(e->id.data && memcmp(e->id.data, "v2", 2) == 0);
+
+    /* Deleted: 404 after revalidation. */
+    CHECK_EQ(unlink(to), 0);
+    CHECK_EQ(wh_fdcache_get(c, "a.txt", false, 4400, &e, &tmp), 404);
+    put("a.txt", "hello");
+
+    /* Directory index and redirect go through the same resolve. */
+    CHECK_EQ(wh_fdcache_get(c, "d", true, 0, &e, &tmp), 200);
+    CHECK(e && strcmp(e->rel, "d/index.html") == 0);
+    CHECK_EQ(wh_fdcache_get(c, "d", false, 0, &e, &tmp), 301);
+    wh_fdcache_free(c);
+    wh_static_root_close(&root);
+}
+
+TEST(fdcache_bounded)
+{
+    setup();
+    wh_static_root root;
+    CHECK_EQ(wh_static_root_open(&root, dir, NULL), 0);
+    wh_fdcache *c;
+    /* 4 entries (one set), content budget 12 bytes: b.txt (10) fits once. */
+    CHECK_EQ(wh_fdcache_new(&c, &root, 4, 1024, 12, 1000), 0);
+    char name[32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof name, "f%d.txt", i);
+        put(name, "0123456789");
+    }
+    wh_fdcache_ent *e;
+    wh_static_file tmp;
+    int with_data = 0;
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof name, "f%d.txt", i);
+        CHECK_EQ(wh_fdcache_get(c, name, false, 0, &e, &tmp), 200);
+        CHECK(e != NULL);
+        with_data += e->id.data != NULL;
+    }
+    wh_fdcache_stats st;
+    wh_fdcache_stats_get(c, &st);
+    CHECK_EQ(st.misses, 10);
+    CHECK(st.evictions >= 6);
+    CHECK(with_data >= 1);
+    /* Open fds stay bounded: count /proc/self/fd entries would be the
+     * direct check; the eviction counter says the same. */
+    wh_fdcache_free(c);
+    wh_static_root_close(&root);
+}
+
+TEST(fdcache_siblings)
+{
+    setup();
+    put("s.css", "body{}");
+    put("s.css.gz", "GZ");
+    char p[300];
+    snprintf(p, sizeof p, "%s/s.css", dir);
+    struct timeval tv[2] = {{1000, 0}, {1000, 0}};
+    CHECK_EQ(utimes(p, tv), 0);
+    wh_static_root root;
+    CHECK_EQ(wh_static_root_open(&root, dir, NULL), 0);
+    wh_fdcache *c;
+    CHECK_EQ(wh_fdcache_new(&c, &root, 8, 1024, 4096, 1000), 0);
+    wh_fdcache_ent *e;
+    wh_static_file tmp;
+    CHECK_EQ(wh_fdcache_get(c, "s.css", false, 0, &e, &tmp), 200);
+    unsigned enc;
+    const wh_fdcache_rep *r = wh_fdcache_encoded(c, e, WH_ENC_GZIP | WH_ENC_BR, true, &enc);
+    CHECK(r != NULL);
+    CHECK_EQ(enc, WH_ENC_GZIP);
+    CHECK(r->data && memcmp(r->data, "GZ", 2) == 0);
+    CHECK(strcmp(r->etag, e->id.etag) != 0);
+    CHECK(wh_fdcache_encoded(c, e, WH_ENC_BR, true, &enc) == NULL);
+    CHECK(wh_fdcache_encoded(c, e, 0, false, &enc) == NULL);
+    wh_fdcache_free(c);
+    wh_static_root_close(&root);
+}
+
+TEST(metrics_text)
+{
+    wh_metrics *m = calloc(1, sizeof *m), *sum = calloc(1, sizeof *sum);
+    CHECK(m && sum);
+    wh_metrics_observe(m, 200, 100, 0);
+    wh_metrics_observe(m, 200, 50, 7);
+    wh_metrics_observe(m, 404, 10, 20000);
+    wh_metrics_observe(m, 999, 0, 1);
+    wh_metrics_sum(sum, m);
+    wh_metrics_sum(sum, m);
+    char buf[8192];
+    size_t n = wh_metrics_format(sum, buf, sizeof buf);
+    CHECK(n < sizeof buf && strlen(buf) == n);
+    CHECK(strstr(buf, "wharfd_http_requests_total{code=\"200\"} 4\n"));
+    CHECK(strstr(buf, "wharfd_http_requests_total{code=\"404\"} 2\n"));
+    CHECK(strstr(buf, "wharfd_http_requests_total{code=\"0\"} 2\n"));
+    CHECK(strstr(buf, "wharfd_http_response_bytes_total 320\n"));
+    CHECK(strstr(buf, "wharfd_http_request_duration_seconds_bucket{le=\"0.001\"} 4\n"));
+    CHECK(strstr(buf, "wharfd_http_request_duration_seconds_bucket{le=\"0.01\"} 6\n"));
+    CHECK(strstr(buf, "wharfd_http_request_duration_seconds_bucket{le=\"10\"} 6\n"));
+    CHECK(strstr(buf, "wharfd_http_request_duration_seconds_bucket{le=\"+Inf\"} 8\n"));
+    CHECK(strstr(buf, "wharfd_http_request_duration_seconds_count 8\n"));
+    CHECK(strstr(buf, "# TYPE wharfd_http_request_duration_seconds histogram\n"));
+    char small[16];
+    CHECK_EQ(wh_metrics_format(sum, small, sizeof small), n);
+    free(m);
+    free(sum);
+}
+
+TEST(clf_lines)
+{
+    char t[40];
+    CHECK_EQ(wh_clf_time(784111777, t, sizeof t), 28);
+    CHECK(strcmp(t, "[06/Nov/1994:08:49:37 +0000]") == 0);
+    wh_clf f;
+    memset(&f, 0, sizeof f);
+    f.host = "127.0.0.1";
+    f.time = t;
+    f.method = (wh_str){"GET", 3};
+    f.target = (wh_str){"/a?b=\"c\"", 8};
+    f.version = 11;
+    f.status = 200;
+    f.bytes = 1234;
+    f.user_agent = (wh_str){"curl/8\n", 7};
+    char buf[512];
+    size_t n = wh_clf_format(&f, buf, sizeof buf);
+    buf[n] = '\0';
+    CHECK(strcmp(buf, "127.0.0.1 - - [06/Nov/1994:08:49:37 +0000] \"GET /a?b=\\x22c\\x22 "
+                      "HTTP/1.1\" 200 1234 \"-\" \"curl/8\\x0A\"\n") == 0);
+    f.bytes = 0;
+    f.version = 10;
+    n = wh_clf_format(&f, buf, sizeof buf);
+    buf[n] = '\0';
+    CHECK(strstr(buf, "HTTP/1.0\" 200 - \"-\""));
+    CHECK_EQ(wh_clf_format(&f, NULL, 0), n);
+}
+
+WH_TEST_MAIN()
