@@ -66,11 +66,9 @@ static int nallowed;
 
 static void pin_nth(int nth)
 {
-    if (nallowed < 2)
-        return;
+    if (nallowed < 2) return;
     for (int c = 0, k = 0; c < CPU_SETSIZE; c++) {
-        if (!CPU_ISSET(c, &allowed))
-            continue;
+        if (!CPU_ISSET(c, &allowed)) continue;
         if (k++ == nth) {
             cpu_set_t one;
             CPU_ZERO(&one);
@@ -457,8 +455,7 @@ static int want(int argc, char **argv, const char *row)
 
 int main(int argc, char **argv)
 {
-    if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0)
-        nallowed = CPU_COUNT(&allowed);
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0) nallowed = CPU_COUNT(&allowed);
     if (want(argc, argv, "timer")) {
         wh_bench_timer();
 #ifdef WH_HAVE_LIBUV

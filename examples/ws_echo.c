@@ -3,7 +3,7 @@
  *
  *   ws_echo [PORT | HOST:PORT] [--threads N] [--max-message BYTES]
  *           [--ping-interval MS] [--pong-timeout MS] [--protocol NAME]
- *           [--origin ORIGIN]
+ *           [--origin ORIGIN] [--room-max-queued BYTES]
  *
  *   GET /echo  (WebSocket): every message comes back as received
  *   GET /room  (WebSocket): every message is broadcast to every /room member
@@ -16,7 +16,8 @@
  * Default 127.0.0.1:9001; port 0 picks a free one. The bound address is
  * printed as "listening ADDR". SIGINT/SIGTERM stop it (1001 to every peer).
  * --protocol picks NAME when a client offers it (Sec-WebSocket-Protocol);
- * --origin refuses (403) any other Origin.
+ * --origin refuses (403) any other Origin. --room-max-queued sets how far
+ * behind a /room member may fall before it is closed (1008).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,7 @@ int main(int argc, char **argv)
     ho.server.threads = 2;
     const char *addr = "127.0.0.1:9001";
     char abuf[64];
+    size_t room_max = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v && !strcmp(a, "--threads") && ++i)
@@ -156,6 +158,8 @@ int main(int argc, char **argv)
             want_protocol = v;
         else if (v && !strcmp(a, "--origin") && ++i)
             want_origin = v;
+        else if (v && !strcmp(a, "--room-max-queued") && ++i)
+            room_max = (size_t)strtoull(v, NULL, 10);
         else if (a[0] != '-' && strchr(a, ':'))
             addr = a;
         else if (a[0] != '-') {
@@ -164,7 +168,7 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr, "usage: ws_echo [PORT|HOST:PORT] [--threads N] [--max-message BYTES]"
                             " [--ping-interval MS] [--pong-timeout MS] [--protocol NAME]"
-                            " [--origin ORIGIN]\n");
+                            " [--origin ORIGIN] [--room-max-queued BYTES]\n");
             return 2;
         }
     }
@@ -176,6 +180,7 @@ int main(int argc, char **argv)
     int rc = wh_http_server_new(&hs, &ho, handler, &wo);
     wh_server *s = rc == 0 ? wh_http_server_base(hs) : NULL;
     if (rc == 0) rc = wh_ws_hub_new(s, &room);
+    if (rc == 0 && room_max) wh_ws_hub_set_max_queued(room, room_max);
     if (rc == 0) rc = wh_server_listen(s, addr);
     if (rc == 0) rc = wh_server_start(s);
     wh_sockaddr a;

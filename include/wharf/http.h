@@ -90,9 +90,10 @@ int wh_http_resp_header(wh_http_req *r, const char *name, const char *value);
 int wh_http_respond(wh_http_req *r, int status, const char *content_type, const void *body,
                     size_t len);
 /* Completes with len bytes of fd from offset (sendfile); fd is closed when done if close_fd. */
-int wh_http_respond_file(wh_http_req *r, int status, const char *content_type, int fd,
-                         off_t offset, size_t len, bool close_fd);
-/* Completes with a small HTML error body for status (and Connection: close for 4xx framing errors). */
+int wh_http_respond_file(wh_http_req *r, int status, const char *content_type, int fd, off_t offset,
+                         size_t len, bool close_fd);
+/* Completes with a small HTML error body for status (and Connection: close for 4xx framing errors).
+ */
 int wh_http_respond_error(wh_http_req *r, int status);
 /* Starts a chunked (HTTP/1.1) or close-delimited (HTTP/1.0) streamed response. */
 int wh_http_resp_begin_stream(wh_http_req *r, int status, const char *content_type);

@@ -90,7 +90,9 @@ typedef struct wh_conn_cbs {
 } wh_conn_cbs;
 
 /* Queues a copy of data; flushed when the current callback returns (or at the
- * end of this loop iteration), so many small writes leave in one writev. */
+ * end of this loop iteration), so many small writes leave in one writev.
+ * 0, -ENOMEM, or -EPIPE once the conn is closing, shut down or failed. All
+ * writes keep their order; reference and file segments included. */
 int wh_conn_write(wh_conn *c, const void *data, size_t len);
 /* Queues data without copying; data must stay valid until done(arg) is called
  * (done may be NULL for static data). */

@@ -99,8 +99,9 @@ const char *wh_ws_protocol(const wh_ws *ws);
 void wh_ws_set_data(wh_ws *ws, void *data);
 /* The pointer from wh_ws_set_data(), or NULL. */
 void *wh_ws_data(const wh_ws *ws);
-/* The underlying connection and its loop. */
+/* The underlying connection (for its peer address or fd; do not write to it). */
 wh_conn *wh_ws_conn(const wh_ws *ws);
+/* The loop (thread) the connection runs on. */
 wh_loop *wh_ws_loop(const wh_ws *ws);
 
 /* Hubs: a set of connections on all worker threads of a server that can be
@@ -116,9 +117,12 @@ void wh_ws_hub_free(wh_ws_hub *hub);
 int wh_ws_hub_join(wh_ws_hub *hub, wh_ws *ws);
 /* Removes ws from its hub (no-op if none). */
 void wh_ws_hub_leave(wh_ws *ws);
-/* Any thread: sends one message to every member on every worker thread.
- * Members whose send queue is over the high watermark are closed with 1008
- * rather than buffering without bound. 0 or -ENOMEM. */
+/* Sets the most bytes a member may have queued when a broadcast reaches it
+ * (default 8 MiB); a member above it is closed with 1008 instead of
+ * buffering without bound. Call before the server starts. */
+void wh_ws_hub_set_max_queued(wh_ws_hub *hub, size_t bytes);
+/* Any thread: sends one message to every member on every worker thread (see
+ * wh_ws_hub_set_max_queued for members that cannot keep up). 0 or -ENOMEM. */
 int wh_ws_hub_broadcast(wh_ws_hub *hub, const void *data, size_t len, bool text);
 /* Members on all threads (approximate while joins/leaves are in flight). */
 size_t wh_ws_hub_count(const wh_ws_hub *hub);

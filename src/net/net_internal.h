@@ -91,8 +91,10 @@ uint64_t wh__listener_backoffs(const wh_listener *l);
  * ------------------------------------------------------------------------- */
 
 /* Counters the net layer bumps for every connection on a loop. The runtime
- * points a loop at its per-thread counters; no locks (one writer, the loop
- * thread; readers on other threads may see slightly stale values). */
+ * points a loop at its per-thread counters; no locks: one writer (the loop
+ * thread) stores with relaxed __atomic_store_n (a plain mov on x86, but
+ * race-free for TSan); readers on other threads use relaxed
+ * __atomic_load_n and may see slightly stale values. */
 typedef struct wh__net_counters {
     uint64_t bytes_in;     /* bytes read from connections */
     uint64_t bytes_out;    /* bytes written (writev + sendfile) */

@@ -16,8 +16,13 @@
 
 #include "ws/ws_internal.h"
 
+/* A member this far behind is not coming back: a burst of broadcasts may
+ * legitimately pass the 1 MiB high watermark, a stalled reader passes this. */
+#define DEFAULT_MAX_QUEUED (8u << 20)
+
 struct wh_ws_hub {
     wh_server *server;
+    size_t max_queued; /* set before start; read-only on the workers */
     atomic_size_t count;
 };
 
@@ -39,9 +44,15 @@ int wh_ws_hub_new(wh_server *s, wh_ws_hub **out)
     wh_ws_hub *h = calloc(1, sizeof *h);
     if (!h) return -ENOMEM;
     h->server = s;
+    h->max_queued = DEFAULT_MAX_QUEUED;
     atomic_init(&h->count, 0);
     *out = h;
     return 0;
+}
+
+void wh_ws_hub_set_max_queued(wh_ws_hub *hub, size_t bytes)
+{
+    hub->max_queued = bytes;
 }
 
 void wh_ws_hub_free(wh_ws_hub *hub)
@@ -139,7 +150,7 @@ static void broadcast_task(wh_loop *loop, void *arg)
     for (wh_ws *ws = e->head, *next; ws; ws = next) {
         next = ws->h_next;
         if (!ws->conn || ws->close_sent) continue;
-        if (!wh_conn_writable(ws->conn)) {
+        if (wh_conn_queued(ws->conn) > m->hub->max_queued) {
             /* A member that cannot keep up would make us buffer without
              * bound; close it instead (§7.4.1 1008: policy violation). */
             wh_ws_close(ws, WH_WS_CLOSE_POLICY, "too slow");

@@ -56,6 +56,18 @@ def main():
         check(st == 200 and visitors(text) == 1, "counter restarts from the key")
         check(w.proc.poll() is None, "wharfd still running")
     check(w.clean_exit(), "wharfd exits 0 on SIGTERM, no sanitizer report (%s)" % w.returncode)
+
+    # Redis absent from the start: wharfd runs, the guestbook answers 503 at
+    # once, static files are unaffected.
+    with Wharfd(["--redis", "127.0.0.1:%d" % gbutil.free_port()], threads=1) as w2:
+        st, hd, b = gbutil.http(w2.port, "GET", "/guestbook")
+        check(st == 503 and hd.get("retry-after") == "1" and b"unavailable" in b,
+              "no Redis at all -> 503 page with Retry-After (%s)" % st)
+        st, _, _ = post(w2.port, "a", "b")
+        check(st == 503, "POST without Redis -> 503 (%s)" % st)
+        st, _, b = gbutil.http(w2.port, "GET", "/index.html")
+        check(st == 200 and b == b"<p>index</p>\n", "static files still served")
+    check(w2.clean_exit(), "that wharfd exits cleanly too")
     return check.done()
 
 

@@ -1,6 +1,6 @@
 """examples/reverse (seed 002 done properly): lines come back reversed, in
-order; a 1 MiB line is reversed and written completely to a client that reads
-slowly (forcing partial writes); "exit" is recognised when it arrives split
+order; 1 MiB lines are reversed and written completely to a client that reads
+slowly (8 MiB of replies force partial writes); "exit" is recognised when it arrives split
 across reads ("ex" + "it"), answers "bye" and stops the server with exit 0;
 "exit" as part of a longer line does not.
 WH_TEST_LABELS: tsan
@@ -36,25 +36,27 @@ with Server("reverse", "127.0.0.1:0") as srv:
         s.sendall(b"iting\nexit now\n")
         f.check(recv_exact(s, 17) == b"gnitixe\nwon tixe\n", "exit-like lines are data")
 
-    # 1 MiB line, slow reader with a small receive buffer: partial writes.
+    # 1 MiB lines, slow reader with a small receive buffer. Eight of them:
+    # 8 MiB of replies exceed the server's socket send buffer (tcp_wmem max
+    # is 4 MiB), so the kernel takes them piecemeal (partial writes).
     big = os.urandom(1 << 20).replace(b"\n", b"x")
+    lines = [big[k:] + big[:k] for k in range(0, 8000, 1000)]
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.connect(srv.tcp)
-        s.settimeout(20)
-        threading.Thread(target=s.sendall, args=(big + b"\n" + big[:1000] + b"\n",)).start()
-        time.sleep(0.3)  # let the reply pile up against our tiny window
+        s.settimeout(30)
+        threading.Thread(target=s.sendall, args=(b"\n".join(lines) + b"\n",), daemon=True).start()
+        time.sleep(0.3)  # let the replies pile up against our tiny window
+        want = rev_lines(lines)
         got = bytearray()
-        want = len(big) + 1 + 1001
-        while len(got) < want:
-            chunk = s.recv(8192)
+        while len(got) < len(want):
+            chunk = s.recv(65536)
             if not chunk:
                 break
             got += chunk
             if len(got) < 200000:
                 time.sleep(0.0005)  # slow at first
-        f.check(bytes(got) == big[::-1] + b"\n" + big[:1000][::-1] + b"\n",
-                f"1 MiB line reversed completely ({len(got)}/{want} bytes)")
+        f.check(bytes(got) == want, f"8 x 1 MiB lines reversed completely ({len(got)}/{len(want)} bytes)")
 
     # Concurrent clients, many pipelined lines each: order and content.
     errors = []

@@ -6,7 +6,6 @@
  - a connection that never reads keeps the server busy: it exits at the
    shutdown deadline (tolerance stated below), and a second SIGTERM stops
    it at once.
-WH_TEST_LABELS: slow
 """
 import os
 import signal

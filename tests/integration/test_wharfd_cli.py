@@ -4,6 +4,7 @@ bad value, a missing root, a port in use, permission problems; --help,
 --version, --config; a wget --mirror of the shipped public/ compared byte
 for byte; a 1 GiB sparse file (length, sampled bytes, flat RSS)."""
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -99,6 +100,20 @@ try:
     rc, _, err = run("--config", conf)
     c.eq(rc, 2, "unknown config key exit code")
     c.check("unknown key 'colour'" in err, "unknown config key message")
+
+    # Every distribution model serves; IPv6 and Unix listeners beside IPv4.
+    for model in ["reuseport", "exclusive", "oneshot", "dispatch"]:
+        with Wharfd(www, "--model", model, "--threads", "2") as w:
+            c.eq(curl(w.base + "/")[2], b"hi\n", "--model " + model)
+            c.eq(w.stop(), 0, "--model %s: clean stop" % model)
+    sock = os.path.join(tmp, "wharfd.sock")
+    ipv6 = socket.has_ipv6 and os.path.exists("/proc/net/if_inet6")
+    extra = ["--bind", "127.0.0.1:0", "--bind", "unix:" + sock] + (["--bind", "[::1]:0"] if ipv6 else [])
+    with Wharfd(www, *extra) as w:
+        c.eq(curl("http://localhost/", "--unix-socket", sock)[2], b"hi\n", "unix: listener")
+        if ipv6:
+            m = re.search(r"listening on \[::1\]:(\d+)", w.errors())
+            c.check(m and curl("http://[::1]:%s/" % m.group(1))[2] == b"hi\n", "IPv6 listener")
 
     # wget --mirror of the shipped site, compared with the files.
     public = os.path.join(SOURCE, "public")

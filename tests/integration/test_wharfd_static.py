@@ -2,7 +2,10 @@
 """wharfd over the wire: GET/HEAD, redirects, errors, conditional requests,
 ranges, precompressed siblings, change detection, traversal attempts (curl
 --path-as-is and raw sockets), listing, access log, SIGHUP, /metrics,
---admin, graceful stop."""
+--admin, graceful stop.
+
+WH_TEST_LABELS: tsan
+"""
 import email.utils
 import gzip
 import os

@@ -55,35 +55,33 @@ async def run(port):
 
 async def slow_member(port):
     # A member that never reads must not make the server buffer without
-    # bound: once its queue passes the high watermark it is closed (1008,
-    # then dropped when it does not answer the close), and the others still
-    # get every message.
+    # bound: once its queue passes the hub's limit (2 MiB here) it is closed
+    # (1008, then dropped when it does not answer the close), while a member
+    # that keeps up (it waits for its own messages, at most 8 in flight) gets
+    # every message.
     slow = RawWS(port, path="/room", timeout=30)
     fast = await websockets.connect("ws://127.0.0.1:%d/room" % port, compression=None)
     chunk = b"z" * 65536
-    total = 300
+    total = 400  # 25 MiB: more than the limit plus what the kernel buffers hold
     got = 0
-
-    async def reader():
-        nonlocal got
-        while got < total:
-            await asyncio.wait_for(fast.recv(), 30)
-            got += 1
-
-    r = asyncio.ensure_future(reader())
-    for _ in range(total):
+    for sent in range(total):
         await fast.send(chunk)
-    await r
-    assert got == total
+        while sent + 1 - got > 8:
+            assert await asyncio.wait_for(fast.recv(), 30) == chunk
+            got += 1
+    while got < total:
+        assert await asyncio.wait_for(fast.recv(), 30) == chunk
+        got += 1
     ended = await asyncio.get_running_loop().run_in_executor(None, slow.at_eof, 30)
     assert ended, "slow member was not disconnected"
     slow.close()
     await fast.close()
+    assert fast.close_code == 1000, fast.close_code
     print("ok   a member that never reads is closed; the other got all %d x 64 KiB" % total)
 
 
 def main():
-    with Server([ECHO, "0", "--threads", "4"]) as s:
+    with Server([ECHO, "0", "--threads", "4", "--room-max-queued", str(2 << 20)]) as s:
         asyncio.run(run(s.port))
         asyncio.run(slow_member(s.port))
         assert s.proc.poll() is None, "server died"

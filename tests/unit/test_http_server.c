@@ -1,4 +1,5 @@
-/* The HTTP engine on a real server (1 worker thread, loopback): keep-alive,
+/* WH_TEST_LABELS: tsan
+ * The HTTP engine on a real server (1 worker thread, loopback): keep-alive,
  * pipelining, HEAD, 100-continue, chunked bodies, async handlers, streaming,
  * files, upgrade, failing handlers, errors, timeouts, and the router. */
 #include <arpa/inet.h>

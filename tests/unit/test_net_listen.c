@@ -566,6 +566,91 @@ TEST(write_outside_callback_is_deferred)
     wh_loop_free(loop);
 }
 
+typedef struct acc {
+    int fds[8];
+    int n;
+    srv *s;
+} acc;
+
+static void on_accept(wh_listener *l, int fd, void *ud)
+{
+    acc *a = ud;
+    a->fds[a->n++] = fd;
+    wh_conn *c;
+    wh_conn_adopt(wh__listener_loop(l), fd, NULL, &cbs, a->s, &c);
+}
+
+static int accepted2(void *arg)
+{
+    return ((acc *)arg)->n >= 2;
+}
+
+TEST(exclusive_listener_pause_resume_on_accept)
+{
+    /* EPOLLEXCLUSIVE listeners on two loops share one fd (the runtime's
+     * EXCLUSIVE model); on_accept hands over each fd; pause/resume re-add
+     * the registration (EPOLLEXCLUSIVE cannot be modified) */
+    wh_loop *l1 = tnu_loop(), *l2 = tnu_loop();
+    int lfd;
+    CHECK_EQ(wh__listen_str("127.0.0.1:0", NULL, NULL, &lfd), 0);
+    srv s = {0};
+    acc a = {.s = &s};
+    wh_listener *x1, *x2;
+    CHECK_EQ(wh__listener_new(l1, lfd, WH_IO_EXCLUSIVE, NULL, on_accept, NULL, &a, &x1), 0);
+    CHECK_EQ(wh__listener_new(l2, lfd, WH_IO_EXCLUSIVE, NULL, on_accept, NULL, &a, &x2), 0);
+    CHECK_EQ(wh__listener_fd(x1), lfd);
+    int c1 = tnu_client(lfd);
+    wh__listener_pause(x1);
+    wh__listener_pause(x1); /* idempotent */
+    int c2 = tnu_client(lfd);
+    tnu_pump_n(l1, 3);
+    CHECK_EQ(a.n, 0); /* paused: the kernel keeps them in the backlog */
+    CHECK_EQ(wh__listener_resume(x1), 0);
+    double end = tnu_now() + 10;
+    while (a.n < 2 && tnu_now() < end) {
+        wh_loop_run(l1, WH_RUN_NOWAIT);
+        wh_loop_run(l2, WH_RUN_NOWAIT);
+    }
+    CHECK(accepted2(&a));
+    CHECK_EQ(wh__listener_accepted(x1) + wh__listener_accepted(x2), 2);
+    CHECK(fcntl(a.fds[0], F_GETFL) & O_NONBLOCK);
+    close(c1);
+    close(c2);
+    end = tnu_now() + 10;
+    while (s.closes < 2 && tnu_now() < end) {
+        wh_loop_run(l1, WH_RUN_NOWAIT);
+        wh_loop_run(l2, WH_RUN_NOWAIT);
+    }
+    CHECK_EQ(s.closes, 2);
+    wh__listener_free(x1);
+    wh__listener_free(x2);
+    close(lfd);
+    wh_loop_free(l1);
+    wh_loop_free(l2);
+}
+
+TEST(public_listen_api)
+{
+    wh_loop *loop = tnu_loop();
+    srv s = {0};
+    wh_listener *l;
+    CHECK_EQ(wh_listen(loop, "udp://127.0.0.1:0", NULL, &cbs, &s, &l), -EINVAL);
+    CHECK_EQ(wh_listen(loop, "localhost:0", NULL, &cbs, &s, &l), -EINVAL);
+    CHECK_EQ(wh_listen(loop, "127.0.0.1:0", NULL, &cbs, &s, &l), 0);
+    wh_sockaddr a;
+    CHECK_EQ(wh_listener_local(l, &a), 0);
+    int lfd = wh__listener_fd(l);
+    int fd = tnu_client(lfd);
+    echo_wait e = {.fd = fd, .want = 2};
+    CHECK_EQ(send(fd, "ok", 2, 0), 2);
+    CHECK(tnu_pump(loop, echo_back, &e));
+    close(fd);
+    CHECK(tnu_pump(loop, closed, &s));
+    wh_listener_close(l);
+    CHECK_EQ(fcntl(lfd, F_GETFD), -1); /* closed with the listener */
+    wh_loop_free(loop);
+}
+
 TEST(loop_free_closes_conns)
 {
     wh_loop *loop = tnu_loop();

@@ -122,12 +122,10 @@ static int bad(const char *opt, const char *val, const char *why)
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
     char *end;
-    if (!*s || !isdigit((unsigned char)*s))
-        return -1;
+    if (!*s || !isdigit((unsigned char)*s)) return -1;
     errno = 0;
     unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || v > max)
-        return -1;
+    if (errno || *end || v > max) return -1;
     *out = v;
     return 0;
 }
@@ -136,8 +134,7 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 static int parse_duration_ms(const char *s, uint32_t *out)
 {
     char *end;
-    if (!*s || !(isdigit((unsigned char)*s) || *s == '.'))
-        return -1;
+    if (!*s || !(isdigit((unsigned char)*s) || *s == '.')) return -1;
     double v = strtod(s, &end);
     if (strcmp(end, "ms") == 0)
         ;
@@ -145,8 +142,7 @@ static int parse_duration_ms(const char *s, uint32_t *out)
         v *= 1000;
     else
         return -1;
-    if (v < 0 || v > 86400000.0)
-        return -1;
+    if (v < 0 || v > 86400000.0) return -1;
     *out = (uint32_t)v;
     return 0;
 }
@@ -173,10 +169,8 @@ static int set_redis(wharfd_config *cfg, const char *v)
     const char *colon = strrchr(v, ':');
     unsigned long port = 6379;
     size_t hl = colon ? (size_t)(colon - v) : strlen(v);
-    if (colon && parse_uint(colon + 1, 65535, &port) != 0)
-        return -1;
-    if (hl == 0 || hl >= sizeof cfg->redis_host || port == 0)
-        return -1;
+    if (colon && parse_uint(colon + 1, 65535, &port) != 0) return -1;
+    if (hl == 0 || hl >= sizeof cfg->redis_host || port == 0) return -1;
     memcpy(cfg->redis_host, v, hl);
     cfg->redis_host[hl] = '\0';
     cfg->redis_port = (int)port;
@@ -191,8 +185,7 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
 {
     unsigned long u;
     bool b = true;
-    if (!val)
-        val = "";
+    if (!val) val = "";
     switch (id) {
     case OPT_PORT:
         if (parse_uint(val, 65535, &u) != 0)
@@ -204,20 +197,17 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
             *cli_bind_seen = true;
             cfg->nbinds = 0;
         }
-        if (!*val)
-            return bad(name, val, "empty address");
+        if (!*val) return bad(name, val, "empty address");
         if (cfg->nbinds >= WHARFD_MAX_BINDS)
             return bad(name, val, "too many --bind addresses (16 at most)");
         cfg->binds[cfg->nbinds++] = val;
         return 0;
     case OPT_ROOT:
-        if (!*val)
-            return bad(name, val, "empty path");
+        if (!*val) return bad(name, val, "empty path");
         cfg->root = val;
         return 0;
     case OPT_THREADS:
-        if (parse_uint(val, 1024, &u) != 0)
-            return bad(name, val, "expected 0-1024");
+        if (parse_uint(val, 1024, &u) != 0) return bad(name, val, "expected 0-1024");
         cfg->threads = (unsigned)u;
         return 0;
     case OPT_MODEL:
@@ -233,8 +223,7 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
             return bad(name, val, "expected reuseport, exclusive, oneshot or dispatch");
         return 0;
     case OPT_REDIS:
-        if (set_redis(cfg, val) != 0)
-            return bad(name, val, "expected HOST:PORT");
+        if (set_redis(cfg, val) != 0) return bad(name, val, "expected HOST:PORT");
         return 0;
     case OPT_KEEPALIVE:
         if (parse_duration_ms(val, &cfg->keepalive_timeout_ms) != 0)
@@ -250,25 +239,21 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
         cfg->max_conns = (unsigned)u;
         return 0;
     case OPT_ACCESS_LOG:
-        if (!*val)
-            return bad(name, val, "expected a file, - or off");
+        if (!*val) return bad(name, val, "expected a file, - or off");
         cfg->access_log = val;
         return 0;
     case OPT_ERROR_LOG:
-        if (!*val)
-            return bad(name, val, "expected a file or -");
+        if (!*val) return bad(name, val, "expected a file or -");
         cfg->error_log = val;
         return 0;
     case OPT_LOG_LEVEL: {
         int l = wharfd_log_level_parse(val);
-        if (l < 0)
-            return bad(name, val, "expected error, warn, info or debug");
+        if (l < 0) return bad(name, val, "expected error, warn, info or debug");
         cfg->log_level = l;
         return 0;
     }
     case OPT_INDEX:
-        if (!*val || strchr(val, '/'))
-            return bad(name, val, "expected a file name without '/'");
+        if (!*val || strchr(val, '/')) return bad(name, val, "expected a file name without '/'");
         cfg->index = val;
         return 0;
     case OPT_LISTING:
@@ -276,8 +261,7 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
     case OPT_FOLLOW_SYMLINKS:
     case OPT_DOTFILES:
     case OPT_WS_ECHO:
-        if (from_file && parse_bool(val, &b) != 0)
-            return bad(name, val, "expected yes or no");
+        if (from_file && parse_bool(val, &b) != 0) return bad(name, val, "expected yes or no");
         if (id == OPT_LISTING)
             cfg->listing = b;
         else if (id == OPT_NO_LISTING)
@@ -291,13 +275,11 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
         return 0;
     case OPT_CACHE_CONTROL:
         for (const char *p = val; *p; p++)
-            if (*p == '\r' || *p == '\n')
-                return bad(name, val, "no line breaks allowed");
+            if (*p == '\r' || *p == '\n') return bad(name, val, "no line breaks allowed");
         cfg->cache_control = *val ? val : NULL;
         return 0;
     case OPT_ADMIN:
-        if (!*val)
-            return bad(name, val, "expected an address");
+        if (!*val) return bad(name, val, "expected an address");
         cfg->admin = val;
         return 0;
     default:
@@ -328,8 +310,7 @@ static int load_file(wharfd_config *cfg, const char *path)
     while (rc == 0 && fgets(line, sizeof line, f)) {
         lineno++;
         char *s = trim(line);
-        if (!*s || *s == '#' || *s == ';')
-            continue;
+        if (!*s || *s == '#' || *s == ';') continue;
         char *eq = strchr(s, '=');
         char *key = s, *val = NULL;
         if (eq) {
@@ -405,8 +386,7 @@ int wharfd_config_load(wharfd_config *cfg, int argc, char **argv)
             printf("wharfd %s\n", WH_VERSION);
             return 1;
         }
-        if (c == OPT_CONFIG)
-            config_file = optarg;
+        if (c == OPT_CONFIG) config_file = optarg;
         if (c == '?') {
             if (optopt)
                 fprintf(stderr, "wharfd: unknown option '-%c' (try --help)\n", optopt);
@@ -425,23 +405,20 @@ int wharfd_config_load(wharfd_config *cfg, int argc, char **argv)
     }
     if (config_file) {
         cfg->config_file = config_file;
-        if (load_file(cfg, config_file) != 0)
-            return -1;
+        if (load_file(cfg, config_file) != 0) return -1;
     }
     optind = 1;
     bool cli_bind = false;
     int idx;
     while ((c = getopt_long(argc, argv, shortopts, longopts, &idx)) != -1) {
-        if (c == OPT_CONFIG)
-            continue;
+        if (c == OPT_CONFIG) continue;
         const char *name = NULL;
         for (const struct option *o = longopts; o->name; o++)
             if (o->val == c) {
                 name = o->name;
                 break;
             }
-        if (apply(cfg, c, name ? name : "?", optarg, false, &cli_bind) != 0)
-            return -1;
+        if (apply(cfg, c, name ? name : "?", optarg, false, &cli_bind) != 0) return -1;
     }
     return 0;
 }

@@ -218,6 +218,8 @@ void wharfd_static_handler(wh_http_req *r, void *ud)
         return;
     }
     if (st != 200) {
+        if (st >= 500) /* EMFILE, EIO...: worth an operator's attention */
+            wharfd_log(WHARFD_LOG_WARN, "open /%s failed (%d)", rel, st);
         respond_error(r, st);
         return;
     }
