@@ -14,6 +14,7 @@
 #   ROUNDS=5 CONNS=10000 INFLIGHT=2000 SIZE=1024 SERVER_CPU=0 CLIENT_CPU=1
 # Writes bench/results/flood.txt (override with RESULTS_DIR).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-${WH_BUILD_DIR:-$root/build}}
 out=${RESULTS_DIR:-$root/bench/results}
@@ -29,24 +30,14 @@ for b in echo_net bench_libevent_echo bench_flood; do
     [[ -x $build/$b ]] || { echo "missing $build/$b (cmake --build $build)" >&2; exit 1; }
 done
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_tmp
 
 # start NAME CMD... : runs a server pinned to SERVER_CPU; sets $addr to its address
 start() {
     local name=$1; shift
     taskset -c "$SERVER_CPU" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
     pids+=($!)
-    for _ in $(seq 100); do
-        grep -q '^ready' "$tmp/$name.out" 2>/dev/null && break
-        sleep 0.05
-    done
+    wait_line "$tmp/$name.out" '^ready' || true
     addr=$(grep -m1 '^listen tcp' "$tmp/$name.out" | awk '{print $3}')
 }
 
@@ -69,8 +60,8 @@ for r in $(seq "$ROUNDS"); do
     else run libevent "$levent_addr"; run wharf "$wharf_addr"; fi
 done
 
-median() { # median FIELD FILE
-    grep -o "$1=[0-9.]*" "$2" | cut -d= -f2 | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'
+fmedian() { # fmedian FIELD FILE: median of FIELD=value over FILE's lines
+    grep -o "$1=[0-9.]*" "$2" | cut -d= -f2 | median_mean
 }
 {
     echo "flood: $CONNS conns x ${SIZE} B transactions, <= $INFLIGHT in flight, $ROUNDS rounds (medians)"
@@ -78,11 +69,11 @@ median() { # median FIELD FILE
     printf "%-10s %12s %14s %14s %12s %12s %8s\n" server us/txn txn/s lat_mean_us lat_p50_us lat_p99_us errors
     for s in wharf libevent; do
         errs=$(grep -o 'errors=[0-9]*' "$tmp/$s.res" | cut -d= -f2 | paste -sd+ | bc)
-        printf "%-10s %12s %14s %14s %12s %12s %8s\n" "$s" "$(median us_per_txn "$tmp/$s.res")" \
-            "$(median tps "$tmp/$s.res")" "$(median lat_mean_us "$tmp/$s.res")" \
-            "$(median lat_p50_us "$tmp/$s.res")" "$(median lat_p99_us "$tmp/$s.res")" "$errs"
+        printf "%-10s %12s %14s %14s %12s %12s %8s\n" "$s" "$(fmedian us_per_txn "$tmp/$s.res")" \
+            "$(fmedian tps "$tmp/$s.res")" "$(fmedian lat_mean_us "$tmp/$s.res")" \
+            "$(fmedian lat_p50_us "$tmp/$s.res")" "$(fmedian lat_p99_us "$tmp/$s.res")" "$errs"
     done
-    w=$(median tps "$tmp/wharf.res"); l=$(median tps "$tmp/libevent.res")
+    w=$(fmedian tps "$tmp/wharf.res"); l=$(fmedian tps "$tmp/libevent.res")
     echo "ratio wharf/libevent throughput: $(echo "scale=3; $w / $l" | bc)  (>1 = wharf faster)"
     echo "seed 004 reference: 1,981 us per transaction"
 } | tee "$out/flood.txt"

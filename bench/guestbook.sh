@@ -30,6 +30,7 @@
 #   ROUNDS=3 DURATION=5 CONNS=64
 # Writes bench/results/guestbook.txt (override with RESULTS_DIR).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-${WH_BUILD_DIR:-$root/build/release}}
 out=${RESULTS_DIR:-$root/bench/results}
@@ -38,34 +39,10 @@ DURATION=${DURATION:-5}
 CONNS=${CONNS:-64}
 mkdir -p "$out"
 
-if [[ ! -x $build/wharfd ]]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$build" -j"$(nproc)" >/dev/null
-fi
-for t in wrk redis-server redis-cli taskset; do
-    command -v "$t" >/dev/null || { echo "missing $t (scripts/deps.sh installs it)" >&2; exit 1; }
-done
+build_if_missing "$build" wharfd
+need_tools wrk redis-server redis-cli taskset
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-    for _ in $(seq 200); do
-        (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "port $1 never opened" >&2
-    return 1
-}
+bench_tmp
 
 mkdir -p "$tmp/root" "$tmp/redis"
 echo '<p>index</p>' >"$tmp/root/index.html"
@@ -88,12 +65,8 @@ start_server() {
             --root "$tmp/root" --access-log off --error-log "$log" \
             --redis "127.0.0.1:$rport" &
         spid=$!
-        port=
-        for _ in $(seq 200); do
-            port=$(grep -oE 'listening on .*:[0-9]+' "$log" | grep -oE '[0-9]+$' | head -1 || true)
-            [[ -n $port ]] && break
-            sleep 0.05
-        done
+        wait_line "$log" 'listening on .*:[0-9]+' 200 || true
+        port=$(grep -oE 'listening on .*:[0-9]+' "$log" | grep -oE '[0-9]+$' | head -1 || true)
         [[ -n $port ]] || { echo "$name did not start" >&2; cat "$log" >&2; exit 1; }
         ;;
     lab-epoll)

@@ -24,6 +24,7 @@
 # nginx gets keepalive_requests 1000000 so it is not measured reconnecting
 # every 1000 requests (its default), which would not be a fair comparison.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-${WH_BUILD_DIR:-$root/build/release}}
 ROUNDS=${ROUNDS:-3}
@@ -31,74 +32,32 @@ DURATION=${DURATION:-5}
 CONNS=${CONNS:-64}
 DEPTH=${DEPTH:-16}
 
-if [[ ! -x $build/hello ]]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$build" -j"$(nproc)" --target example-hello >/dev/null
-fi
-for t in wrk nginx taskset; do
-    command -v $t >/dev/null || { echo "missing $t" >&2; exit 1; }
-done
+build_if_missing "$build" hello example-hello
+need_tools wrk nginx taskset
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-    for _ in $(seq 100); do
-        if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    echo "server on port $1 did not come up" >&2
-    exit 1
-}
+bench_tmp
 
 # --- wharf ---
 taskset -c 0 "$build/hello" --host 127.0.0.1 --port 0 --threads 1 --no-pin \
     --keepalive-ms 60000 >"$tmp/wharf.out" 2>&1 &
 pids+=($!)
 wpid=$!
-for _ in $(seq 100); do grep -q listening "$tmp/wharf.out" && break; sleep 0.05; done
+wait_line "$tmp/wharf.out" listening || true
 wport=$(sed -n 's/^listening .*:\([0-9]*\)$/\1/p' "$tmp/wharf.out")
-wait_port "$wport"
+wait_port "$wport" 100
 
 # --- nginx ---
 nport=$(free_port)
-mkdir -p "$tmp/nginx/logs"
-cat >"$tmp/nginx/nginx.conf" <<CONF
-user root;
-worker_processes 1;
-daemon off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
+nginx_start "$tmp/nginx" 0 "
     keepalive_requests 1000000;
     keepalive_timeout 60s;
     default_type text/plain;
-    client_body_temp_path $tmp/nginx/body;
-    proxy_temp_path $tmp/nginx/proxy;
-    fastcgi_temp_path $tmp/nginx/fastcgi;
-    uwsgi_temp_path $tmp/nginx/uwsgi;
-    scgi_temp_path $tmp/nginx/scgi;
     server {
         listen 127.0.0.1:$nport;
-        location / { return 200 "Hello, World!"; }
-    }
-}
-CONF
-taskset -c 0 nginx -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" &
-pids+=($!)
-npid=$!
-wait_port "$nport"
+        location / { return 200 \"Hello, World!\"; }
+    }"
+npid=$nginx_pid
+wait_port "$nport" 100
 
 # sanity: both answer the same body
 for p in "$wport" "$nport"; do
@@ -114,7 +73,6 @@ proc_ticks() {
     done
     echo $t
 }
-cpu0_busy() { awk '$1=="cpu0" {print $2+$3+$4+$7+$8; exit}' /proc/stat; }
 hz=$(getconf CLK_TCK)
 
 # run NAME PORT MODE ROUND
@@ -124,14 +82,14 @@ run() {
     [[ $mode == pipelined ]] && extra=(-s "$root/bench/pipeline.lua")
     local b0 b1 p0 p1 out
     p0=$(proc_ticks "$pid")
-    b0=$(cpu0_busy)
+    b0=$(cpu_busy 0)
     if [[ $mode == pipelined ]]; then
         out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" "${extra[@]}" \
             "http://127.0.0.1:$port/plaintext" -- "$DEPTH")
     else
         out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$port/plaintext")
     fi
-    b1=$(cpu0_busy)
+    b1=$(cpu_busy 0)
     p1=$(proc_ticks "$pid")
     local reqs rps errs
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")

@@ -14,6 +14,7 @@
 #   ROWS="timer post pingpong"
 #   RESULTS_DIR=dir  where loop.txt goes (default bench/results)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-${WH_BUILD_DIR:-$root/build/release}}
 rounds=${ROUNDS:-5}
@@ -24,10 +25,7 @@ if [ -z "${CPUS:-}" ]; then
 fi
 
 bin=$build/bench_loop
-if [ ! -x "$bin" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$build" -j2 --target bench_loop >/dev/null
-fi
+build_if_missing "$build" bench_loop bench_loop
 
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT

@@ -26,6 +26,7 @@
 #   RESULTS_DIR=dir    where models.txt/csv/png go (default bench/results)
 #   REPLOT=file.csv    no benchmark: redraw models.txt and models.png from a models.csv
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-${WH_BUILD_DIR:-$root/build/release}}
 out=${RESULTS_DIR:-$root/bench/results}
@@ -48,14 +49,11 @@ FORK_MAX=${FORK_MAX:-10000}
 MODELS=${MODELS:-"lab-iterative lab-forking lab-preforked lab-threaded lab-prethreaded lab-poll lab-epoll wharfd"}
 
 if [[ -z ${REPLOT:-} ]]; then
-for tool in wrk taskset; do
-    command -v $tool >/dev/null || { echo "models.sh: $tool is not installed (scripts/deps.sh)" >&2; exit 1; }
-done
+need_tools wrk taskset
 fi
 if [[ -z ${REPLOT:-} && ! -x $build/lab-epoll ]]; then
     echo "models.sh: building $build (release)"
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$build" -j"$(nproc)" >/dev/null
+    build_if_missing "$build" lab-epoll
 fi
 cpus=$(nproc)
 srv_cpu=0
@@ -80,8 +78,6 @@ mkdir -p "$tmp/www"
     echo '</body></html>'
 } >"$tmp/www/index.html"
 truncate -s 2048 "$tmp/www/index.html" # (head -c in a pipe would SIGPIPE the writer under pipefail)
-
-free_port() { /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 start_server() { # model port
     local model=$1 port=$2 extra=()
@@ -162,8 +158,6 @@ run_wrk() { # port conns mode
          /Non-2xx or 3xx responses:/ { err += $5 }
          END { if (rps == "") print "- fail -"; else printf "%d %d %s\n", rps, err, s }' "$tmp/wrk.out" 2>/dev/null || echo "- fail -"
 }
-
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "-" }'; }
 
 results=$tmp/results # lines: mode model conns rps errors
 if [[ -n ${REPLOT:-} ]]; then

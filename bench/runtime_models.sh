@@ -8,6 +8,7 @@
 #   bench/runtime_models.sh [BUILD_DIR]
 #   env: CONNS (100) SIZE (64) SECS (3) RUNS (3) LOAD_THREADS (auto)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-${WH_BUILD_DIR:-$root/build/release}}
 CONNS=${CONNS:-100} SIZE=${SIZE:-64} SECS=${SECS:-3} RUNS=${RUNS:-3}
@@ -26,9 +27,7 @@ load_cpus() { # server threads
 }
 server_cpus() { seq -s, 0 $(($1 - 1)); }
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 ADDR=""
 start_server() { # cpus, command...  (sets ADDR; runs in this shell so we keep the PID)
@@ -36,13 +35,11 @@ start_server() { # cpus, command...  (sets ADDR; runs in this shell so we keep t
     local out; out=$(mktemp)
     taskset -c "$cpus" "$@" >"$out" 2>&1 &
     pids+=($!)
-    for _ in $(seq 100); do grep -q '^tcp ' "$out" && break; sleep 0.05; done
+    wait_line "$out" '^tcp ' || true
     ADDR=$(awk '/^tcp /{print $2; exit}' "$out")
     rm -f "$out"
     [[ -n $ADDR ]]
 }
-
-median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
 measure() { # addr, load cpus
     local addr=$1 cpus=$2 lt

@@ -10,32 +10,21 @@
 # Aims (issue 6): 1 KiB at most 0.65x nginx CPU/request; 1 MiB at least
 # nginx's throughput at no more CPU/request.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build/release}
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-5}
 CONNS=${CONNS:-32}
 [[ -x $build/wharfd ]] || { echo "no $build/wharfd (build first)" >&2; exit 1; }
-command -v wrk >/dev/null || { echo "wrk not installed" >&2; exit 1; }
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[[ -x $NGINX ]] || { echo "nginx not installed" >&2; exit 1; }
+need_tools wrk
 (($(nproc) >= 2)) || { echo "need 2 cores" >&2; exit 1; }
 
-tmp=$(mktemp -d /tmp/wharf_bench_static.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_tmp /tmp/wharf_bench_static.XXXXXX
 mkdir -p "$tmp/www"
 head -c 1024 /dev/urandom >"$tmp/www/1k.bin"
 head -c $((1024 * 1024)) /dev/urandom >"$tmp/www/1m.bin"
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/1k.bin" && return 0; sleep 0.05; done; return 1; }
-cpu0_busy() { awk '$1=="cpu0"{print $2+$3+$4+$7+$8}' /proc/stat; } # user nice system irq softirq
 hz=$(getconf CLK_TCK)
 
 wport=$(free_port)
@@ -43,38 +32,22 @@ taskset -c 0 "$build/wharfd" --root "$tmp/www" --bind "127.0.0.1:$wport" --threa
     --access-log off --error-log "$tmp/wharfd.err" &
 pids+=($!)
 nport=$(free_port)
-user_line=""
-[[ $(id -u) -eq 0 ]] && user_line="user root;"
-cat >"$tmp/nginx.conf" <<EOF
-$user_line
-worker_processes 1;
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx.err;
-events { worker_connections 4096; }
-http {
-    access_log off;
+nginx_start "$tmp/nginx" 0 "
     sendfile on;
     tcp_nopush on;
     keepalive_requests 10000000;
     keepalive_timeout 60;
-    client_body_temp_path $tmp/nb; proxy_temp_path $tmp/np; fastcgi_temp_path $tmp/nf;
-    uwsgi_temp_path $tmp/nu; scgi_temp_path $tmp/ns;
     types { application/octet-stream bin; }
-    server { listen 127.0.0.1:$nport; root $tmp/www; }
-}
-EOF
-taskset -c 0 "$NGINX" -c "$tmp/nginx.conf" -p "$tmp" 2>/dev/null &
-pids+=($!)
-wait_port "$wport" || { echo "wharfd did not start" >&2; cat "$tmp/wharfd.err" >&2; exit 1; }
-wait_port "$nport" || { echo "nginx did not start" >&2; cat "$tmp/nginx.err" >&2; exit 1; }
+    server { listen 127.0.0.1:$nport; root $tmp/www; }"
+wait_port "$wport" 100 || { echo "wharfd did not start" >&2; cat "$tmp/wharfd.err" >&2; exit 1; }
+wait_port "$nport" 100 || { echo "nginx did not start" >&2; cat "$tmp/nginx/logs/error.log" >&2; exit 1; }
 
 # one run: prints "reqs req/s MB/s us_per_req"
 one() {
     local port=$1 file=$2 out b0 b1 reqs secs bytes
-    b0=$(cpu0_busy)
+    b0=$(cpu_busy 0)
     out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$port/$file")
-    b1=$(cpu0_busy)
+    b1=$(cpu_busy 0)
     reqs=$(awk '/requests in/{print $1}' <<<"$out")
     secs=$(awk '/requests in/{sub(/s,/,"",$4); print $4}' <<<"$out")
     bytes=$(awk '/requests in/{print $5}' <<<"$out")
@@ -83,7 +56,6 @@ one() {
         sub(/[KMG]?B$/,"",b);
         printf "%d %.0f %.1f %.2f\n", r, r/s, b*m/s/1e6, j*1e6/hz/r }'
 }
-median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
 # warm-up (page cache, fd caches)
 taskset -c 1 wrk -t1 -c4 -d1s "http://127.0.0.1:$wport/1m.bin" >/dev/null

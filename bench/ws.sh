@@ -14,6 +14,7 @@
 #   env: RUNS=3 SECONDS_PER_RUN=5 CONNS=100 SIZE=64 BCAST_CONNS=10000
 #        BCAST_ROUNDS=50 SERVER_CPUS=0 CLIENT_CPUS=1 THREADS=(#SERVER_CPUS)
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-${WH_BUILD_DIR:-$root/build/release}}
 RUNS=${RUNS:-3}
@@ -67,7 +68,6 @@ stop_server() {
     wait "$srv_pid" 2>/dev/null || true
     srv_pid=
 }
-median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 field() { # name, line
     sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"
 }

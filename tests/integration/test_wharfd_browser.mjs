@@ -6,60 +6,25 @@
 //
 // Needs playwright-core in tests/browser/node_modules (`npm ci` or
 // `npm install` there; scripts/deps.sh does it) and Debian's /usr/bin/chromium.
-import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import * as h from '../browser/harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const SOURCE = process.env.WH_SOURCE_DIR || path.join(here, '../..');
-const BUILD = process.env.WH_BUILD_DIR || path.join(SOURCE, 'build');
-const ARTIFACTS = path.join(BUILD, 'test-artifacts');
-const { chromium } = createRequire(path.join(SOURCE, 'tests/browser/package.json'))('playwright-core');
+const { check, result } = h;
+const pw = h.loadPlaywright();
+if (!pw) throw new Error('playwright-core not installed in tests/browser (npm ci there)');
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wharfd_browser_'));
-const errorLog = path.join(tmp, 'error.log');
+const tmp = h.makeTmp('wharfd_browser_');
 let server = null;
 let browser = null;
 let page = null;
 
-function fail(msg) {
-  throw new Error(msg);
-}
-
-async function startWharfd() {
-  server = spawn(path.join(BUILD, 'wharfd'), [
-    '--root', path.join(SOURCE, 'public'), '--bind', '127.0.0.1:0', '--threads', '1',
-    '--access-log', 'off', '--error-log', errorLog,
-  ], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const deadline = Date.now() + 15000;
-  while (Date.now() < deadline) {
-    if (server.exitCode !== null) fail(`wharfd exited ${server.exitCode}`);
-    const log = fs.existsSync(errorLog) ? fs.readFileSync(errorLog, 'utf8') : '';
-    const m = log.match(/listening on 127\.0\.0\.1:(\d+)/);
-    if (m) return `http://127.0.0.1:${m[1]}`;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  fail('wharfd did not start');
-}
-
-let failed = 0;
-function check(cond, what) {
-  console.log(`${cond ? 'ok  ' : 'FAIL'} ${what}`);
-  if (!cond) failed++;
-}
-
 try {
-  const base = await startWharfd();
-  // A fresh profile dir (playwright passes it as --user-data-dir).
-  browser = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const started = await h.startWharfd(['--root', path.join(h.SOURCE, 'public'),
+    '--bind', '127.0.0.1:0', '--threads', '1', '--access-log', 'off'],
+  path.join(tmp, 'error.log'), { ms: 15000, stdio: ['ignore', 'ignore', 'inherit'] });
+  server = started.child;
+  const base = `http://127.0.0.1:${started.port}`;
+  browser = await h.launchChromium(pw, path.join(tmp, 'profile'));
   page = browser.pages()[0] || await browser.newPage();
   const resp = await page.goto(base + '/', { waitUntil: 'load', timeout: 20000 });
   check(resp.status() === 200, `index status ${resp.status()}`);
@@ -83,21 +48,11 @@ try {
   check(r404.status() === 404, '404 page for a missing file');
 } catch (e) {
   console.log(`FAIL ${e.stack || e}`);
-  failed++;
+  result.failures++;
 }
-if (failed && page) {
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  const shot = path.join(ARTIFACTS, 'wharfd_browser.png');
-  try {
-    await page.screenshot({ path: shot, fullPage: true });
-    console.log(`screenshot: ${shot}`);
-  } catch (e) { /* page gone */ }
-}
+if (result.failures && page) await h.screenshots([page], 'wharfd_browser.png');
 if (browser) await browser.close().catch(() => {});
-if (server && server.exitCode === null) {
-  server.kill('SIGTERM');
-  await new Promise((r) => { server.once('exit', r); setTimeout(r, 10000); });
-}
-fs.rmSync(tmp, { recursive: true, force: true });
-console.log(`${failed} failure(s)`);
-process.exit(failed ? 1 : 0);
+await h.terminate(server);
+h.rmTmp(tmp);
+console.log(`${result.failures} failure(s)`);
+process.exit(result.failures ? 1 : 0);

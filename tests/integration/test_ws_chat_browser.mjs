@@ -9,58 +9,10 @@
 // npm install there; WH_PLAYWRIGHT_DIR may point elsewhere) and Debian's
 // /usr/bin/chromium; never downloads a browser. Skips (exit 0) without them
 // unless WH_REQUIRE_BROWSER=1.
-import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import * as h from '../browser/harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const SOURCE = process.env.WH_SOURCE_DIR || path.join(here, '../..');
-const BUILD = process.env.WH_BUILD_DIR || path.join(SOURCE, 'build');
-const ARTIFACTS = path.join(BUILD, 'test-artifacts');
-
-function loadPlaywright() {
-  const bases = [path.join(SOURCE, 'tests/browser/'), here + '/'];
-  if (process.env.WH_PLAYWRIGHT_DIR) bases.unshift(process.env.WH_PLAYWRIGHT_DIR + '/');
-  for (const b of bases) {
-    try {
-      return createRequire(b + 'package.json')('playwright-core');
-    } catch (e) { /* try the next */ }
-  }
-  return null;
-}
-
-const children = [];
-function killAll() {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) {
-      try { process.kill(c.pid, 'SIGKILL'); } catch (e) { /* gone */ }
-    }
-  }
-}
-process.on('exit', killAll);
-for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => { killAll(); process.exit(1); });
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(fn, ms, what) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const v = await fn();
-    if (v) return v;
-    await sleep(50);
-  }
-  throw new Error('timed out waiting for ' + what);
-}
-
-let failures = 0;
-function check(cond, what) {
-  console.log((cond ? '  ok   ' : '  FAIL ') + what);
-  if (!cond) failures++;
-  return cond;
-}
+const { check, waitFor } = h;
 
 // The texts of the rendered messages of a page, as "name: text".
 async function lines(page) {
@@ -75,36 +27,16 @@ async function send(page, name, text) {
 }
 
 async function main() {
-  const pw = loadPlaywright();
-  if (!pw) {
-    console.log('SKIP: playwright-core not installed in tests/browser (run scripts/deps.sh)');
-    return process.env.WH_REQUIRE_BROWSER === '1' ? 1 : 0;
-  }
-  if (!fs.existsSync('/usr/bin/chromium')) {
-    console.log('SKIP: /usr/bin/chromium not installed');
-    return process.env.WH_REQUIRE_BROWSER === '1' ? 1 : 0;
-  }
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wh-chat-browser-'));
-  const log = path.join(tmp, 'wharfd.log');
-  const wharfd = spawn(path.join(BUILD, 'wharfd'), ['--port', '0', '--bind', '127.0.0.1',
-    '--threads', '2', '--root', path.join(SOURCE, 'public'), '--access-log', 'off',
-    '--error-log', log], { stdio: 'ignore' });
-  children.push(wharfd);
-  const port = await waitFor(() => {
-    try {
-      const m = /listening on .*:(\d+)/.exec(fs.readFileSync(log, 'utf8'));
-      return m ? Number(m[1]) : null;
-    } catch (e) { return null; }
-  }, 10000, 'wharfd');
+  const { pw, skip } = h.browserOrSkip();
+  if (!pw) return skip;
+  const tmp = h.makeTmp('wh-chat-browser-');
+  const { port } = await h.startWharfd(['--port', '0', '--bind', '127.0.0.1',
+    '--threads', '2', '--root', path.join(h.SOURCE, 'public'), '--access-log', 'off'],
+  path.join(tmp, 'wharfd.log'));
   const url = `http://127.0.0.1:${port}/chat.html`;
   console.log(`wharfd on ${port}`);
 
-  const ctx = await pw.chromium.launchPersistentContext(path.join(tmp, 'profile'), {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const ctx = await h.launchChromium(pw, path.join(tmp, 'profile'));
   const pages = [];
   try {
     const a = ctx.pages()[0] || await ctx.newPage();
@@ -145,28 +77,9 @@ async function main() {
     }
     check(true, 'a third tab\'s message reaches all three');
   } catch (e) {
-    failures++;
-    console.log('  FAIL exception: ' + (e && e.stack || e));
+    h.failException(e);
   }
-  if (failures) {
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
-    for (const [i, p] of pages.entries()) {
-      const shot = path.join(ARTIFACTS, `ws-chat-browser-failure-${i}.png`);
-      try {
-        await p.screenshot({ path: shot, fullPage: true });
-        console.log('screenshot: ' + shot);
-      } catch (e) { console.log('no screenshot: ' + e); }
-    }
-  }
-  await ctx.close();
-  killAll();
-  fs.rmSync(tmp, { recursive: true, force: true });
-  console.log(failures ? `${failures} check(s) failed` : 'all checks passed');
-  return failures ? 1 : 0;
+  return h.finish(ctx, tmp, pages, (i) => `ws-chat-browser-failure-${i}.png`);
 }
 
-main().then((code) => process.exit(code), (e) => {
-  console.log('FAIL ' + (e && e.stack || e));
-  killAll();
-  process.exit(1);
-});
+h.runMain(main);
