@@ -57,8 +57,7 @@ static int wh__failed;
                 int want = 0;                                                                      \
                 for (int j = 1; j < argc; j++)                                                     \
                     want |= !strcmp(argv[j], wh__tests[i].name);                                   \
-                if (!want)                                                                         \
-                    continue;                                                                      \
+                if (!want) continue;                                                               \
             }                                                                                      \
             wh__failed = 0;                                                                        \
             wh__tests[i].fn();                                                                     \

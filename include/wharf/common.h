@@ -18,7 +18,7 @@
 #define WH_VERSION_MAJOR 0
 #define WH_VERSION_MINOR 1
 #define WH_VERSION_PATCH 0
-#define WH_VERSION "0.1.0"
+#define WH_VERSION       "0.1.0"
 
 /* Readable text for a wharf error code (negative errno); never NULL. */
 const char *wh_strerror(int err);

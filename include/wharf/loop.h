@@ -19,10 +19,10 @@ typedef struct wh_signal wh_signal;
 enum {
     WH_IO_READ = 1u << 0,
     WH_IO_WRITE = 1u << 1,
-    WH_IO_EDGE = 1u << 2,    /* edge-triggered (EPOLLET) */
-    WH_IO_ONESHOT = 1u << 3, /* disarmed after one event until wh_io_rearm() */
-    WH_IO_HUP = 1u << 4,     /* delivered only: peer hung up (EPOLLHUP/EPOLLRDHUP) */
-    WH_IO_ERR = 1u << 5,     /* delivered only: error pending on the fd */
+    WH_IO_EDGE = 1u << 2,      /* edge-triggered (EPOLLET) */
+    WH_IO_ONESHOT = 1u << 3,   /* disarmed after one event until wh_io_rearm() */
+    WH_IO_HUP = 1u << 4,       /* delivered only: peer hung up (EPOLLHUP/EPOLLRDHUP) */
+    WH_IO_ERR = 1u << 5,       /* delivered only: error pending on the fd */
     WH_IO_EXCLUSIVE = 1u << 6, /* EPOLLEXCLUSIVE: wake one of the loops sharing this fd;
                                   fixed at the first wh_io_set, cannot be combined with ONESHOT */
 };
