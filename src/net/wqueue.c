@@ -152,24 +152,38 @@ int wh__wq_copy(wh__wq *q, const void *data, size_t len)
     return 0;
 }
 
+/* Allocates a by-reference or file segment of len bytes with the common fields set. */
+static wh__wseg *seg_new(int type, size_t len, bool close_fd)
+{
+    wh__wseg *s = malloc(sizeof(*s));
+    if (!s) return NULL;
+    s->len = len;
+    s->off = 0;
+    s->cap = 0;
+    s->type = type;
+    s->close_fd = close_fd;
+    return s;
+}
+
+/* Appends a filled segment to the queue. */
+static void seg_push(wh__wq *q, wh__wseg *s)
+{
+    push(q, s);
+    q->queued += s->len;
+}
+
 int wh__wq_ref(wh__wq *q, const void *data, size_t len, void (*done)(void *), void *arg)
 {
     if (len == 0) {
         if (done) done(arg);
         return 0;
     }
-    wh__wseg *s = malloc(sizeof(*s));
+    wh__wseg *s = seg_new(SEG_REF, len, false);
     if (!s) return -ENOMEM;
-    s->len = len;
-    s->off = 0;
-    s->cap = 0;
-    s->type = SEG_REF;
-    s->close_fd = false;
     s->u.ref.ptr = data;
     s->u.ref.done = done;
     s->u.ref.arg = arg;
-    push(q, s);
-    q->queued += len;
+    seg_push(q, s);
     return 0;
 }
 
@@ -179,17 +193,11 @@ int wh__wq_file(wh__wq *q, int fd, off_t off, size_t len, bool close_fd)
         if (close_fd) close(fd);
         return 0;
     }
-    wh__wseg *s = malloc(sizeof(*s));
+    wh__wseg *s = seg_new(SEG_FILE, len, close_fd);
     if (!s) return -ENOMEM;
-    s->len = len;
-    s->off = 0;
-    s->cap = 0;
-    s->type = SEG_FILE;
-    s->close_fd = close_fd;
     s->u.file.fd = fd;
     s->u.file.pos = off;
-    push(q, s);
-    q->queued += len;
+    seg_push(q, s);
     return 0;
 }
 
