@@ -42,7 +42,10 @@ with Server("reverse", "127.0.0.1:0") as srv:
     big = os.urandom(1 << 20).replace(b"\n", b"x")
     lines = [big[k:] + big[:k] for k in range(0, 8000, 1000)]
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        # A small window, but larger than loopback's 64 KiB MSS: with a window
+        # below one MSS the sender waits on the zero-window persist timer,
+        # whose exponential back-off can stall a slow (ASan) run for > 30 s.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 128 << 10)
         s.connect(srv.tcp)
         s.settimeout(30)
         threading.Thread(target=s.sendall, args=(b"\n".join(lines) + b"\n",), daemon=True).start()
