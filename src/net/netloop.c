@@ -231,17 +231,24 @@ size_t wh__net_conn_count(const wh_loop *loop)
     return nl ? nl->nconns : 0;
 }
 
+/* Moves every entry of head onto tmp and empties head, so callbacks may
+ * unlink or re-add entries anywhere while the caller walks tmp. */
+static void clink_take(wh__clink *head, wh__clink *tmp)
+{
+    tmp->next = head->next;
+    tmp->prev = head->prev;
+    tmp->next->prev = tmp;
+    tmp->prev->next = tmp;
+    wh__clink_init(head);
+}
+
 static void foreach_list(wh__clink *head, void (*fn)(wh_conn *c, void *ud), void *ud)
 {
     /* fn may close any conn (which unlinks it). Move the list aside and pop
      * one at a time, putting each back first, so removal anywhere is safe. */
     wh__clink tmp;
     if (head->next == head) return;
-    tmp.next = head->next;
-    tmp.prev = head->prev;
-    tmp.next->prev = &tmp;
-    tmp.prev->next = &tmp;
-    wh__clink_init(head);
+    clink_take(head, &tmp);
     while (tmp.next != &tmp) {
         wh__clink *l = tmp.next;
         wh__clink_del(l);
@@ -281,11 +288,7 @@ static void wheel_slot(wh__netloop *nl, unsigned slot, uint32_t now)
     wh__clink *head = &nl->wheel[slot];
     wh__clink tmp;
     if (head->next == head) return;
-    tmp.next = head->next;
-    tmp.prev = head->prev;
-    tmp.next->prev = &tmp;
-    tmp.prev->next = &tmp;
-    wh__clink_init(head);
+    clink_take(head, &tmp);
     while (tmp.next != &tmp) {
         wh__clink *l = tmp.next;
         wh_conn *c = (wh_conn *)((char *)l - offsetof(wh_conn, link));
