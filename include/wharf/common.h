@@ -15,12 +15,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Every public header wraps its declarations in these. C++ callers get C
+ * linkage. libwharf is compiled with -fvisibility=hidden so that only what a
+ * public header declares is exported from the shared library; the pragma
+ * (honoured by GCC and clang) gives these declarations default visibility
+ * without a marker on each of them. */
+#ifdef __cplusplus
+#define WH_BEGIN_DECLS extern "C" { _Pragma("GCC visibility push(default)")
+#define WH_END_DECLS   _Pragma("GCC visibility pop") }
+#else
+#define WH_BEGIN_DECLS _Pragma("GCC visibility push(default)")
+#define WH_END_DECLS   _Pragma("GCC visibility pop")
+#endif
+
 #define WH_VERSION_MAJOR 0
 #define WH_VERSION_MINOR 1
 #define WH_VERSION_PATCH 0
 #define WH_VERSION       "0.1.0"
 
+WH_BEGIN_DECLS
+
+/* The runtime library's version ("0.1.0"); compare with WH_VERSION to
+ * detect a header/library mismatch. */
+const char *wh_version(void);
 /* Readable text for a wharf error code (negative errno); never NULL. */
 const char *wh_strerror(int err);
+
+WH_END_DECLS
 
 #endif

@@ -17,6 +17,8 @@
 #include "wharf/net.h"
 #include "wharf/server.h"
 
+WH_BEGIN_DECLS
+
 typedef struct wh_http_req wh_http_req;
 typedef struct wh_http_server wh_http_server;
 typedef struct wh_router wh_router;
@@ -146,5 +148,7 @@ void wh_router_handle(wh_http_req *r, void *router);
 
 /* Reason phrase for a status code ("Not Found"); "Unknown" if none. */
 const char *wh_http_reason(int status);
+
+WH_END_DECLS
 
 #endif

@@ -9,6 +9,8 @@
 
 #include "wharf/common.h"
 
+WH_BEGIN_DECLS
+
 typedef struct wh_loop wh_loop;
 typedef struct wh_io wh_io;
 typedef struct wh_timer wh_timer;
@@ -119,5 +121,7 @@ void wh_signal_free(wh_signal *s);
 /* Blocks SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2 in the
  * calling thread and ignores SIGPIPE process-wide (writes report EPIPE). */
 int wh_signal_block_defaults(void);
+
+WH_END_DECLS
 
 #endif

@@ -14,6 +14,8 @@
 #include "wharf/common.h"
 #include "wharf/loop.h"
 
+WH_BEGIN_DECLS
+
 typedef struct wh_conn wh_conn;
 typedef struct wh_udp wh_udp;
 
@@ -169,5 +171,7 @@ int wh_udp_send(wh_udp *u, const void *data, size_t len, const wh_sockaddr *peer
 void wh_udp_close(wh_udp *u);
 /* The bound local address (useful after binding port 0). */
 const wh_sockaddr *wh_udp_local(const wh_udp *u);
+
+WH_END_DECLS
 
 #endif

@@ -13,6 +13,8 @@
 
 #include "wharf/common.h"
 
+WH_BEGIN_DECLS
+
 typedef struct wh_ring wh_ring;
 
 /* Creates a ring holding at least capacity items (rounded up to a power of
@@ -30,5 +32,7 @@ void *wh_ring_peek(wh_ring *r);
 size_t wh_ring_count(const wh_ring *r);
 /* Items the ring can hold. */
 size_t wh_ring_capacity(const wh_ring *r);
+
+WH_END_DECLS
 
 #endif

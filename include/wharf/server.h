@@ -10,6 +10,8 @@
 #include "wharf/loop.h"
 #include "wharf/net.h"
 
+WH_BEGIN_DECLS
+
 typedef struct wh_server wh_server;
 
 /* How accepted connections reach worker threads. */
@@ -91,5 +93,7 @@ void wh_server_conn_busy(wh_conn *c, bool busy);
  * A graceful stop waits for every completion of its workers' loops. */
 int wh_server_offload(wh_server *s, wh_loop *loop, void (*job)(void *arg),
                       void (*done)(wh_loop *loop, void *arg), void *arg);
+
+WH_END_DECLS
 
 #endif

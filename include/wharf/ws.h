@@ -16,6 +16,8 @@
 #include "wharf/common.h"
 #include "wharf/http.h"
 
+WH_BEGIN_DECLS
+
 typedef struct wh_ws wh_ws;
 typedef struct wh_ws_hub wh_ws_hub;
 
@@ -126,5 +128,7 @@ void wh_ws_hub_set_max_queued(wh_ws_hub *hub, size_t bytes);
 int wh_ws_hub_broadcast(wh_ws_hub *hub, const void *data, size_t len, bool text);
 /* Members on all threads (approximate while joins/leaves are in flight). */
 size_t wh_ws_hub_count(const wh_ws_hub *hub);
+
+WH_END_DECLS
 
 #endif
