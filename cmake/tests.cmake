@@ -5,7 +5,8 @@ foreach(src ${WH_UNIT_TESTS})
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/tests)
-  target_link_libraries(${name} PRIVATE wharf)
+  target_link_libraries(${name} PRIVATE wharf::wharf_static)
+  wh_link_app_if_used(${name} ${src})
   add_test(NAME unit.${name} COMMAND ${name})
   file(STRINGS ${src} labels REGEX "WH_TEST_LABELS:")
   set(lbl unit)
@@ -46,3 +47,27 @@ foreach(src ${WH_INTEG})
   set_tests_properties(integ.${name} PROPERTIES LABELS "${lbl}" TIMEOUT 600
     ENVIRONMENT "WH_BUILD_DIR=${CMAKE_BINARY_DIR};WH_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 endforeach()
+
+# Install tests: `cmake --install` this build into a temporary prefix and use
+# it from outside, as a library user would (tests/install/). Only for an
+# uninstrumented build with the shared library: a consumer of a sanitized
+# libwharf.so would need the sanitizer runtime preloaded.
+if(WH_SHARED AND NOT WH_SANITIZED)
+  find_program(WH_CXX_FOR_TESTS NAMES c++ g++ clang++)
+  file(GLOB WH_INSTALL_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/install/test_*.sh)
+  foreach(src ${WH_INSTALL_TESTS})
+    get_filename_component(name ${src} NAME_WE)
+    string(REGEX REPLACE "^test_" "" name ${name})
+    add_test(NAME install.${name} COMMAND bash ${src})
+    set_tests_properties(install.${name} PROPERTIES LABELS "integration;install" TIMEOUT 600
+      ENVIRONMENT "WH_BUILD_DIR=${CMAKE_BINARY_DIR};WH_SOURCE_DIR=${CMAKE_SOURCE_DIR};WH_CMAKE=${CMAKE_COMMAND};CC=${CMAKE_C_COMPILER};CXX=${WH_CXX_FOR_TESTS}")
+  endforeach()
+endif()
+
+# The API reference builds (a broken Doxyfile or a doxygen error fails; its
+# warnings are shown, not fatal: the header comments are plain C comments).
+if(DOXYGEN_FOUND AND NOT WH_SANITIZED) # once, in the plain build
+  add_test(NAME docs.api COMMAND sh -c
+    "'${CMAKE_COMMAND}' --build '${CMAKE_BINARY_DIR}' --target docs && test -f '${WH_DOXYGEN_OUT}/html/index.html' && if [ -s '${WH_DOXYGEN_OUT}/warnings.log' ]; then echo 'doxygen warnings:'; cat '${WH_DOXYGEN_OUT}/warnings.log'; fi")
+  set_tests_properties(docs.api PROPERTIES LABELS "integration;docs" TIMEOUT 300)
+endif()

@@ -97,7 +97,7 @@ static void flush_overflow(struct app *a)
 static void submit(struct app *a, struct job *j)
 {
     if (j->cl->in_flight++ == 0)
-        wh_server_conn_busy(j->cl->c, true); /* a graceful stop waits for the reply */
+        wh_conn_set_busy(j->cl->c, true); /* a graceful stop waits for the reply */
     j->next = NULL;
     *a->overflow_tail = j; /* FIFO: behind anything already waiting */
     a->overflow_tail = &j->next;
@@ -121,7 +121,7 @@ static void io_results(wh_loop *loop, void *arg)
                 wh_conn_write(cl->c, j->data, j->len);
                 wh_conn_write(cl->c, "\n", 1);
             }
-            if (cl->in_flight == 0) wh_server_conn_busy(cl->c, false);
+            if (cl->in_flight == 0) wh_conn_set_busy(cl->c, false);
         }
         free(j);
         client_put(cl);
@@ -202,7 +202,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "reverse: %s: %s\n", addr, wh_strerror(rc));
         return 1;
     }
-    wh_server_on_thread(a.srv, on_thread, NULL);
+    wh_server_on_thread(a.srv, on_thread, NULL, &a);
     wh_sockaddr la;
     char buf[128];
     if (wh_server_local_addr(a.srv, 0, &la) == 0 && wh_addr_format(&la, buf, sizeof(buf)) > 0)

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wharf/server.h"
 #include "wharf/ws.h"
 
 static wh_ws_hub *room;
@@ -139,15 +140,17 @@ int main(int argc, char **argv)
     wh_http_opts ho;
     wh_ws_opts wo;
     wh_http_opts_init(&ho);
+    wh_server_opts so;
+    wh_server_opts_init(&so);
     wh_ws_opts_init(&wo);
-    ho.server.threads = 2;
+    so.threads = 2;
     const char *addr = "127.0.0.1:9001";
     char abuf[64];
     size_t room_max = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v && !strcmp(a, "--threads") && ++i)
-            ho.server.threads = (unsigned)atoi(v);
+            so.threads = (unsigned)atoi(v);
         else if (v && !strcmp(a, "--max-message") && ++i)
             wo.max_message = (size_t)strtoull(v, NULL, 10);
         else if (v && !strcmp(a, "--ping-interval") && ++i)
@@ -177,9 +180,11 @@ int main(int argc, char **argv)
     /* After the upgrade the server's idle timeout no longer applies: wh_ws
      * keeps the connection alive with pings (--ping-interval). */
     wh_http_server *hs = NULL;
+    wh_server *s = NULL;
     int rc = wh_http_server_new(&hs, &ho, handler, &wo);
-    wh_server *s = rc == 0 ? wh_http_server_base(hs) : NULL;
-    if (rc == 0) rc = wh_ws_hub_new(s, &room);
+    if (rc == 0) wh_http_server_net_opts(hs, &so.net);
+    if (rc == 0) rc = wh_server_new(&s, &so, wh_http_server_cbs(hs), hs);
+    if (rc == 0) rc = wh_ws_hub_new(&room);
     if (rc == 0 && room_max) wh_ws_hub_set_max_queued(room, room_max);
     if (rc == 0) rc = wh_server_listen(s, addr);
     if (rc == 0) rc = wh_server_start(s);
@@ -190,7 +195,8 @@ int main(int argc, char **argv)
     fflush(stdout);
     if (rc == 0) rc = wh_server_run(s);
     if (rc < 0) fprintf(stderr, "ws_echo: %s\n", wh_strerror(rc));
-    if (hs) wh_http_server_free(hs);
+    wh_server_free(s);
     wh_ws_hub_free(room);
+    wh_http_server_free(hs);
     return rc < 0;
 }

@@ -4,7 +4,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-"$root/scripts/deps.sh"
+"$root/scripts/deps.sh" run
 cmake -S "$root" -B "$root/build/release" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$root/build/release" -j"$(nproc)" >/dev/null
+# wharfd only: tests and benchmarks need packages this command does not install.
+cmake --build "$root/build/release" -j"$(nproc)" --target wharfd >/dev/null
 exec "$root/build/release/wharfd" --root "$root/public" "$@"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: builds wharf and runs every test.
-#   1. release build (-O2): all tests
+#   1. release build (-O2): all tests, the install tests (libwharf installed
+#      into a temporary prefix and used from outside) and the API docs
 #   2. debug build with ASan + UBSan: all tests
 #   3. ThreadSanitizer build: tests labelled "tsan" (threaded code)
 #   4. clang libFuzzer build: every fuzzer for a bounded time (WH_FUZZ_SECONDS, default 20)
@@ -8,7 +9,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-"$root/scripts/deps.sh"
+"$root/scripts/deps.sh" test
 jobs=$(nproc)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

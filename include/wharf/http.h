@@ -2,6 +2,19 @@
  * parser, keep-alive and pipelining, responses from memory, files or chunked
  * streams, a router, and an upgrade hook.
  *
+ * HTTP is a protocol on wh_conn: a wh_http_server is a set of options and a
+ * handler, and any host runs its connections. On a loop of your own:
+ *
+ *     wh_http_server_listen(hs, loop, "127.0.0.1:8080", NULL, &listener);
+ *
+ * on the multi-threaded wh_server (server.h):
+ *
+ *     wh_server_opts so; wh_server_opts_init(&so);
+ *     wh_http_server_net_opts(hs, &so.net);
+ *     wh_server_new(&srv, &so, wh_http_server_cbs(hs), hs);
+ *
+ * or on a connection you accepted yourself: wh_http_server_serve(hs, c).
+ *
  * A wh_http_req is one request/response exchange on one connection. Request
  * data (method, target, headers, body) are slices into the connection's read
  * buffer, valid until the response is finished. A handler either responds
@@ -15,7 +28,6 @@
 
 #include "wharf/common.h"
 #include "wharf/net.h"
-#include "wharf/server.h"
 
 WH_BEGIN_DECLS
 
@@ -32,7 +44,6 @@ typedef struct wh_str {
 typedef void (*wh_http_handler)(wh_http_req *r, void *ud);
 
 typedef struct wh_http_opts {
-    wh_server_opts server;         /* threads, model, socket options (wh_server_opts_init) */
     size_t max_request_line;       /* longer -> 414: 8192 */
     size_t max_header_bytes;       /* whole header block, longer -> 431: 16384 */
     unsigned max_headers;          /* more -> 431: 64 */
@@ -48,12 +59,32 @@ typedef struct wh_http_opts {
 
 /* Fills opts with the documented defaults. */
 void wh_http_opts_init(wh_http_opts *opts);
-/* Creates an HTTP server whose requests go to handler(r, ud). */
+/* Creates an HTTP server (opts NULL = defaults) whose requests go to
+ * handler(r, ud). It runs no thread and owns no socket: hand it connections
+ * (below). 0, -EINVAL or -ENOMEM. */
 int wh_http_server_new(wh_http_server **out, const wh_http_opts *opts, wh_http_handler handler,
                        void *ud);
-/* The underlying framework server: listen, run, stop, stats through it. */
-wh_server *wh_http_server_base(wh_http_server *s);
-/* Frees a stopped server. */
+/* The connection callbacks that speak HTTP; give them to a host with s as
+ * their ud (wh_server_new, wh_listen, wh_conn_adopt). Valid while s lives. */
+const wh_conn_cbs *wh_http_server_cbs(const wh_http_server *s);
+/* Raises o->read_buf_max so that a whole request (head + max_body) fits a
+ * connection's read buffer; call it on the net options of every host that
+ * carries s (wh_http_server_listen does it for you). */
+void wh_http_server_net_opts(const wh_http_server *s, wh_net_opts *o);
+/* Listens on addr on loop (no threads) and serves HTTP on every connection;
+ * opts NULL = wh_net_opts_init defaults. Close with wh_listener_close.
+ * 0 or negative errno (-EADDRINUSE, -EINVAL, ...). */
+int wh_http_server_listen(wh_http_server *s, wh_loop *loop, const char *addr,
+                          const wh_net_opts *opts, wh_listener **out);
+/* Starts serving HTTP on an open connection (accepted or taken over from
+ * another protocol): its callbacks and user data become HTTP's. 0 or -EINVAL. */
+int wh_http_server_serve(wh_http_server *s, wh_conn *c);
+/* Graceful stop on loop for a host of your own (wh_server does this itself
+ * through the on_stop callback): from now on every response on loop says
+ * Connection: close, WebSockets on loop close with 1001, and idle
+ * connections are closed now (wh_net_close_idle). Loop thread only. */
+void wh_http_server_drain(wh_http_server *s, wh_loop *loop);
+/* Frees s once no connection uses it any more (its hosts stopped). */
 void wh_http_server_free(wh_http_server *s);
 
 /* Request accessors. */
@@ -126,8 +157,8 @@ int wh_http_req_defer(wh_http_req *r);
  * writes its own response (e.g. 101) with wh_conn_write and installs its
  * callbacks with wh_conn_set_cbs; bytes after the request head are offered to
  * the new on_read. r is invalid afterwards. Returns the connection, whose
- * user data is then NULL (free for the new owner) and whose timeout is reset
- * to the server's idle_timeout_ms. NULL if r already responded or its
+ * user data is then NULL (free for the new owner), which is not busy and has
+ * no timeout (the new owner sets its own). NULL if r already responded or its
  * connection is gone. */
 wh_conn *wh_http_req_upgrade(wh_http_req *r);
 /* True if the request asks for Upgrade (Connection: upgrade + Upgrade header). */

@@ -89,6 +89,12 @@ typedef struct wh_conn_cbs {
      * If set, the connection stays open (reading stopped) until the callee
      * closes it: use it when replies are produced later (offload, Redis). */
     void (*on_eof)(wh_conn *c, void *ud);
+    /* The host began a graceful stop. Not about one connection: wh_server
+     * calls it once on each worker loop, on that loop's thread, before it
+     * closes the idle connections; a program that runs its own loop calls it
+     * itself. A protocol stops keeping connections alive (HTTP answers the
+     * next request with Connection: close, WebSocket closes with 1001). */
+    void (*on_stop)(wh_loop *loop, void *ud);
 } wh_conn_cbs;
 
 /* Queues a copy of data; flushed when the current callback returns (or at the
@@ -122,6 +128,15 @@ void wh_conn_resume(wh_conn *c);
  * ms milliseconds (0 disables). O(1), no syscall; refreshed by I/O. Fires
  * within 200 ms after the deadline; values above ~109 minutes are clamped. */
 void wh_conn_set_timeout(wh_conn *c, uint32_t ms);
+/* Marks c as in the middle of an exchange (busy true) until called again with
+ * false; protocols set it while a request is read or answered. A busy conn is
+ * never closed as idle by a host's graceful stop, and is never moved to
+ * another thread (wh_server's ONESHOT model): mark a conn busy before handing
+ * work on it to another thread and clear it when the work is done. A flag,
+ * not a counter. Loop thread only. */
+void wh_conn_set_busy(wh_conn *c, bool busy);
+/* True while c is marked busy. */
+bool wh_conn_busy(const wh_conn *c);
 /* Attaches a user pointer. */
 void wh_conn_set_data(wh_conn *c, void *data);
 /* The pointer from wh_conn_set_data(), or NULL. */
@@ -145,6 +160,13 @@ int wh_conn_adopt(wh_loop *loop, int fd, const wh_net_opts *opts, const wh_conn_
  * timeout_ms (0 = no timeout). */
 int wh_conn_connect(wh_loop *loop, const char *addr, uint32_t timeout_ms, const wh_net_opts *opts,
                     const wh_conn_cbs *cbs, void *ud, wh_conn **out);
+
+/* Connections open on loop. Loop thread only. */
+size_t wh_net_conn_count(const wh_loop *loop);
+/* Closes (orderly) every connection on loop that is idle: not busy, nothing
+ * buffered or queued, no unread bytes in the kernel. A graceful stop calls it
+ * after telling the protocol (wh_conn_cbs.on_stop). Loop thread only. */
+void wh_net_close_idle(wh_loop *loop);
 
 /* Listening without the framework: one loop, one thread (wh_server adds
  * threads, distribution and shutdown on top of this). */

@@ -55,16 +55,20 @@ int wh_server_new(wh_server **out, const wh_server_opts *opts, const wh_conn_cbs
 int wh_server_listen(wh_server *s, const char *addr);
 /* The actual bound address of listener i (after binding port 0). */
 int wh_server_local_addr(const wh_server *s, unsigned i, wh_sockaddr *out);
-/* Called on each worker thread when it starts (before any connection) and as it stops. */
+/* Sets hooks called on each worker thread when it starts (before any
+ * connection) and as it stops, with ud (their own pointer, not the
+ * callbacks'). Call before wh_server_start. */
 void wh_server_on_thread(wh_server *s, void (*start)(wh_loop *loop, unsigned idx, void *ud),
-                         void (*stop)(wh_loop *loop, unsigned idx, void *ud));
+                         void (*stop)(wh_loop *loop, unsigned idx, void *ud), void *ud);
 /* Starts the threads and returns; the server runs in the background. */
 int wh_server_start(wh_server *s);
 /* Starts (if needed) and blocks until the server stops; handles signals if
  * opts.handle_signals. 0 after a clean (graceful or forced) stop. */
 int wh_server_run(wh_server *s);
-/* Any thread: stop accepting; graceful lets in-flight work finish and idle
- * conns close, up to shutdown_timeout_ms; otherwise close everything now. */
+/* Any thread: stop accepting; graceful tells the protocol (wh_conn_cbs.on_stop
+ * on every worker loop), lets in-flight work finish (conns marked busy with
+ * wh_conn_set_busy) and closes idle conns, up to shutdown_timeout_ms;
+ * otherwise closes everything now. */
 void wh_server_stop(wh_server *s, bool graceful);
 /* Waits for the threads after wh_server_start + wh_server_stop. */
 int wh_server_wait(wh_server *s);
@@ -79,18 +83,10 @@ void wh_server_stats_get(const wh_server *s, wh_server_stats *out);
 /* True once a graceful stop has begun (handlers may stop keeping conns alive). */
 bool wh_server_stopping(const wh_server *s);
 
-/* Marks a connection of this server mid-request (busy = true) until it is
- * called again with false (call on the conn's loop thread). A busy conn is
- * never closed by a graceful stop (it is closed once it turns idle), and in
- * the ONESHOT model it stays on its current thread instead of going back to
- * the shared epoll: mark a conn busy before handing work on it to another
- * thread (wh_server_offload) and clear it in the completion. No-op for conns
- * not accepted by a wh_server. Idempotent (a flag, not a counter). */
-void wh_server_conn_busy(wh_conn *c, bool busy);
-
 /* Offload pool: run job(arg) on a pool thread, then done(loop, arg) back on
  * the submitting loop. -EAGAIN when the queue is full. Call on loop's thread.
- * A graceful stop waits for every completion of its workers' loops. */
+ * A graceful stop waits for every completion of its workers' loops. Mark the
+ * conn the job works for busy (wh_conn_set_busy) until done runs. */
 int wh_server_offload(wh_server *s, wh_loop *loop, void (*job)(void *arg),
                       void (*done)(wh_loop *loop, void *arg), void *arg);
 

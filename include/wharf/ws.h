@@ -106,13 +106,16 @@ wh_conn *wh_ws_conn(const wh_ws *ws);
 /* The loop (thread) the connection runs on. */
 wh_loop *wh_ws_loop(const wh_ws *ws);
 
-/* Hubs: a set of connections on all worker threads of a server that can be
+/* Hubs: a set of connections, on any number of loops (threads), that can be
  * broadcast to. Each loop keeps its own member list, so join/leave/send never
- * take a lock; a broadcast encodes the frame once and posts it to every worker
- * loop (wh_loop_post), which writes it to its local members by reference. */
-/* Creates a hub for server s (call before or after wh_server_start). */
-int wh_ws_hub_new(wh_server *s, wh_ws_hub **out);
-/* Frees the hub; call after the server has stopped (NULL is fine). */
+ * take a lock; a broadcast encodes the frame once and posts it to every loop
+ * that has had a member (wh_loop_post), which writes it to its local members
+ * by reference. The hub needs no host: it learns a loop when a WebSocket on
+ * that loop first joins. */
+/* Creates an empty hub. 0, -EINVAL or -ENOMEM. */
+int wh_ws_hub_new(wh_ws_hub **out);
+/* Frees the hub (NULL is fine); call once its loops no longer run (stopped
+ * or freed), so that no broadcast or member is in flight. */
 void wh_ws_hub_free(wh_ws_hub *hub);
 /* Adds ws to the hub (a ws is in at most one hub; joining moves it). It
  * leaves automatically when it closes. 0 or -ENOMEM. */
@@ -121,12 +124,13 @@ int wh_ws_hub_join(wh_ws_hub *hub, wh_ws *ws);
 void wh_ws_hub_leave(wh_ws *ws);
 /* Sets the most bytes a member may have queued when a broadcast reaches it
  * (default 8 MiB); a member above it is closed with 1008 instead of
- * buffering without bound. Call before the server starts. */
+ * buffering without bound. Call before any member joins. */
 void wh_ws_hub_set_max_queued(wh_ws_hub *hub, size_t bytes);
-/* Any thread: sends one message to every member on every worker thread (see
- * wh_ws_hub_set_max_queued for members that cannot keep up). 0 or -ENOMEM. */
+/* Any thread, while the hub's loops exist: sends one message to every member
+ * on every loop (see wh_ws_hub_set_max_queued for members that cannot keep
+ * up). 0 or -ENOMEM. */
 int wh_ws_hub_broadcast(wh_ws_hub *hub, const void *data, size_t len, bool text);
-/* Members on all threads (approximate while joins/leaves are in flight). */
+/* Members on all loops (approximate while joins/leaves are in flight). */
 size_t wh_ws_hub_count(const wh_ws_hub *hub);
 
 WH_END_DECLS

@@ -8,8 +8,9 @@
  */
 #include "lab_internal.h"
 
+#include "wharf/http_parse.h"
+
 #include "apps/common/guestbook_page.h"
-#include "http/parser.h"
 
 #include <hiredis/hiredis.h>
 #include <stdlib.h>

@@ -2,8 +2,8 @@
  *
  * ZeroHTTPd (seed 001) written seven times: only the concurrency model differs
  * between lab/lab-*.c. Everything else - command line, listening socket,
- * request parsing (wharf's src/http/parser.h), static files and the guestbook
- * (src/apps/common/) - lives here, so a reader can diff two models and see
+ * request parsing (wharf/http_parse.h), static files (wharf/http_file.h) and
+ * the guestbook (src/apps/common/) - lives here, so a reader can diff two models and see
  * nothing but the model.
  *
  * Two ways to drive a connection:
@@ -31,7 +31,7 @@ typedef struct lab_cfg {
     int redis_port;
     int workers;                    /* --workers: pool size (pre-forked, pre-threaded) */
     bool keepalive;                 /* the model serves more than one request per connection */
-    struct wh_static_root *docroot; /* --root, opened once (src/apps/common/static.h) */
+    struct wh_static_root *docroot; /* --root, opened once (wharf/http_file.h) */
 } lab_cfg;
 
 /* Parses --port, --bind, --root, --redis, --workers (and --help) and opens the

@@ -2,9 +2,10 @@
  *
  * lab_respond() is the whole "application": it looks at the bytes a model has
  * buffered and, once a complete request is there, builds its response with
- * wharf's shared pieces (src/http/parser.h, src/apps/common/static.h and
- * guestbook_page.h). It never touches the socket, so the blocking driver
- * (serve.c) and the event-driven one (conn.c) share it unchanged.
+ * wharf's public parser and file planner (wharf/http_parse.h,
+ * wharf/http_file.h) and the guestbook page (apps/common/guestbook_page.h).
+ * It never touches the socket, so the blocking driver (serve.c) and the
+ * event-driven one (conn.c) share it unchanged.
  */
 #ifndef LAB_INTERNAL_H
 #define LAB_INTERNAL_H

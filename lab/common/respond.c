@@ -2,9 +2,10 @@
  * wharf's shared parser, static-file planner and guestbook helpers. */
 #include "lab_internal.h"
 
+#include "wharf/http_file.h"
+#include "wharf/http_parse.h"
+
 #include "apps/common/guestbook_page.h"
-#include "apps/common/static.h"
-#include "http/parser.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,10 +90,11 @@ static void respond_static(lab_resp *out, const wh_http_parsed *req, const lab_c
             out->file_off = plan.offset;
             out->file_len = (size_t)plan.length;
             plan.fd_owned = false;
-        } else if (plan.body) {
+        } else if (plan.body && plan.body_owned) {
             out->body = plan.body;
             out->body_len = plan.body_len;
             plan.body = NULL;
+            plan.body_owned = false;
         }
     }
     wh_static_plan_release(&plan);

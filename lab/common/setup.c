@@ -2,7 +2,7 @@
  * ZeroHTTPd's main() that every model shares. */
 #include "lab_internal.h"
 
-#include "apps/common/static.h"
+#include "wharf/http_file.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

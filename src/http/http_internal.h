@@ -9,7 +9,7 @@
 #define WH__HTTP_MAX_PARAMS 8
 
 struct wh_http_server {
-    wh_server *base;
+    wh_conn_cbs cbs; /* what a host runs this server's connections with (ud = the server) */
     wh_http_opts opts;
     wh_http_limits lim;
     wh_http_handler handler;
@@ -80,12 +80,24 @@ typedef struct wh__http_loop {
     wh_http_req *spare; /* request object for the next exchange */
     wh__http_conn *free_hc[64];
     unsigned nfree_hc;
+    bool stopping; /* the host drains: every response closes its connection */
+    struct {
+        void (*fn)(wh_loop *loop, void *arg);
+        void *arg;
+    } stop_hooks[4];
+    unsigned nstop_hooks;
 } wh__http_loop;
 
 /* The loop's HTTP state, created on first use (NULL on -ENOMEM). */
 wh__http_loop *wh__http_loop_get(wh_loop *loop);
 /* The current Date value (29 chars), reformatted at most once a second. */
 const char *wh__http_date(wh__http_loop *hl);
+/* Adds fn(loop, arg), called once when the host drains loop (on_stop). For the
+ * protocols that take connections over from HTTP (WebSocket). 0, -ENOMEM or
+ * -ENOSPC (more than four). */
+int wh__http_loop_on_stop(wh_loop *loop, void (*fn)(wh_loop *loop, void *arg), void *arg);
+/* True once the host began draining loop. */
+bool wh__http_loop_stopping(wh_loop *loop);
 /* Router: records a path parameter on r. */
 void wh__http_req_add_param(wh_http_req *r, const char *name, size_t nlen, wh_str value);
 

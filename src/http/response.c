@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "http/errpage.h"
 #include "http/http_internal.h"
 
 void wh__http_exchange_done(wh_http_req *r);
@@ -271,14 +272,14 @@ int wh_http_respond_file(wh_http_req *r, int status, const char *content_type, i
 
 int wh_http_respond_error(wh_http_req *r, int status)
 {
-    char body[200];
-    int bl = snprintf(body, sizeof body, "<!DOCTYPE html><title>%d %s</title><h1>%d %s</h1>\n",
-                      status, wh_http_reason(status), status, wh_http_reason(status));
+    char body[WH__HTTP_ERROR_PAGE_MAX];
+    int bl = wh__http_error_page(status, body, sizeof body);
+    if (bl < 0) bl = 0;
     /* Errors that leave the request stream in doubt close the connection. */
     if (status == 400 || status == 408 || status == 413 || status == 414 || status == 431 ||
         status == 505)
         r->close = true;
-    return wh_http_respond(r, status, "text/html", body, (size_t)bl);
+    return wh_http_respond(r, status, WH__HTTP_ERROR_PAGE_TYPE, body, (size_t)bl);
 }
 
 int wh_http_resp_begin_stream(wh_http_req *r, int status, const char *content_type)

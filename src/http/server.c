@@ -1,5 +1,9 @@
-/* The HTTP/1.1 engine on wh_server + wh_conn (RFC 9112 §9: connection
- * management; RFC 9110 §10.1.1: Expect).
+/* The HTTP/1.1 engine: a protocol on wh_conn (RFC 9112 §9: connection
+ * management; RFC 9110 §10.1.1: Expect). It knows nothing of who accepted
+ * the connection: a wh_server, a wh_listener on a bare loop, or a program
+ * that hands it an adopted socket. Its whole contact with a host is the
+ * connection callbacks (wh_http_server_cbs), the conn's busy state while a
+ * request is in progress, and on_stop when the host drains.
  *
  * One on_read call handles every complete request in the buffer: when the
  * handlers answer synchronously their responses are queued and leave in one
@@ -22,17 +26,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/errpage.h"
 #include "http/http_internal.h"
-#include "runtime/runtime_internal.h"
 
 void wh_http_opts_init(wh_http_opts *o)
 {
     memset(o, 0, sizeof(*o));
-    wh_server_opts_init(&o->server);
-    o->max_request_line = 8192;
-    o->max_header_bytes = 16384;
-    o->max_headers = 64;
-    o->max_body = 1u << 20;
+    /* Size limits: the parser's defaults (wh_http_limits_init), one place. */
+    wh_http_limits lim;
+    wh_http_limits_init(&lim);
+    o->max_request_line = lim.max_request_line;
+    o->max_header_bytes = lim.max_header_bytes;
+    o->max_headers = lim.max_headers;
+    o->max_body = (size_t)lim.max_body;
     o->header_timeout_ms = 10000;
     o->keepalive_timeout_ms = 5000;
     o->write_timeout_ms = 30000;
@@ -127,11 +133,11 @@ static int req_detach(wh_http_req *r, const char *buf)
 /* Answers status with a small body and closes (framing errors, timeouts). */
 static void send_fatal(wh_http_server *s, wh__http_loop *hl, wh_conn *c, int status)
 {
-    char body[160], head[512];
-    int bl = snprintf(body, sizeof body, "<!DOCTYPE html><title>%d %s</title><h1>%d %s</h1>\n",
-                      status, wh_http_reason(status), status, wh_http_reason(status));
+    char body[WH__HTTP_ERROR_PAGE_MAX], head[512];
+    int bl = wh__http_error_page(status, body, sizeof body);
+    if (bl < 0) bl = 0;
     wh_http_head_spec h = {.status = status,
-                           .content_type = "text/html",
+                           .content_type = WH__HTTP_ERROR_PAGE_TYPE,
                            .content_length = bl,
                            .close = true,
                            .date = wh__http_date(hl),
@@ -142,7 +148,7 @@ static void send_fatal(wh_http_server *s, wh__http_loop *hl, wh_conn *c, int sta
         wh_conn_write(c, head, (size_t)n + (size_t)bl);
     }
     hc_put(hl, c);
-    wh__server_conn_busy(c, false);
+    wh_conn_set_busy(c, false);
     wh_conn_close(c);
 }
 
@@ -159,8 +165,15 @@ static void dispatch(wh_http_server *s, wh_http_req *r)
     s->handler(r, s->ud);
 }
 
+static bool hl_stopping(wh_loop *loop)
+{
+    wh__http_loop *hl = wh__http_loop_get(loop);
+    return hl && hl->stopping;
+}
+
 /* Fills r for a freshly parsed request. */
-static void req_init(wh_http_req *r, wh_http_server *s, wh_conn *c, wh_str body)
+static void req_init(wh_http_req *r, wh_http_server *s, const wh__http_loop *hl, wh_conn *c,
+                     wh_str body)
 {
     r->srv = s;
     r->conn = c;
@@ -171,7 +184,7 @@ static void req_init(wh_http_req *r, wh_http_server *s, wh_conn *c, wh_str body)
     r->state = WH__R_NEW;
     r->deferred = r->upgraded = r->chunked = false;
     r->head_only = r->p.method_id == WH_HTTP_M_HEAD;
-    r->close = !r->p.keep_alive || wh_server_stopping(s->base);
+    r->close = !r->p.keep_alive || hl->stopping;
     r->bytes = 0;
     r->nparams = 0;
     if (r->hdrs != r->hbuf) free(r->hdrs);
@@ -195,7 +208,7 @@ static bool head_wait(wh_http_server *s, wh__http_loop *hl, wh_conn *c, size_t n
     if (hc->st != WH__HC_HEAD) {
         hc->st = WH__HC_HEAD;
         hc->head_start_ms = now;
-        wh__server_conn_busy(c, true);
+        wh_conn_set_busy(c, true);
     } else if (limit && now - hc->head_start_ms >= limit) {
         send_fatal(s, hl, c, 408);
         return false;
@@ -219,7 +232,7 @@ static wh__http_conn *body_wait(wh_http_server *s, wh__http_loop *hl, wh_conn *c
         return NULL;
     }
     if (hc->st != WH__HC_BODY) {
-        if (hc->st != WH__HC_HEAD) wh__server_conn_busy(c, true);
+        if (hc->st != WH__HC_HEAD) wh_conn_set_busy(c, true);
         hc->st = WH__HC_BODY;
         wh_conn_set_timeout(c, s->opts.header_timeout_ms);
     }
@@ -302,9 +315,9 @@ static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
         if (hc) {
             hc_put(hl, c);
             wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
-            wh__server_conn_busy(c, false);
+            wh_conn_set_busy(c, false);
         }
-        req_init(r, s, c, body);
+        req_init(r, s, hl, c, body);
         r->in_handler = true;
         dispatch(s, r);
         if (r->state == WH__R_NEW && !r->deferred && !r->upgraded)
@@ -333,7 +346,7 @@ static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
         hc->req = r;
         wh_conn_pause(c);
         wh_conn_set_timeout(c, s->opts.write_timeout_ms);
-        wh__server_conn_busy(c, true);
+        wh_conn_set_busy(c, true);
         consumed += total;
         break;
     }
@@ -354,7 +367,7 @@ void wh__http_exchange_done(wh_http_req *r)
     if (hl) hc_put(hl, c);
     if (!r->close) {
         wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
-        wh__server_conn_busy(c, false);
+        wh_conn_set_busy(c, false);
         wh_conn_resume(c); /* pipelined bytes are offered at the end of the iteration */
     }
     wh__http_req_release(r);
@@ -367,9 +380,8 @@ void wh__http_detach_conn(wh_http_req *r)
     wh__http_loop *hl = wh__http_loop_get(r->loop);
     r->upgraded = true;
     if (hl) hc_put(hl, c);
-    wh__server_conn_busy(c, false);
-    wh_server_opts *so = &r->srv->opts.server;
-    wh_conn_set_timeout(c, so->idle_timeout_ms);
+    wh_conn_set_busy(c, false);
+    wh_conn_set_timeout(c, 0); /* the new owner sets its own */
     if (!r->in_handler) {
         wh_conn_resume(c);
         wh__http_req_release(r);
@@ -410,7 +422,36 @@ static void on_close(wh_conn *c, int err, void *ud)
         hc_put(hl, c);
     else
         free(hc);
-    wh__server_conn_busy(c, false);
+    wh_conn_set_busy(c, false);
+}
+
+/* The host drains (wh_server_stop, or wh_http_server_drain): from now on
+ * every response on this loop closes its connection, and protocols that took
+ * connections over from HTTP (WebSocket) are told. */
+static void on_stop(wh_loop *loop, void *ud)
+{
+    (void)ud;
+    wh__http_loop *hl = wh__http_loop_get(loop);
+    if (!hl || hl->stopping) return;
+    hl->stopping = true;
+    for (unsigned i = 0; i < hl->nstop_hooks; i++)
+        hl->stop_hooks[i].fn(loop, hl->stop_hooks[i].arg);
+}
+
+int wh__http_loop_on_stop(wh_loop *loop, void (*fn)(wh_loop *loop, void *arg), void *arg)
+{
+    wh__http_loop *hl = wh__http_loop_get(loop);
+    if (!hl) return -ENOMEM;
+    if (hl->nstop_hooks == sizeof(hl->stop_hooks) / sizeof(hl->stop_hooks[0])) return -ENOSPC;
+    hl->stop_hooks[hl->nstop_hooks].fn = fn;
+    hl->stop_hooks[hl->nstop_hooks].arg = arg;
+    hl->nstop_hooks++;
+    return 0;
+}
+
+bool wh__http_loop_stopping(wh_loop *loop)
+{
+    return hl_stopping(loop);
 }
 
 int wh_http_server_new(wh_http_server **out, const wh_http_opts *opts, wh_http_handler handler,
@@ -429,33 +470,58 @@ int wh_http_server_new(wh_http_server **out, const wh_http_opts *opts, wh_http_h
     s->lim.max_header_bytes = s->opts.max_header_bytes;
     s->lim.max_headers = s->opts.max_headers;
     s->lim.max_body = s->opts.max_body;
-    /* A whole request (head + body) must fit the connection's read buffer. */
-    size_t need = s->opts.max_request_line + s->opts.max_header_bytes + s->opts.max_body + 4096;
-    if (s->opts.max_body && s->opts.server.net.read_buf_max < need)
-        s->opts.server.net.read_buf_max = need;
-    wh_conn_cbs cbs = {
+    s->cbs = (wh_conn_cbs){
         .on_open = on_open,
         .on_read = on_read,
         .on_close = on_close,
         .on_eof = on_eof,
+        .on_stop = on_stop,
     };
-    int rc = wh_server_new(&s->base, &s->opts.server, &cbs, s);
-    if (rc < 0) {
-        free(s);
-        return rc;
-    }
     *out = s;
     return 0;
 }
 
-wh_server *wh_http_server_base(wh_http_server *s)
+const wh_conn_cbs *wh_http_server_cbs(const wh_http_server *s)
 {
-    return s->base;
+    return &s->cbs;
+}
+
+void wh_http_server_net_opts(const wh_http_server *s, wh_net_opts *o)
+{
+    /* A whole request (head + body) must fit the connection's read buffer. */
+    size_t need = s->opts.max_request_line + s->opts.max_header_bytes + s->opts.max_body + 4096;
+    if (s->opts.max_body && o->read_buf_max < need) o->read_buf_max = need;
+}
+
+int wh_http_server_listen(wh_http_server *s, wh_loop *loop, const char *addr,
+                          const wh_net_opts *opts, wh_listener **out)
+{
+    if (!s || !loop || !addr || !out) return -EINVAL;
+    wh_net_opts o;
+    if (opts)
+        o = *opts;
+    else
+        wh_net_opts_init(&o);
+    wh_http_server_net_opts(s, &o);
+    return wh_listen(loop, addr, &o, &s->cbs, s, out);
+}
+
+int wh_http_server_serve(wh_http_server *s, wh_conn *c)
+{
+    if (!s || !c) return -EINVAL;
+    wh_conn_set_data(c, NULL);
+    wh_conn_set_cbs(c, &s->cbs, s);
+    on_open(c, s);
+    return 0;
+}
+
+void wh_http_server_drain(wh_http_server *s, wh_loop *loop)
+{
+    on_stop(loop, s);
+    wh_net_close_idle(loop);
 }
 
 void wh_http_server_free(wh_http_server *s)
 {
-    if (!s) return;
-    wh_server_free(s->base);
     free(s);
 }

@@ -6,12 +6,9 @@
 
 #include <stdint.h>
 
-/* One ready watcher as the core sees it: token is the value registered with
- * ctl (opaque to the backend), events are WH_IO_READ|WRITE|HUP|ERR. */
-typedef struct wh__fired {
-    uint64_t token;
-    uint32_t events;
-} wh__fired;
+#include "loop/loop_internal.h"
+
+/* wh__fired (one ready watcher) is in loop_internal.h: pollers hand it out. */
 
 typedef struct wh__backend {
     const char *name;
@@ -23,7 +20,8 @@ typedef struct wh__backend {
      * one-shot. token comes back in wh__fired. 0 or negative errno. */
     int (*ctl)(void *state, int fd, uint64_t token, unsigned old_flags, unsigned new_flags);
     /* Waits up to timeout_ms (-1 forever, 0 not at all); fills out[0..max) and
-     * returns the count; 0 when interrupted (EINTR); negative errno on failure. */
+     * returns the count; 0 when interrupted (EINTR); negative errno on failure.
+     * Keeps no buffer of its own: threads may poll one state at once. */
     int (*poll)(void *state, int timeout_ms, wh__fired *out, unsigned max);
     /* The fd that becomes readable when events are pending (epoll fd), or -1. */
     int (*fd)(void *state);

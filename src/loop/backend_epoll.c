@@ -1,5 +1,6 @@
 /* epoll backend (epoll(7)). */
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -9,12 +10,17 @@
 typedef struct ep_state {
     int epfd;
     unsigned max;
-    struct epoll_event ev[];
 } ep_state;
+
+/* ep_poll has the kernel write its events straight into the caller's array
+ * and widens them in place, so the backend keeps no event buffer of its own
+ * and several threads may poll one instance at once (the runtime's shared
+ * ONESHOT poller). That needs the kernel's record to be no larger than ours. */
+_Static_assert(sizeof(struct epoll_event) <= sizeof(wh__fired), "epoll_event fits in wh__fired");
 
 static int ep_init(void **state, unsigned max_events)
 {
-    ep_state *s = malloc(sizeof(*s) + (size_t)max_events * sizeof(struct epoll_event));
+    ep_state *s = malloc(sizeof(*s));
     if (!s) return -ENOMEM;
     /* CLOEXEC: a fork+exec'd child (CGI, workers) must not inherit the poller. */
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -85,20 +91,26 @@ static int ep_poll(void *state, int timeout_ms, wh__fired *out, unsigned max)
 {
     ep_state *s = state;
     if (max > s->max) max = s->max;
-    int n = epoll_wait(s->epfd, s->ev, (int)max, timeout_ms);
+    unsigned char *raw = (unsigned char *)out;
+    int n = epoll_wait(s->epfd, (struct epoll_event *)raw, (int)max, timeout_ms);
     if (n < 0)
         /* A signal handler ran (no SA_RESTART, or epoll_wait never restarts:
          * signal(7) lists it among the calls that always fail with EINTR). The
          * loop just goes round again with fresh time. */
         return errno == EINTR ? 0 : -errno;
-    for (int i = 0; i < n; i++) {
-        uint32_t e = s->ev[i].events;
+    /* Widen in place, last record first: record i is read from offset
+     * i * sizeof(epoll_event) before out[i] (at i * sizeof(wh__fired), never
+     * lower) is written, and out[i] only overlaps records after i, which are
+     * already done. memcpy because the two views alias. */
+    for (int i = n - 1; i >= 0; i--) {
+        struct epoll_event ev;
+        memcpy(&ev, raw + (size_t)i * sizeof ev, sizeof ev);
         uint32_t w = 0;
-        if (e & EPOLLIN) w |= WH_IO_READ;
-        if (e & EPOLLOUT) w |= WH_IO_WRITE;
-        if (e & (EPOLLHUP | EPOLLRDHUP)) w |= WH_IO_HUP;
-        if (e & EPOLLERR) w |= WH_IO_ERR;
-        out[i].token = s->ev[i].data.u64;
+        if (ev.events & EPOLLIN) w |= WH_IO_READ;
+        if (ev.events & EPOLLOUT) w |= WH_IO_WRITE;
+        if (ev.events & (EPOLLHUP | EPOLLRDHUP)) w |= WH_IO_HUP;
+        if (ev.events & EPOLLERR) w |= WH_IO_ERR;
+        out[i].token = ev.data.u64;
         out[i].events = w;
     }
     return n;

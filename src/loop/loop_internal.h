@@ -73,6 +73,28 @@ void wh__timer_init(wh_loop *loop, wh_timer *t, wh_timer_cb cb, void *ud);
 /* Stops an embedded timer; the memory may be freed right after. */
 void wh__timer_deinit(wh_timer *t);
 
+/* ---- Standalone pollers (poller.c) --------------------------------------
+ * An instance of the loop's backend that no loop drives: its fd is watched
+ * from one or more loops and polled without blocking when it is readable
+ * (the runtime's ONESHOT model shares one between threads). */
+typedef struct wh__poller wh__poller;
+/* One ready watcher as the core sees it: token is the value registered with
+ * ctl (opaque to the backend), events are WH_IO_READ|WRITE|HUP|ERR. */
+typedef struct wh__fired {
+    uint64_t token;
+    uint32_t events;
+} wh__fired;
+/* Creates a poller returning up to max_events per poll. 0 or negative errno. */
+int wh__poller_new(wh__poller **out, unsigned max_events);
+/* Frees the poller (NULL is fine). */
+void wh__poller_free(wh__poller *p);
+/* Arms fd for one read/hang-up event carrying token (adds it the first time). */
+int wh__poller_arm_oneshot(wh__poller *p, int fd, uint64_t token);
+/* Takes ready events without blocking; count or negative errno. */
+int wh__poller_poll(wh__poller *p, wh__fired *out, unsigned max);
+/* The fd that turns readable when events are ready (watch it with wh_io). */
+int wh__poller_fd(const wh__poller *p);
+
 /* ---- Test hooks -----------------------------------------------------------
  * Counters and a fake clock so tests check behaviour without strace or sleeps. */
 typedef struct wh__loop_stats {

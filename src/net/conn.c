@@ -21,6 +21,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -637,7 +638,45 @@ bool wh__conn_idle(const wh_conn *c)
     return !(c->flags & (WH__C_DEAD | WH__C_CLOSING)) && !c->rbuf && !queued(c);
 }
 
+bool wh__conn_quiet(const wh_conn *c)
+{
+    if (wh__conn_closing(c) || !wh__conn_idle(c) || (c->flags & WH__C_BUSY)) return false;
+    /* Request bytes already in the kernel: the peer sent something we have
+     * not read yet, so the conn is about to be busy; closing it now would
+     * drop a request it was entitled to have answered. */
+    int n = 0;
+    return !(ioctl(c->io.fd, FIONREAD, &n) == 0 && n > 0);
+}
+
+static void close_if_quiet(wh_conn *c, void *ud)
+{
+    (void)ud;
+    if (wh__conn_quiet(c)) wh_conn_close(c);
+}
+
+void wh_net_close_idle(wh_loop *loop)
+{
+    wh__net_foreach_conn(loop, close_if_quiet, NULL);
+}
+
 bool wh__conn_closing(const wh_conn *c)
 {
     return (c->flags & (WH__C_DEAD | WH__C_CLOSING | WH__C_SHUT | WH__C_EOF)) != 0;
+}
+
+void wh_conn_set_busy(wh_conn *c, bool busy)
+{
+    if (busy) {
+        c->flags |= WH__C_BUSY;
+        return;
+    }
+    if (!(c->flags & WH__C_BUSY)) return;
+    c->flags &= (uint16_t)~WH__C_BUSY;
+    wh__netloop *nl = NL(c);
+    if (nl->on_unbusy && !(c->flags & WH__C_DEAD)) nl->on_unbusy(c, nl->on_unbusy_ud);
+}
+
+bool wh_conn_busy(const wh_conn *c)
+{
+    return (c->flags & WH__C_BUSY) != 0;
 }

@@ -15,6 +15,10 @@
  * Socket helpers (src/net/sockopt.c). One job each, like Redis' anet.c.
  * ------------------------------------------------------------------------- */
 
+/* The defaults wh_net_opts_init fills in; a zero field in a caller's options
+ * falls back to these. */
+extern const wh_net_opts wh__net_defaults;
+
 /* Creates a bound socket for a parsed address: SOCK_STREAM + listen(backlog)
  * for WH_ADDR_TCP / WH_ADDR_UNIX, SOCK_DGRAM for WH_ADDR_UDP. The socket is
  * SOCK_NONBLOCK|SOCK_CLOEXEC and gets from o (NULL = wh_net_opts_init
@@ -109,15 +113,45 @@ int wh__net_set_counters(wh_loop *loop, wh__net_counters *c);
 /* Calls fn(c, ud) for every live connection on loop (e.g. graceful shutdown:
  * close the idle ones). fn may close c or any other connection. */
 void wh__net_foreach_conn(wh_loop *loop, void (*fn)(wh_conn *c, void *ud), void *ud);
-/* Live connections on loop. */
-size_t wh__net_conn_count(const wh_loop *loop);
 
 /* True when c has nothing buffered in either direction and is not closing:
  * a candidate for closing at graceful shutdown (HTTP adds its own notion of
  * "between requests"). */
 bool wh__conn_idle(const wh_conn *c);
+/* True when c could be closed now without losing anything: idle (above), not
+ * busy, and no unread bytes waiting in the kernel (one FIONREAD). */
+bool wh__conn_quiet(const wh_conn *c);
 /* True once wh_conn_close/abort/shutdown ran or the peer sent EOF/error. */
 bool wh__conn_closing(const wh_conn *c);
+
+/* Calls fn(c, ud) on loop's thread whenever a connection of loop stops being
+ * busy (wh_conn_set_busy(c, false)); the runtime closes such a conn at once
+ * while it drains. fn NULL removes the hook. 0 or -ENOMEM. */
+int wh__net_set_unbusy_hook(wh_loop *loop, void (*fn)(wh_conn *c, void *ud), void *ud);
+
+/* ---- Moving connections between loops (move.c) -------------------------
+ * For the runtime's ONESHOT model. Only the loop thread that owns c calls
+ * detach; attach runs on the new owner's thread after a hand-over that
+ * orders memory (an atomic release/acquire). */
+
+/* True when c is quiet enough to leave its loop: not busy, nothing buffered,
+ * queued or pending, not paused, closing, connecting or held by a frame. */
+bool wh__conn_movable(const wh_conn *c);
+/* Takes a movable c off its loop (watcher, wheel, count); the socket stays
+ * open. Returns the wheel tick at which its timeout expires, 0 for none. */
+uint32_t wh__conn_detach(wh_conn *c);
+/* Puts a detached c on loop (watcher, wheel, profile, count). */
+void wh__conn_attach(wh_conn *c, wh_loop *loop);
+/* Runs one readiness event (WH_IO_*) for an attached c and flushes what it
+ * queued. False when c died (it is freed, or will be at the end of the
+ * iteration); true when it is still open. */
+bool wh__conn_dispatch(wh_conn *c, unsigned events);
+/* Closes c with -ETIMEDOUT (on_close runs). */
+void wh__conn_expire(wh_conn *c);
+/* The callbacks c runs with (to tell a protocol switch, e.g. an upgrade). */
+const wh_conn_cbs *wh__conn_cbs(const wh_conn *c);
+/* The current timeout wheel tick of loop (as wh__conn_detach reports deadlines). */
+uint32_t wh__net_tick_now(wh_loop *loop);
 
 /* Timeout wheel accuracy: wh_conn_set_timeout(ms) fires between ms and
  * ms + 2 * WH__NET_TICK_MS after the last read/write (plus loop latency):

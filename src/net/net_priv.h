@@ -63,6 +63,7 @@ enum {
     WH__C_FLUSH = 1u << 12,      /* queued output must be flushed */
     WH__C_ABORT = 1u << 13,      /* close with RST (SO_LINGER 0) */
     WH__C_OPEN = 1u << 14,       /* on_open has run (on_close is owed) */
+    WH__C_BUSY = 1u << 15,       /* wh_conn_set_busy: mid-exchange for the protocol above */
 };
 
 struct wh_conn {
@@ -107,6 +108,9 @@ struct wh__netloop {
     bool timer_on;
     /* Listeners waiting out EMFILE: resumed when a conn closes. */
     wh__lvec backoff;
+    /* wh__net_set_unbusy_hook: told when a conn stops being busy. */
+    void (*on_unbusy)(wh_conn *c, void *ud);
+    void *on_unbusy_ud;
     wh_conn *reading;     /* conn whose on_read is running (wh_conn_set_cbs) */
     wh_sockaddr peer_tmp; /* wh_conn_peer's result */
     /* Connection slab: free list threaded through dead conns, carved from

@@ -155,10 +155,11 @@ const wh__prof *wh__prof_get(wh__netloop *nl, const wh_conn_cbs *cbs, const wh_n
     }
     memset(&key, 0, sizeof(key));
     if (cbs) key.cbs = *cbs;
-    key.read_buf_size = o->read_buf_size ? o->read_buf_size : 16384;
-    key.read_buf_max = o->read_buf_max ? o->read_buf_max : (1u << 20);
+    const wh_net_opts *def = &wh__net_defaults;
+    key.read_buf_size = o->read_buf_size ? o->read_buf_size : def->read_buf_size;
+    key.read_buf_max = o->read_buf_max ? o->read_buf_max : def->read_buf_max;
     if (key.read_buf_max < key.read_buf_size) key.read_buf_max = key.read_buf_size;
-    key.high_wm = o->high_watermark ? o->high_watermark : (1u << 20);
+    key.high_wm = o->high_watermark ? o->high_watermark : def->high_watermark;
     key.low_wm = o->low_watermark <= key.high_wm ? o->low_watermark : key.high_wm;
     for (wh__prof *p = nl->profs; p; p = p->next) {
         if (!memcmp(&p->cbs, &key.cbs, sizeof(key.cbs)) && p->read_buf_size == key.read_buf_size &&
@@ -225,7 +226,7 @@ int wh__net_set_counters(wh_loop *loop, wh__net_counters *c)
     return 0;
 }
 
-size_t wh__net_conn_count(const wh_loop *loop)
+size_t wh_net_conn_count(const wh_loop *loop)
 {
     const wh__netloop *nl = wh__loop_slot(loop, WH__SLOT_NET);
     return nl ? nl->nconns : 0;
@@ -322,4 +323,13 @@ static void wheel_tick(wh_timer *t, void *ud)
         wh_timer_stop(&nl->timer);
         nl->timer_on = false;
     }
+}
+
+int wh__net_set_unbusy_hook(wh_loop *loop, void (*fn)(wh_conn *c, void *ud), void *ud)
+{
+    wh__netloop *nl = wh__netloop_get(loop);
+    if (!nl) return -ENOMEM;
+    nl->on_unbusy = fn;
+    nl->on_unbusy_ud = ud;
+    return 0;
 }

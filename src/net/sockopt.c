@@ -11,25 +11,29 @@
 
 #include "net/net_internal.h"
 
+/* The net layer's documented defaults, in one place (net.h lists them). */
+const wh_net_opts wh__net_defaults = {
+    .reuseaddr = 1,
+    .reuseport = 0,
+    .defer_accept_s = 0,
+    .keepalive = 0,
+    .keepalive_idle_s = 60,
+    .keepalive_intvl_s = 10,
+    .keepalive_cnt = 6,
+    .nodelay = 1,
+    .fastopen_qlen = 0,
+    .backlog = SOMAXCONN,
+    .v6only = 0,
+    .accept_batch = 64,
+    .read_buf_size = 16384,
+    .read_buf_max = 1u << 20,
+    .high_watermark = 1u << 20,
+    .low_watermark = 256u << 10,
+};
+
 void wh_net_opts_init(wh_net_opts *o)
 {
-    memset(o, 0, sizeof(*o));
-    o->reuseaddr = 1;
-    o->reuseport = 0;
-    o->defer_accept_s = 0;
-    o->keepalive = 0;
-    o->keepalive_idle_s = 60;
-    o->keepalive_intvl_s = 10;
-    o->keepalive_cnt = 6;
-    o->nodelay = 1;
-    o->fastopen_qlen = 0;
-    o->backlog = SOMAXCONN;
-    o->v6only = 0;
-    o->accept_batch = 64;
-    o->read_buf_size = 16384;
-    o->read_buf_max = 1u << 20;
-    o->high_watermark = 1u << 20;
-    o->low_watermark = 256u << 10;
+    *o = wh__net_defaults;
 }
 
 static int set_int(int fd, int level, int name, int v)

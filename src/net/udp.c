@@ -167,7 +167,7 @@ int wh_udp_bind(wh_loop *loop, const char *addr, const wh_net_opts *opts, const 
     u->fd = fd;
     if (cbs) u->cbs = *cbs;
     u->ud = ud;
-    u->slot = opts && opts->read_buf_size ? opts->read_buf_size : 16384;
+    u->slot = opts && opts->read_buf_size ? opts->read_buf_size : wh__net_defaults.read_buf_size;
     wh__sock_local(fd, &u->local);
     if ((rc = wh_io_new(loop, fd, udp_cb, u, &u->io)) < 0 ||
         (rc = wh_io_set(u->io, WH_IO_READ)) < 0) {

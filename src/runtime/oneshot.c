@@ -54,17 +54,15 @@
  * it (DEL): three epoll_ctl calls per event, the price of moving conns
  * between threads. bench/runtime_models.sh measures it.
  *
- * This file reaches into the net layer's private connection struct
- * (net/net_priv.h) for the attach/detach steps; they belong there and can
- * move to src/net when the net layer grows an official hook.
+ * Moving a conn between loops goes through the net layer (wh__conn_detach /
+ * wh__conn_attach); the shared poller is an instance of the loop's backend
+ * (wh__poller), so nothing here knows epoll.
  */
 #include <sched.h>
 #include <stdlib.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "net/net_priv.h"
 #include "runtime/runtime_internal.h"
 
 #define WH__OS_SWEEP_MS  100u
@@ -113,12 +111,11 @@ int wh__oneshot_setup(wh_server *s)
         return -ENOMEM;
     }
     t->cap = cap;
-    s->shared_epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (s->shared_epfd < 0) {
-        int err = -errno;
+    int rc = wh__poller_new(&s->shared, WH__OS_BATCH);
+    if (rc < 0) {
         free(t->slots);
         free(t);
-        return err;
+        return rc;
     }
     s->os_table = t;
     return 0;
@@ -127,37 +124,34 @@ int wh__oneshot_setup(wh_server *s)
 void wh__oneshot_free(wh_server *s)
 {
     struct wh__os_table *t = table_of(s);
+    wh__poller_free(s->shared);
+    s->shared = NULL;
     if (!t) return;
     free(t->slots);
     free(t);
     s->os_table = NULL;
 }
 
-/* ---- attach / detach (net internals) ------------------------------------ */
+/* ---- park / attach ------------------------------------------------------ */
 
 /* Is c quiet enough to leave this thread? */
 static bool conn_parkable(struct wh__worker *w, wh_conn *c)
 {
-    const unsigned busy_flags = WH__C_HELD | WH__C_PENDING | WH__C_DEAD | WH__C_PAUSED | WH__C_BP |
-                                WH__C_CLOSING | WH__C_SHUT | WH__C_EOF | WH__C_WOUT |
-                                WH__C_CONNECTING | WH__C_OFFER | WH__C_FLUSH | WH__C_ABORT;
-    if (c->flags & busy_flags) return false;
-    if (c->wq && c->wq->queued) return false;
+    if (!wh__conn_movable(c)) return false;
     /* Callbacks replaced (an HTTP -> WebSocket upgrade): such conns are
      * usually referenced by per-thread state (a broadcast hub), so they stay
      * on their thread for good. */
-    const wh_conn_cbs *sc = &w->srv->cbs;
-    if (c->prof->cbs.on_read != sc->on_read || c->prof->cbs.on_close != sc->on_close) return false;
-    return !wh__ptrset_has(&w->busy, c);
+    const wh_conn_cbs *cc = wh__conn_cbs(c), *sc = &w->srv->cbs;
+    return cc->on_read == sc->on_read && cc->on_close == sc->on_close;
 }
 
-/* Detaches c from its loop and arms it in the shared epoll. Owner only. */
+/* Detaches c from its loop and arms it in the shared poller. Owner only. */
 static bool os_park(struct wh__worker *w, wh_conn *c)
 {
     wh_server *s = w->srv;
     struct wh__os_table *t = table_of(s);
     if (w->draining || !conn_parkable(w, c)) return false;
-    int fd = c->io.fd;
+    int fd = wh_conn_fd(c);
     if (fd < 0 || (unsigned)fd >= t->cap) return false;
     struct wh__os_slot *sl = &t->slots[fd];
     uint64_t st = atomic_load_explicit(&sl->state, memory_order_relaxed);
@@ -165,33 +159,12 @@ static bool os_park(struct wh__worker *w, wh_conn *c)
         atomic_load_explicit(&sl->owner, memory_order_relaxed) != w->idx)
         return false; /* not one of ours (e.g. an outbound conn on this loop) */
     uint32_t gen = OS_GEN(st);
-    wh__netloop *nl = c->prof->nl;
-    uint32_t dl = 0;
-    if (c->tmo_ticks) {
-        dl = c->act_tick + c->tmo_ticks;
-        if (dl == 0) dl = 1;
-        nl->ntimed--;
-    }
-    atomic_store_explicit(&sl->deadline, dl, memory_order_relaxed);
-    wh__clink_del(&c->link);
-    nl->nconns--;
-    wh__io_deinit(&c->io);
+    atomic_store_explicit(&sl->deadline, wh__conn_detach(c), memory_order_relaxed);
     atomic_store_explicit(&sl->state, OS_MK(gen, OS_PARKING), memory_order_release);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT,
-                             .data.u64 = (uint64_t)(uint32_t)fd | ((uint64_t)gen << 32)};
-    int rc = epoll_ctl(s->shared_epfd, EPOLL_CTL_MOD, fd, &ev);
-    if (rc < 0 && errno == ENOENT) rc = epoll_ctl(s->shared_epfd, EPOLL_CTL_ADD, fd, &ev);
-    if (rc < 0) {
+    if (wh__poller_arm_oneshot(s->shared, fd, (uint64_t)(uint32_t)fd | ((uint64_t)gen << 32)) < 0) {
         /* Cannot arm it (ENOMEM): keep it here as an ordinary conn. */
         atomic_store_explicit(&sl->state, OS_MK(gen, OS_OWNED), memory_order_relaxed);
-        wh__io_init(w->loop, &c->io, fd, wh__conn_io_cb, c);
-        nl->nconns++;
-        wh__clink_add_tail(&nl->untimed, &c->link);
-        if (c->tmo_ticks) {
-            nl->ntimed++;
-            wh__wheel_place(nl, c);
-        }
-        wh__conn_update_io(c);
+        wh__conn_attach(c, w->loop);
         return false;
     }
     atomic_store_explicit(&sl->state, OS_MK(gen, OS_PARKED), memory_order_release);
@@ -199,34 +172,11 @@ static bool os_park(struct wh__worker *w, wh_conn *c)
 }
 
 /* Attaches a conn whose slot we just claimed to w's loop. */
-static wh_conn *os_attach(struct wh__worker *w, struct wh__os_slot *sl, int fd)
+static wh_conn *os_attach(struct wh__worker *w, struct wh__os_slot *sl)
 {
     wh_conn *c = atomic_load_explicit(&sl->conn, memory_order_relaxed);
-    wh__netloop *nl = wh__netloop_get(w->loop);
-    const wh__prof *p = c->prof;
-    if (nl && p->nl != nl) {
-        wh_net_opts o;
-        wh_net_opts_init(&o);
-        o.read_buf_size = p->read_buf_size;
-        o.read_buf_max = p->read_buf_max;
-        o.high_watermark = p->high_wm;
-        o.low_watermark = p->low_wm;
-        const wh__prof *np = wh__prof_get(nl, &p->cbs, &o);
-        if (np) c->prof = np;
-    }
-    nl = c->prof->nl; /* -ENOMEM above: it stays on its old profile's loop; rare, and
-                         still correct as long as that loop's thread is not running
-                         it - documented limitation */
     atomic_store_explicit(&sl->owner, w->idx, memory_order_relaxed);
-    wh__io_init(w->loop, &c->io, fd, wh__conn_io_cb, c);
-    nl->nconns++;
-    wh__clink_init(&c->link);
-    wh__clink_add_tail(&nl->untimed, &c->link);
-    if (c->tmo_ticks) {
-        nl->ntimed++;
-        wh__wheel_place(nl, c);
-    }
-    wh__conn_update_io(c);
+    wh__conn_attach(c, w->loop);
     return c;
 }
 
@@ -247,29 +197,12 @@ static bool os_claim(struct wh__os_slot *sl, uint32_t gen)
     }
 }
 
-static unsigned epoll_to_wh(uint32_t e)
-{
-    unsigned f = 0;
-    if (e & EPOLLIN) f |= WH_IO_READ;
-    if (e & EPOLLOUT) f |= WH_IO_WRITE;
-    if (e & (EPOLLHUP | EPOLLRDHUP)) f |= WH_IO_HUP;
-    if (e & EPOLLERR) f |= WH_IO_ERR;
-    return f;
-}
-
 /* Runs one event for a claimed conn, then parks it if it is quiet. */
-static void os_process(struct wh__worker *w, struct wh__os_slot *sl, int fd, unsigned events)
+static void os_process(struct wh__worker *w, struct wh__os_slot *sl, unsigned events)
 {
-    wh_conn *c = os_attach(w, sl, fd);
-    c->flags |= WH__C_HELD; /* our frame: nothing frees c until we release */
-    wh__conn_io_cb(&c->io, events, c);
-    if (!(c->flags & WH__C_DEAD) && (c->flags & WH__C_FLUSH)) (void)wh_conn_flush(c);
-    if (c->flags & WH__C_DEAD) {
-        wh__conn_release(c, 0); /* on_close and free (or at the end of the iteration) */
-        return;
-    }
-    c->flags &= (uint16_t)~WH__C_HELD;
-    (void)os_park(w, c); /* after this, c may belong to another thread */
+    wh_conn *c = os_attach(w, sl);
+    if (wh__conn_dispatch(c, events))
+        (void)os_park(w, c); /* after this, c may belong to another thread */
 }
 
 static void shared_cb(wh_io *io, unsigned events, void *ud)
@@ -279,15 +212,15 @@ static void shared_cb(wh_io *io, unsigned events, void *ud)
     struct wh__worker *w = ud;
     wh_server *s = w->srv;
     struct wh__os_table *t = table_of(s);
-    struct epoll_event ev[WH__OS_BATCH];
-    int n = epoll_wait(s->shared_epfd, ev, WH__OS_BATCH, 0);
+    wh__fired ev[WH__OS_BATCH];
+    int n = wh__poller_poll(s->shared, ev, WH__OS_BATCH);
     for (int i = 0; i < n; i++) {
-        int fd = (int)(uint32_t)ev[i].data.u64;
-        uint32_t gen = (uint32_t)(ev[i].data.u64 >> 32);
+        int fd = (int)(uint32_t)ev[i].token;
+        uint32_t gen = (uint32_t)(ev[i].token >> 32);
         if ((unsigned)fd >= t->cap) continue;
         struct wh__os_slot *sl = &t->slots[fd];
         if (!os_claim(sl, gen)) continue; /* stale (closed / reused fd) or claimed by the sweeper */
-        os_process(w, sl, fd, epoll_to_wh(ev[i].events));
+        os_process(w, sl, ev[i].events);
     }
 }
 
@@ -328,9 +261,7 @@ static void os_scan(struct wh__worker *w, bool drain)
 {
     wh_server *s = w->srv;
     struct wh__os_table *t = table_of(s);
-    wh__netloop *nl = wh__netloop_get(w->loop);
-    if (!nl) return;
-    uint32_t now = wh__net_tick(nl);
+    uint32_t now = wh__net_tick_now(w->loop);
     unsigned high = atomic_load_explicit(&t->high, memory_order_relaxed);
     for (unsigned fd = 0; fd < high; fd++) {
         struct wh__os_slot *sl = &t->slots[fd];
@@ -341,12 +272,8 @@ static void os_scan(struct wh__worker *w, bool drain)
             if (!dl || (int32_t)(now - dl) < 0) continue;
         }
         if (!os_claim(sl, OS_GEN(st))) continue;
-        wh_conn *c = os_attach(w, sl, (int)fd);
-        if (!drain) {
-            c->flags |= WH__C_HELD;
-            wh__conn_finish(c, -ETIMEDOUT);
-            wh__conn_release(c, 0);
-        }
+        wh_conn *c = os_attach(w, sl);
+        if (!drain) wh__conn_expire(c);
     }
 }
 
@@ -374,7 +301,7 @@ static void os_timer_cb(wh_timer *tm, void *ud)
 int wh__oneshot_worker_start(struct wh__worker *w)
 {
     wh_server *s = w->srv;
-    int rc = wh_io_new(w->loop, s->shared_epfd, shared_cb, w, &w->shared_io);
+    int rc = wh_io_new(w->loop, wh__poller_fd(s->shared), shared_cb, w, &w->shared_io);
     if (rc == 0) rc = wh_io_set(w->shared_io, WH_IO_READ);
     if (rc == 0) rc = wh_timer_new(w->loop, os_timer_cb, w, &w->os_timer);
     if (rc == 0) rc = wh_timer_start(w->os_timer, WH__OS_RETRY_MS, WH__OS_RETRY_MS);

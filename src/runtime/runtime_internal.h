@@ -1,6 +1,6 @@
 /* Internal runtime interfaces: the server and worker structures shared by the
- * files of src/runtime, plus the hooks other layers use (HTTP tells the
- * runtime when a connection is mid-request).
+ * files of src/runtime. No other layer includes this: protocols (HTTP,
+ * WebSocket) talk to the runtime only through wh_conn (busy state, on_stop).
  *
  * Threading model (see docs in server.c):
  *  - every worker thread runs one wh_loop; its struct wh__worker lives in the
@@ -29,19 +29,6 @@
  * acceptor tries another worker. */
 #define WH__RT_RING_SIZE 4096u
 
-/* ---------------------------------------------------------------------------
- * Hooks for the layers above (HTTP, WebSocket).
- * ------------------------------------------------------------------------- */
-
-/* Marks c as mid-request (busy true) or between requests (false). A busy
- * connection is never closed by a graceful shutdown; once it turns idle again
- * while the server stops, it is closed at once (after its queue drains).
- * Call on c's loop thread. Cheap (a hash-set insert/remove, no syscall, no
- * lock). No-op for connections not accepted by a wh_server. Idempotent: the
- * flag is a set membership, not a counter. A closed connection drops out by
- * itself (its address is cleared when a new conn reuses it), but calling
- * busy(c, false) in on_close is good manners. */
-void wh__server_conn_busy(wh_conn *c, bool busy);
 /* The server whose worker thread runs loop, or NULL (not a server loop). */
 wh_server *wh__server_of_loop(const wh_loop *loop);
 /* Worker index of loop, or -1. */
@@ -57,24 +44,6 @@ unsigned wh__cpu_count(void);
 int wh__cpu_nth(unsigned idx);
 /* Pins the calling thread to CPU cpu. 0 or negative errno. */
 int wh__cpu_pin_self(int cpu);
-
-/* ---------------------------------------------------------------------------
- * Busy set (busy.c): open-addressing hash set of wh_conn pointers.
- * ------------------------------------------------------------------------- */
-
-typedef struct wh__ptrset {
-    void **slots; /* NULL = empty, WH__PTRSET_TOMB = deleted */
-    size_t cap;   /* power of two or 0 */
-    size_t used;  /* live + tombstones */
-    size_t live;
-} wh__ptrset;
-
-#define WH__PTRSET_TOMB ((void *)1)
-
-int wh__ptrset_add(wh__ptrset *s, void *p);
-bool wh__ptrset_del(wh__ptrset *s, void *p);
-bool wh__ptrset_has(const wh__ptrset *s, const void *p);
-void wh__ptrset_free(wh__ptrset *s);
 
 /* ---------------------------------------------------------------------------
  * Offload pool (offload.c).
@@ -145,7 +114,6 @@ struct wh__worker {
     wh_timer *scan_timer;
     wh_timer *deadline_timer;
     unsigned offload_inflight;
-    wh__ptrset busy;
 };
 
 enum wh__srv_state { WH__SRV_NEW = 0, WH__SRV_STARTED = 1, WH__SRV_JOINED = 2 };
@@ -161,6 +129,7 @@ struct wh_server {
     unsigned nls;
     void (*thread_start)(wh_loop *loop, unsigned idx, void *ud);
     void (*thread_stop)(wh_loop *loop, unsigned idx, void *ud);
+    void *thread_ud;
 
     /* Lifecycle: mu/cv guard ready/running/start_err/ctl/all_done. */
     pthread_mutex_t mu;
@@ -179,8 +148,8 @@ struct wh_server {
     unsigned rr;
     atomic_bool acc_done; /* acceptor closed its listeners (or no acceptor) */
 
-    /* ONESHOT: the epoll fd shared by all workers and the slot table. */
-    int shared_epfd;
+    /* ONESHOT: the poller shared by all workers and the slot table. */
+    wh__poller *shared;
     struct wh__os_table *os_table;
 
     wh__offload *offload;

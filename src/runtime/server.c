@@ -28,20 +28,24 @@
 
 void wh__worker_init_cbs(wh_server *s);
 
+/* The documented defaults (server.h), in one place. */
+static const wh_server_opts server_defaults = {
+    .threads = 0,
+    .model = WH_MODEL_REUSEPORT,
+    .pin_threads = true,
+    .dispatch_least_loaded = false,
+    .max_conns = 0,
+    .idle_timeout_ms = 60000,
+    .shutdown_timeout_ms = 10000,
+    .handle_signals = true,
+    .offload_threads = 0,
+    .offload_queue = 1024,
+};
+
 void wh_server_opts_init(wh_server_opts *o)
 {
-    memset(o, 0, sizeof(*o));
+    *o = server_defaults;
     wh_net_opts_init(&o->net);
-    o->threads = 0;
-    o->model = WH_MODEL_REUSEPORT;
-    o->pin_threads = true;
-    o->dispatch_least_loaded = false;
-    o->max_conns = 0;
-    o->idle_timeout_ms = 60000;
-    o->shutdown_timeout_ms = 10000;
-    o->handle_signals = true;
-    o->offload_threads = 0;
-    o->offload_queue = 1024;
 }
 
 int wh_server_new(wh_server **out, const wh_server_opts *opts, const wh_conn_cbs *cbs, void *ud)
@@ -61,7 +65,7 @@ int wh_server_new(wh_server **out, const wh_server_opts *opts, const wh_conn_cbs
     s->ud = ud;
     wh__worker_init_cbs(s);
     s->nthreads = s->opts.threads ? s->opts.threads : wh__cpu_count();
-    if (s->opts.offload_queue == 0) s->opts.offload_queue = 1024;
+    if (s->opts.offload_queue == 0) s->opts.offload_queue = server_defaults.offload_queue;
     s->w = calloc(s->nthreads, sizeof(*s->w));
     if (!s->w) {
         free(s);
@@ -74,7 +78,6 @@ int wh_server_new(wh_server **out, const wh_server_opts *opts, const wh_conn_cbs
     }
     s->acc.srv = s;
     s->acc.cpu = -1;
-    s->shared_epfd = -1;
     atomic_init(&s->acc_done, true);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -119,10 +122,11 @@ int wh_server_local_addr(const wh_server *s, unsigned i, wh_sockaddr *out)
 }
 
 void wh_server_on_thread(wh_server *s, void (*start)(wh_loop *loop, unsigned idx, void *ud),
-                         void (*stop)(wh_loop *loop, unsigned idx, void *ud))
+                         void (*stop)(wh_loop *loop, unsigned idx, void *ud), void *ud)
 {
     s->thread_start = start;
     s->thread_stop = stop;
+    s->thread_ud = ud;
 }
 
 /* REUSEPORT: bind the other threads' sockets to the address the first one
@@ -366,10 +370,8 @@ void wh_server_free(wh_server *s)
         struct wh__worker *w = &s->w[i];
         if (w->loop) wh_loop_free(w->loop);
         wh_ring_free(w->ring);
-        wh__ptrset_free(&w->busy);
     }
     if (s->acc.loop) wh_loop_free(s->acc.loop);
-    if (s->shared_epfd >= 0) close(s->shared_epfd);
     wh__oneshot_free(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

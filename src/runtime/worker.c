@@ -4,11 +4,12 @@
  *
  * Graceful stop on one worker (wh__worker_stop_task, then drain checks):
  *  1. free the thread's listeners and UDP sockets: no new connections;
+ *     tell the protocol (cbs.on_stop) so it stops keeping conns alive;
  *  2. every WH__RT_DRAIN_SCAN_MS, close each connection that is idle:
- *     nothing buffered or queued (wh__conn_idle), not marked busy by the
- *     layer above (wh__server_conn_busy), and no request bytes waiting in
- *     the kernel (FIONREAD == 0: a request that already arrived is served,
- *     not cut off); connections in the middle of work are left alone;
+ *     (wh_net_close_idle): nothing buffered or queued, not marked busy by
+ *     the protocol above (wh_conn_busy), and no request bytes waiting in
+ *     the kernel (a request that already arrived is served, not cut off);
+ *     connections in the middle of work are left alone;
  *  3. when no connection, no offload job of this loop and no dispatched fd
  *     is left, stop the loop;
  *  4. at shutdown_timeout_ms (or on a forced stop) abort what is left.
@@ -17,7 +18,6 @@
  */
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "runtime/runtime_internal.h"
@@ -42,8 +42,6 @@ uint64_t wh__server_open_conns(const wh_server *s)
 static void rt_on_open(wh_conn *c, void *ud)
 {
     wh_server *s = ud;
-    struct wh__worker *w = wh__loop_slot(wh_conn_loop(c), WH__SLOT_RUNTIME);
-    if (w) wh__ptrset_del(&w->busy, c); /* a stale entry from a freed conn at this address */
     if (s->opts.idle_timeout_ms) wh_conn_set_timeout(c, s->opts.idle_timeout_ms);
     wh_conn_set_cbs(c, &s->cbs, s->ud);
     if (s->cbs.on_open) s->cbs.on_open(c, s->ud);
@@ -126,19 +124,12 @@ static int worker_open_listeners(struct wh__worker *w)
     return 0;
 }
 
-/* A connection with request bytes already in the kernel is not idle. */
-static bool conn_has_input(wh_conn *c)
-{
-    int n = 0;
-    return ioctl(wh_conn_fd(c), FIONREAD, &n) == 0 && n > 0;
-}
-
-static void drain_close_idle(wh_conn *c, void *ud)
+/* A conn that turns idle while the worker drains closes at once, not at the
+ * next scan (the net layer calls this from wh_conn_set_busy(c, false)). */
+static void drain_on_unbusy(wh_conn *c, void *ud)
 {
     struct wh__worker *w = ud;
-    if (wh__conn_closing(c)) return;
-    if (!wh__conn_idle(c) || wh__ptrset_has(&w->busy, c) || conn_has_input(c)) return;
-    wh_conn_close(c);
+    if (!w->forced && wh__conn_quiet(c)) wh_conn_close(c);
 }
 
 static void drain_abort(wh_conn *c, void *ud)
@@ -168,7 +159,7 @@ void wh__worker_drain_check(struct wh__worker *w)
     if (w->forced)
         wh__net_foreach_conn(w->loop, drain_abort, w);
     else
-        wh__net_foreach_conn(w->loop, drain_close_idle, w);
+        wh_net_close_idle(w->loop);
     if (worker_live_conns(w) == 0 && w->offload_inflight == 0 &&
         atomic_load_explicit(&s->acc_done, memory_order_acquire) &&
         (!w->ring || wh_ring_count(w->ring) == 0))
@@ -177,7 +168,7 @@ void wh__worker_drain_check(struct wh__worker *w)
 
 static size_t worker_live_conns(struct wh__worker *w)
 {
-    size_t n = wh__net_conn_count(w->loop);
+    size_t n = wh_net_conn_count(w->loop);
     /* ONESHOT: parked conns belong to no loop; a worker is done only when
      * the whole server has none left. */
     if (w->srv->opts.model == WH_MODEL_ONESHOT) n += wh__server_open_conns(w->srv);
@@ -207,6 +198,9 @@ void wh__worker_stop_task(wh_loop *loop, void *arg)
     if (!w->draining) {
         w->draining = true;
         worker_close_listeners(w);
+        if (s->cbs.on_stop) s->cbs.on_stop(w->loop, s->ud);
+        (void)wh__net_set_unbusy_hook(w->loop, drain_on_unbusy,
+                                      w); /* -ENOMEM: the scan finds them */
         if (wh_timer_new(w->loop, scan_timer_cb, w, &w->scan_timer) == 0)
             wh_timer_start(w->scan_timer, WH__RT_DRAIN_SCAN_MS, WH__RT_DRAIN_SCAN_MS);
         if (!forced && wh_timer_new(w->loop, deadline_cb, w, &w->deadline_timer) == 0)
@@ -258,7 +252,7 @@ void *wh__worker_main(void *arg)
     }
     wh__loop_set_slot(w->loop, WH__SLOT_RUNTIME, w, NULL);
     rc = wh__net_set_counters(w->loop, &w->net);
-    if (rc == 0 && s->thread_start) s->thread_start(w->loop, w->idx, s->ud);
+    if (rc == 0 && s->thread_start) s->thread_start(w->loop, w->idx, s->thread_ud);
     if (rc == 0) rc = worker_open_listeners(w);
     if (rc == 0 && s->opts.model == WH_MODEL_ONESHOT) rc = wh__oneshot_worker_start(w);
     wh__thread_report(s, rc);
@@ -275,7 +269,7 @@ void *wh__worker_main(void *arg)
         w->finished = true;
         wh__oneshot_worker_stop(w);
     }
-    if (s->thread_stop) s->thread_stop(w->loop, w->idx, s->ud);
+    if (s->thread_stop) s->thread_stop(w->loop, w->idx, s->thread_ud);
     if (w->scan_timer) {
         wh_timer_free(w->scan_timer);
         w->scan_timer = NULL;
@@ -286,24 +280,6 @@ void *wh__worker_main(void *arg)
     }
     wh__thread_exited(s);
     return NULL;
-}
-
-void wh__server_conn_busy(wh_conn *c, bool busy)
-{
-    struct wh__worker *w = wh__loop_slot(wh_conn_loop(c), WH__SLOT_RUNTIME);
-    if (!w || w == &w->srv->acc) return;
-    if (busy) {
-        (void)wh__ptrset_add(&w->busy, c); /* -ENOMEM: the conn just looks idle */
-        return;
-    }
-    if (wh__ptrset_del(&w->busy, c) && w->draining && !w->forced && !wh__conn_closing(c) &&
-        wh__conn_idle(c) && !conn_has_input(c))
-        wh_conn_close(c);
-}
-
-void wh_server_conn_busy(wh_conn *c, bool busy)
-{
-    wh__server_conn_busy(c, busy);
 }
 
 wh_server *wh__server_of_loop(const wh_loop *loop)

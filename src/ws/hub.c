@@ -1,10 +1,12 @@
-/* Broadcast hubs: one logical group of WebSockets spread over every worker
- * thread of a server.
+/* Broadcast hubs: one logical group of WebSockets spread over whatever loops
+ * (threads) its members live on. The hub knows no host: a loop joins the
+ * hub's loop list the first time one of its WebSockets joins, so a hub spans
+ * a wh_server's workers, a single loop of your own, or anything between.
  *
  * No lock anywhere on the send path. Each loop keeps the hub's members that
  * live on it (wh__ws_loop.hubs), touched only by that loop's thread, so
  * join/leave are list operations. A broadcast encodes the frame once into a
- * refcounted buffer and posts it to every worker loop (wh_loop_post); there
+ * refcounted buffer and posts it to every loop of the hub (wh_loop_post); there
  * each member gets it by reference (wh_conn_write_ref, no copy per
  * connection). A per-loop holder counts that loop's outstanding writes with
  * a plain integer, so the shared atomic refcount is touched once per loop,
@@ -20,10 +22,18 @@
  * legitimately pass the 1 MiB high watermark, a stalled reader passes this. */
 #define DEFAULT_MAX_QUEUED (8u << 20)
 
+/* The loops a hub spans: a list that only grows (prepend with a CAS), so
+ * a broadcast from any thread walks it without a lock. */
+typedef struct hub_loop {
+    wh_loop *loop;
+    struct hub_loop *next;
+} hub_loop;
+
 struct wh_ws_hub {
-    wh_server *server;
-    size_t max_queued; /* set before start; read-only on the workers */
+    size_t max_queued; /* set before members join; read-only afterwards */
     atomic_size_t count;
+    hub_loop *_Atomic loops;
+    atomic_uint nloops;
 };
 
 typedef struct bmsg {
@@ -38,12 +48,13 @@ typedef struct bhold {
     size_t refs; /* writes still queued on this loop (+1 while sending) */
 } bhold;
 
-int wh_ws_hub_new(wh_server *s, wh_ws_hub **out)
+int wh_ws_hub_new(wh_ws_hub **out)
 {
-    if (!s || !out) return -EINVAL;
+    if (!out) return -EINVAL;
     wh_ws_hub *h = calloc(1, sizeof *h);
     if (!h) return -ENOMEM;
-    h->server = s;
+    atomic_init(&h->loops, NULL);
+    atomic_init(&h->nloops, 0);
     h->max_queued = DEFAULT_MAX_QUEUED;
     atomic_init(&h->count, 0);
     *out = h;
@@ -58,8 +69,27 @@ void wh_ws_hub_set_max_queued(wh_ws_hub *hub, size_t bytes)
 void wh_ws_hub_free(wh_ws_hub *hub)
 {
     /* Member lists live in the loops' state and go with the loops; after the
-     * server stopped nothing refers to the hub any more. */
+     * host stopped nothing refers to the hub any more. */
+    if (!hub) return;
+    for (hub_loop *l = atomic_load(&hub->loops), *next; l; l = next) {
+        next = l->next;
+        free(l);
+    }
     free(hub);
+}
+
+/* First member on this loop: the loop joins the hub's broadcast list. */
+static int hub_add_loop(wh_ws_hub *hub, wh_loop *loop)
+{
+    hub_loop *l = malloc(sizeof *l);
+    if (!l) return -ENOMEM;
+    l->loop = loop;
+    l->next = atomic_load_explicit(&hub->loops, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&hub->loops, &l->next, l, memory_order_release,
+                                                  memory_order_relaxed))
+        ;
+    atomic_fetch_add_explicit(&hub->nloops, 1, memory_order_relaxed);
+    return 0;
 }
 
 size_t wh_ws_hub_count(const wh_ws_hub *hub)
@@ -97,6 +127,10 @@ int wh_ws_hub_join(wh_ws_hub *hub, wh_ws *ws)
     wh__ws_hub_entry *e = entry_find(wl, hub);
     if (!e) {
         if (!(e = calloc(1, sizeof *e))) return -ENOMEM;
+        if (hub_add_loop(hub, wl->loop) < 0) {
+            free(e);
+            return -ENOMEM;
+        }
         e->hub = hub;
         e->next = wl->hubs;
         wl->hubs = e;
@@ -165,8 +199,8 @@ static void broadcast_task(wh_loop *loop, void *arg)
 
 int wh_ws_hub_broadcast(wh_ws_hub *hub, const void *data, size_t len, bool text)
 {
-    unsigned n = wh_server_threads(hub->server);
-    if (n == 0) return 0;
+    hub_loop *loops = atomic_load_explicit(&hub->loops, memory_order_acquire);
+    if (!loops) return 0;
     bmsg *m = malloc(sizeof *m + WH__WS_MAX_HEADER + len);
     if (!m) return -ENOMEM;
     m->hub = hub;
@@ -174,12 +208,16 @@ int wh_ws_hub_broadcast(wh_ws_hub *hub, const void *data, size_t len, bool text)
         wh__ws_frame_header(m->frame, text ? WH_WS_OP_TEXT : WH_WS_OP_BINARY, true, len, NULL);
     if (len) memcpy(m->frame + hn, data, len);
     m->len = hn + len;
-    /* +1 for us while posting, so an early task cannot free m mid-loop. */
+    /* One reference per post, plus one for us while posting, so an early
+     * task cannot free m mid-walk. Loops that join meanwhile are not in our
+     * snapshot of the list; they get the next broadcast. */
+    unsigned n = 0;
+    for (hub_loop *l = loops; l; l = l->next)
+        n++;
     atomic_init(&m->refs, n + 1);
     int err = 0;
-    for (unsigned i = 0; i < n; i++) {
-        wh_loop *loop = wh_server_loop(hub->server, i);
-        int rc = loop ? wh_loop_post(loop, broadcast_task, m) : -EINVAL;
+    for (hub_loop *l = loops; l; l = l->next) {
+        int rc = wh_loop_post(l->loop, broadcast_task, m);
         if (rc < 0) {
             err = rc;
             bmsg_unref(m);

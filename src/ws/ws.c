@@ -12,19 +12,19 @@
 #include <string.h>
 #include <strings.h>
 
-#include "runtime/runtime_internal.h"
 #include "ws/ws_internal.h"
 
-/* How often a loop with open WebSockets checks for a graceful stop. */
-#define STOP_POLL_MS 100
+/* The documented defaults (ws.h), in one place. */
+static const wh_ws_opts ws_defaults = {
+    .max_message = 1 << 20,
+    .ping_interval_ms = 30000,
+    .pong_timeout_ms = 10000,
+    .close_timeout_ms = 5000,
+};
 
 void wh_ws_opts_init(wh_ws_opts *o)
 {
-    memset(o, 0, sizeof *o);
-    o->max_message = 1 << 20;
-    o->ping_interval_ms = 30000;
-    o->pong_timeout_ms = 10000;
-    o->close_timeout_ms = 5000;
+    *o = ws_defaults;
 }
 
 /* ---- per-loop state ---- */
@@ -41,7 +41,7 @@ static void ws_loop_free(void *p)
     free(wl);
 }
 
-static void stop_poll_cb(wh_timer *t, void *ud);
+static void ws_loop_stop(wh_loop *loop, void *arg);
 
 wh__ws_loop *wh__ws_loop_get(wh_loop *loop)
 {
@@ -50,8 +50,9 @@ wh__ws_loop *wh__ws_loop_get(wh_loop *loop)
     wl = calloc(1, sizeof *wl);
     if (!wl) return NULL;
     wl->loop = loop;
-    wl->server = wh__server_of_loop(loop);
-    if (wh_timer_new(loop, stop_poll_cb, wl, &wl->stop_timer) < 0) {
+    /* The host's graceful stop reaches us through HTTP, the protocol these
+     * connections were upgraded from. */
+    if (wh__http_loop_on_stop(loop, ws_loop_stop, wl) < 0) {
         free(wl);
         return NULL;
     }
@@ -111,7 +112,10 @@ static void send_close(wh_ws *ws, int code, const char *reason, size_t len)
     (void)send_frame(ws, WH_WS_OP_CLOSE, pl, n);
     ws->close_sent = true;
     if (ws->timer)
-        wh_timer_start(ws->timer, ws->opts.close_timeout_ms ? ws->opts.close_timeout_ms : 5000, 0);
+        wh_timer_start(ws->timer,
+                       ws->opts.close_timeout_ms ? ws->opts.close_timeout_ms
+                                                 : ws_defaults.close_timeout_ms,
+                       0);
 }
 
 int wh_ws_close(wh_ws *ws, int code, const char *reason)
@@ -206,19 +210,14 @@ static void ws_timer_cb(wh_timer *t, void *ud)
     }
 }
 
-static void stop_poll_cb(wh_timer *t, void *ud)
+static void ws_loop_stop(wh_loop *loop, void *arg)
 {
-    wh__ws_loop *wl = ud;
-    if (!wl->nall) {
-        wh_timer_stop(t);
-        return;
-    }
-    if (!wh_server_stopping(wl->server)) return;
+    (void)loop;
+    wh__ws_loop *wl = arg;
     /* Graceful stop: tell every peer we are going away (§7.4.1: 1001) and let
-     * the close handshakes finish within the server's shutdown deadline. */
+     * the close handshakes finish within the host's shutdown deadline. */
     for (wh_ws *ws = wl->all; ws; ws = ws->all_next)
         if (can_send(ws)) wh_ws_close(ws, WH_WS_CLOSE_GOING_AWAY, "server shutting down");
-    wh_timer_stop(t);
 }
 
 /* ---- the connection callbacks after the upgrade ---- */
@@ -287,7 +286,7 @@ static void ws_closed(wh_conn *c, int err, void *ud)
     wl->nall--;
     if (ws->timer) wh_timer_free(ws->timer);
     ws->timer = NULL;
-    wh__server_conn_busy(c, false);
+    wh_conn_set_busy(c, false);
     ws->close_sent = true; /* sends from on_close fail with -EPIPE */
     if (ws->cbs.on_close) ws->cbs.on_close(ws, ws->code, ws->reason, ws->reason_len, ws->ud);
     ws->conn = NULL;
@@ -339,7 +338,7 @@ int wh_ws_accept(wh_http_req *r, const wh_ws_opts *opts, const wh_ws_cbs *cbs, v
         o = *opts;
     else
         wh_ws_opts_init(&o);
-    if (!o.max_message) o.max_message = 1 << 20;
+    if (!o.max_message) o.max_message = ws_defaults.max_message;
 
     hs.method = wh_http_req_method(r);
     hs.version = wh_http_req_version(r);
@@ -427,19 +426,20 @@ int wh_ws_accept(wh_http_req *r, const wh_ws_opts *opts, const wh_ws_cbs *cbs, v
     if (wl->all) wl->all->all_prev = ws;
     wl->all = ws;
     wl->nall++;
-    if (wl->server && !wh_timer_active(wl->stop_timer))
-        wh_timer_start(wl->stop_timer, STOP_POLL_MS, STOP_POLL_MS);
 
     (void)wh_conn_write(c, resp, (size_t)n);
     /* Our own keepalive replaces HTTP's timeouts; a graceful stop must not
-     * cut us off without a close frame, so the runtime sees us as busy and
-     * stop_poll_cb sends 1001 instead. */
+     * cut us off without a close frame, so the host sees us as busy and
+     * ws_loop_stop sends 1001 instead. */
     wh_conn_set_timeout(c, 0);
-    wh__server_conn_busy(c, true);
+    wh_conn_set_busy(c, true);
     if (o.ping_interval_ms) wh_timer_start(ws->timer, o.ping_interval_ms, 0);
     if (out) *out = ws;
     if (cbs->on_open) cbs->on_open(ws, ud);
     /* Installed last: bytes that came with the request head go to ws_read. */
     wh_conn_set_cbs(c, &ws_conn_cbs, ws);
+    /* Upgraded while the host already drains: open, then go away at once. */
+    if (wh__http_loop_stopping(loop) && can_send(ws))
+        wh_ws_close(ws, WH_WS_CLOSE_GOING_AWAY, "server shutting down");
     return 0;
 }

@@ -5,6 +5,7 @@
 #ifndef WH_WS_INTERNAL_H
 #define WH_WS_INTERNAL_H
 
+#include "http/http_internal.h"
 #include "loop/loop_internal.h"
 #include "wharf/ws.h"
 
@@ -154,10 +155,8 @@ typedef struct wh__ws_hub_entry {
 /* Per-loop WebSocket state (loop slot WH__SLOT_WS), touched only by its thread. */
 typedef struct wh__ws_loop {
     wh_loop *loop;
-    wh_server *server; /* the server running this loop, or NULL */
-    wh_ws *all;        /* every open ws on this loop */
+    wh_ws *all; /* every open ws on this loop */
     size_t nall;
-    wh_timer *stop_timer;   /* watches for a graceful stop (1001 to everyone) */
     wh__ws_hub_entry *hubs; /* member lists, one per hub used on this loop */
 } wh__ws_loop;
 

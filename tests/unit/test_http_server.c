@@ -1,7 +1,11 @@
 /* WH_TEST_LABELS: tsan
  * The HTTP engine on a real server (1 worker thread, loopback): keep-alive,
  * pipelining, HEAD, 100-continue, chunked bodies, async handlers, streaming,
- * files, upgrade, failing handlers, errors, timeouts, and the router. */
+ * files, upgrade, failing handlers, errors, timeouts, and the router.
+ *
+ * The same tests run twice: here on a wh_server, and (test_http_bare.c, which
+ * includes this file with WH_HTTP_TEST_BARE) on a bare wh_loop + listener
+ * with no wh_server at all, driven by a thread of the test's own. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -11,10 +15,47 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include "test.h"
 #include "wharf/http.h"
+#include "wharf/server.h"
 
 static wh_http_server *srv;
+#ifdef WH_HTTP_TEST_BARE
+static wh_loop *bare_loop;
+static wh_listener *bare_listener;
+static pthread_t bare_thread;
+static wh_timer *bare_timer;
+
+static void *bare_run(void *arg)
+{
+    (void)arg;
+    wh_loop_run(bare_loop, WH_RUN_DEFAULT);
+    return NULL;
+}
+
+/* Stops the loop once the drain has closed every connection. */
+static void bare_check(wh_timer *t, void *ud)
+{
+    (void)ud;
+    if (wh_net_conn_count(bare_loop) == 0) {
+        wh_timer_stop(t);
+        wh_loop_stop(bare_loop);
+    }
+}
+
+/* A graceful stop as a program with its own loop does it. */
+static void bare_stop_task(wh_loop *loop, void *arg)
+{
+    (void)arg;
+    wh_listener_close(bare_listener);
+    wh_http_server_drain(srv, loop);
+    wh_timer_start(bare_timer, 0, 10);
+}
+#else
+static wh_server *base;
+#endif
 static wh_router *rt;
 static int port;
 static int tmpfd = -1;
@@ -240,20 +281,33 @@ TEST(start)
 
     wh_http_opts o;
     wh_http_opts_init(&o);
-    o.server.threads = 1;
-    o.server.pin_threads = false;
-    o.server.handle_signals = false;
     o.header_timeout_ms = 400;
     o.keepalive_timeout_ms = 400;
     o.max_body = 100000;
     CHECK_EQ(wh_http_server_new(&srv, &o, wh_router_handle, rt), 0);
-    CHECK_EQ(wh_server_listen(wh_http_server_base(srv), "127.0.0.1:0"), 0);
     wh_sockaddr a;
-    CHECK_EQ(wh_server_local_addr(wh_http_server_base(srv), 0, &a), 0);
+#ifdef WH_HTTP_TEST_BARE
+    /* Set up before the thread runs the loop, so no call races it. */
+    CHECK_EQ(wh_loop_new(&bare_loop, NULL), 0);
+    CHECK_EQ(wh_http_server_listen(srv, bare_loop, "127.0.0.1:0", NULL, &bare_listener), 0);
+    CHECK_EQ(wh_listener_local(bare_listener, &a), 0);
+    CHECK_EQ(wh_timer_new(bare_loop, bare_check, NULL, &bare_timer), 0);
+    CHECK_EQ(pthread_create(&bare_thread, NULL, bare_run, NULL), 0);
+#else
+    wh_server_opts so;
+    wh_server_opts_init(&so);
+    so.threads = 1;
+    so.pin_threads = false;
+    so.handle_signals = false;
+    wh_http_server_net_opts(srv, &so.net);
+    CHECK_EQ(wh_server_new(&base, &so, wh_http_server_cbs(srv), srv), 0);
+    CHECK_EQ(wh_server_listen(base, "127.0.0.1:0"), 0);
+    CHECK_EQ(wh_server_local_addr(base, 0, &a), 0);
+    CHECK_EQ(wh_server_start(base), 0);
+#endif
     char as[64];
     CHECK(wh_addr_format(&a, as, sizeof as) > 0);
     port = atoi(strrchr(as, ':') + 1);
-    CHECK_EQ(wh_server_start(wh_http_server_base(srv)), 0);
 }
 
 TEST(keepalive_and_close)
@@ -547,11 +601,20 @@ TEST(async_client_gone)
 
 TEST(stop)
 {
-    wh_server_stop(wh_http_server_base(srv), true);
-    CHECK_EQ(wh_server_wait(wh_http_server_base(srv)), 0);
+#ifdef WH_HTTP_TEST_BARE
+    CHECK_EQ(wh_loop_post(bare_loop, bare_stop_task, NULL), 0);
+    CHECK_EQ(pthread_join(bare_thread, NULL), 0);
+    CHECK_EQ(wh_net_conn_count(bare_loop), 0);
+    wh_timer_free(bare_timer);
+    wh_loop_free(bare_loop);
+#else
+    wh_server_stop(base, true);
+    CHECK_EQ(wh_server_wait(base), 0);
     wh_server_stats st;
-    wh_server_stats_get(wh_http_server_base(srv), &st);
+    wh_server_stats_get(base, &st);
     CHECK_EQ(st.open_conns, 0);
+    wh_server_free(base);
+#endif
     wh_http_server_free(srv);
     wh_router_free(rt);
     close(tmpfd);

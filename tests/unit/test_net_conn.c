@@ -223,12 +223,12 @@ TEST(echo_100k)
     CHECK_EQ(f.s.opens, 1);
     /* idle again: nothing buffered on the server side */
     CHECK(f.s.conn && wh__conn_idle(f.s.conn));
-    CHECK_EQ(wh__net_conn_count(f.loop), 1);
+    CHECK_EQ(wh_net_conn_count(f.loop), 1);
     close(x.io.fd);
     CHECK(tnu_pump(f.loop, srv_closed, &f.s));
     CHECK_EQ(f.s.last_err, 0);
     CHECK_EQ(f.s.closes, 1);
-    CHECK_EQ(wh__net_conn_count(f.loop), 0);
+    CHECK_EQ(wh_net_conn_count(f.loop), 0);
     fx_free(&f);
 }
 

@@ -428,7 +428,7 @@ TEST(many_timeouts_cheap)
         CHECK_EQ(wh_conn_adopt(loop, sv[i][0], &o, &cbs, &s, &c), 0);
         wh_conn_set_timeout(c, 500 + (uint32_t)(i % 7) * 100);
     }
-    CHECK_EQ(wh__net_conn_count(loop), N);
+    CHECK_EQ(wh_net_conn_count(loop), N);
     uint64_t t = wh_loop_now(loop) + 1;
     for (int step = 0; step < 40 && s.closes < N; step++) {
         t += 50;
@@ -437,7 +437,7 @@ TEST(many_timeouts_cheap)
     }
     CHECK_EQ(s.closes, N);
     CHECK_EQ(s.last_err, -ETIMEDOUT);
-    CHECK_EQ(wh__net_conn_count(loop), 0);
+    CHECK_EQ(wh_net_conn_count(loop), 0);
     for (int i = 0; i < N; i++)
         close(sv[i][1]);
     wh_loop_free(loop);

@@ -372,8 +372,9 @@ TEST(free_cancels_pending)
     CHECK(wh_redis_loop_get(loop) == NULL);
     CHECK_EQ(s.n, 1);
     CHECK_EQ(s.last_err, -ECANCELED);
-    /* A connection left in the slot is freed with the loop. */
+    /* The thread's connection is free again for a new one. */
     CHECK_EQ(wh_redis_loop_open(loop, "127.0.0.1", redis_port, NULL), 0);
+    wh_redis_loop_close(loop);
     wh_loop_free(loop);
 }
 

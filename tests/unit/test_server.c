@@ -356,7 +356,7 @@ TEST(thread_hooks)
     wh_server *s;
     CHECK_EQ(wh_server_new(&s, &o, NULL, NULL), 0);
     CHECK_EQ(wh_server_listen(s, "127.0.0.1:0"), 0);
-    wh_server_on_thread(s, on_start, on_stop);
+    wh_server_on_thread(s, on_start, on_stop, NULL);
     CHECK_EQ(wh_server_start(s), 0);
     CHECK_EQ(wh_server_threads(s), 3);
     CHECK_EQ(atomic_load(&hook_start), 3);
@@ -418,7 +418,7 @@ static void off_done(wh_loop *loop, void *arg)
     if (loop != r->loop || !wh_loop_on_thread(loop) || pthread_equal(r->job_thread, pthread_self()))
         atomic_fetch_add(&off_bad, 1);
     wh_conn_write(r->c, &r->byte, 1);
-    wh__server_conn_busy(r->c, false);
+    wh_conn_set_busy(r->c, false);
     free(r);
 }
 
@@ -429,7 +429,7 @@ static size_t off_read(wh_conn *c, char *data, size_t len, void *ud)
         r->c = c;
         r->loop = wh_conn_loop(c);
         r->byte = data[i];
-        wh__server_conn_busy(c, true);
+        wh_conn_set_busy(c, true);
         if (wh_server_offload(off_srv, r->loop, off_job, off_done, r) < 0) {
             atomic_fetch_add(&off_bad, 1);
             free(r);
@@ -578,7 +578,7 @@ static void gs_done(wh_loop *loop, void *arg)
     struct gs_req *r = arg;
     wh_conn_write(r->c, "ok ", 3);
     wh_conn_write(r->c, r->line, strlen(r->line));
-    wh__server_conn_busy(r->c, false);
+    wh_conn_set_busy(r->c, false);
     free(r);
 }
 
@@ -590,7 +590,7 @@ static size_t gs_read(wh_conn *c, char *data, size_t len, void *ud)
     struct gs_req *r = calloc(1, sizeof(*r));
     r->c = c;
     memcpy(r->line, data, n < 63 ? n : 63);
-    wh__server_conn_busy(c, true);
+    wh_conn_set_busy(c, true);
     wh_server_offload(gs_srv, wh_conn_loop(c), gs_job, gs_done, r);
     return n;
 }

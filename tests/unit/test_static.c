@@ -1,6 +1,7 @@
-/* Static-file helpers (src/apps/common/static.h): path cleaning and root
- * confinement (traversal table), ranges, conditionals, dates, MIME,
- * Accept-Encoding, precompressed siblings, listing escaping, the plan. */
+/* Static files (wharf/http_file.h): path cleaning and root confinement
+ * (traversal table), ranges, conditionals, dates, MIME, Accept-Encoding,
+ * precompressed siblings, listing escaping, the planner and the head it
+ * formats (read back with the public request parser's sibling pieces). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "apps/common/static.h"
+#include "http/errpage.h"
+#include "http/file_internal.h"
+#include "wharf/http_file.h"
+#include "wharf/http_parse.h"
 #include "test.h"
 
 #define S(lit) ((wh_str){lit, sizeof(lit) - 1})
@@ -230,8 +234,10 @@ TEST(ranges)
 
 TEST(dates)
 {
-    char buf[32];
-    CHECK_EQ(wh_static_date_format(784111777, buf, sizeof buf), 29);
+    /* Last-Modified is written by the HTTP layer's one date formatter and
+     * read back by ours: the two must agree. */
+    char buf[30];
+    wh_http_format_date(784111777, buf);
     CHECK(strcmp(buf, "Sun, 06 Nov 1994 08:49:37 GMT") == 0);
     time_t t = 0;
     CHECK_EQ(wh_static_date_parse(S("Sun, 06 Nov 1994 08:49:37 GMT").p, 29, &t), 0);
@@ -514,6 +520,237 @@ TEST(plan_and_precompressed)
     CHECK_EQ(pl.length, 10);
     wh_static_plan_release(&pl);
     wh_static_root_close(&root);
+}
+
+/* The value of field name in a formatted head ("" if absent, "?" if twice). */
+static const char *field(const char *head, const char *name)
+{
+    static char v[4096];
+    char key[64];
+    snprintf(key, sizeof key, "\r\n%s: ", name);
+    const char *p = strstr(head, key);
+    if (!p) return "";
+    if (strstr(p + 1, key)) return "?";
+    p += strlen(key);
+    const char *e = strstr(p, "\r\n");
+    snprintf(v, sizeof v, "%.*s", (int)(e - p), p);
+    return v;
+}
+
+static int count_field(void *ud, const char *name, const char *value)
+{
+    (void)name;
+    (void)value;
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* Every field the planner adds, and only those, appear in the formatted
+ * head, each once; the framing fields come from the one head formatter. */
+static bool head_matches_plan(const wh_static_plan *pl, const char *head, int n)
+{
+    int nfields = 0, lines = 0;
+    wh__static_plan_fields(pl, count_field, &nfields);
+    for (const char *p = head; (p = strstr(p, "\r\n")) && p < head + n - 2; p += 2)
+        lines++;
+    /* status line, Server, Date, Connection (+ Content-Length, Content-Type) */
+    int framing = 4 + (pl->status == 304 ? 0 : 1 + (pl->content_type != NULL));
+    if (lines != framing + nfields) {
+        fprintf(stderr, "  %d lines, %d framing + %d plan fields:\n%s", lines, framing, nfields,
+                head);
+        return false;
+    }
+    return strncmp(head + n - 4, "\r\n\r\n", 4) == 0;
+}
+
+TEST(format_head_fields)
+{
+    setup();
+    wh_static_opts o;
+    wh_static_opts_init(&o);
+    o.cache_control = "max-age=60";
+    wh_static_root root;
+    CHECK_EQ(wh_static_root_open(&root, rootdir, &o), 0);
+    wh_static_req q;
+    memset(&q, 0, sizeof q);
+    q.method = S("GET");
+    q.path = S("/a.txt");
+    wh_static_plan pl;
+    char head[4096];
+
+    wh_static_plan_make(&root, &q, &pl);
+    int n = wh_static_format_head(&pl, true, head, sizeof head);
+    CHECK(n > 0 && (size_t)n == strlen(head));
+    CHECK(head_matches_plan(&pl, head, n));
+    CHECK(strncmp(head, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    CHECK(strcmp(field(head, "Content-Length"), "10") == 0);
+    CHECK(strcmp(field(head, "Content-Type"), "text/plain; charset=utf-8") == 0);
+    CHECK(strcmp(field(head, "ETag"), pl.etag) == 0);
+    CHECK(strcmp(field(head, "Cache-Control"), "max-age=60") == 0);
+    CHECK(strcmp(field(head, "Vary"), "Accept-Encoding") == 0);
+    CHECK(strcmp(field(head, "Connection"), "keep-alive") == 0);
+    CHECK(strcmp(field(head, "Server"), "wharf") == 0);
+    time_t lm, date;
+    const char *v = field(head, "Last-Modified");
+    CHECK_EQ(wh_static_date_parse(v, strlen(v), &lm), 0);
+    CHECK_EQ(lm, pl.mtime);
+    v = field(head, "Date");
+    CHECK_EQ(wh_static_date_parse(v, strlen(v), &date), 0);
+    CHECK(date >= lm);
+    /* Too small a buffer is refused, never overrun. */
+    CHECK_EQ(wh_static_format_head(&pl, true, head, 64), -ENOSPC);
+    char etag[48];
+    memcpy(etag, pl.etag, sizeof etag);
+    wh_static_plan_release(&pl);
+
+    /* 304: validators and cache fields, no representation metadata. */
+    q.if_none_match = (wh_str){etag, strlen(etag)};
+    wh_static_plan_make(&root, &q, &pl);
+    CHECK_EQ(pl.status, 304);
+    n = wh_static_format_head(&pl, false, head, sizeof head);
+    CHECK(head_matches_plan(&pl, head, n));
+    CHECK(strcmp(field(head, "ETag"), etag) == 0);
+    CHECK(strcmp(field(head, "Cache-Control"), "max-age=60") == 0);
+    CHECK(strcmp(field(head, "Content-Length"), "") == 0);
+    CHECK(strcmp(field(head, "Accept-Ranges"), "") == 0);
+    CHECK(strcmp(field(head, "Connection"), "close") == 0);
+    wh_static_plan_release(&pl);
+    q.if_none_match = NONE;
+
+    /* Errors: the library's one error page, no cache fields. */
+    q.path = S("/nope");
+    wh_static_plan_make(&root, &q, &pl);
+    CHECK_EQ(pl.status, 404);
+    char page[WH__HTTP_ERROR_PAGE_MAX];
+    int pn = wh__http_error_page(404, page, sizeof page);
+    CHECK(pn > 0 && pl.body_owned && pl.body_len == (size_t)pn && pl.length == (uint64_t)pn);
+    CHECK(memcmp(pl.body, page, (size_t)pn) == 0);
+    CHECK(strstr(page, "404 Not Found") != NULL);
+    CHECK_EQ(wh__http_error_page(404, page, 20), -ENOSPC);
+    n = wh_static_format_head(&pl, true, head, sizeof head);
+    CHECK(head_matches_plan(&pl, head, n));
+    CHECK(strncmp(head, "HTTP/1.1 404 Not Found\r\n", 24) == 0);
+    CHECK_EQ(atoi(field(head, "Content-Length")), pn);
+    CHECK(strcmp(field(head, "Cache-Control"), "") == 0);
+    wh_static_plan_release(&pl);
+
+    q.path = S("/a.txt");
+    q.range = S("bytes=50-");
+    wh_static_plan_make(&root, &q, &pl);
+    n = wh_static_format_head(&pl, true, head, sizeof head);
+    CHECK(head_matches_plan(&pl, head, n));
+    CHECK(strncmp(head, "HTTP/1.1 416 Range Not Satisfiable\r\n", 36) == 0);
+    CHECK(strcmp(field(head, "Content-Range"), "bytes */10") == 0);
+    CHECK(strcmp(field(head, "Accept-Ranges"), "bytes") == 0);
+    wh_static_plan_release(&pl);
+    q.range = NONE;
+
+    q.path = S("/sub");
+    q.query = S("a=1&b=2");
+    wh_static_plan_make(&root, &q, &pl);
+    n = wh_static_format_head(&pl, true, head, sizeof head);
+    CHECK(head_matches_plan(&pl, head, n));
+    CHECK(strcmp(field(head, "Location"), "/sub/?a=1&b=2") == 0);
+    wh_static_plan_release(&pl);
+    q.query = NONE;
+
+    /* A head longer than the formatter's first try still fits a big buffer. */
+    char big[3000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    wh_static_plan_init(&pl);
+    wh_static_plan_redirect(&pl, big, NONE);
+    CHECK_EQ(pl.status, 301);
+    static char bighead[8192];
+    n = wh_static_format_head(&pl, true, bighead, sizeof bighead);
+    CHECK(n > 3000);
+    CHECK(head_matches_plan(&pl, bighead, n));
+    CHECK_EQ(wh_static_format_head(&pl, true, head, sizeof head - 1200), -ENOSPC);
+    wh_static_plan_release(&pl);
+    wh_static_root_close(&root);
+    wh_static_root_close(&root); /* closing twice is harmless */
+}
+
+TEST(plan_redirect)
+{
+    wh_static_plan pl;
+    wh_static_plan_init(&pl);
+    wh_static_plan_redirect(&pl, "a b/c", S("q=1"));
+    CHECK_EQ(pl.status, 301);
+    CHECK(strcmp(pl.location, "/a%20b/c/?q=1") == 0);
+    CHECK(pl.body_len > 0);
+    wh_static_plan_redirect(&pl, "", NONE); /* never "//": another host */
+    CHECK(strcmp(pl.location, "/") == 0);
+    static char rel[WH_STATIC_PATH_MAX], query[100];
+    memset(rel, '<', sizeof rel - 1); /* each byte encodes to three */
+    memset(query, 'q', sizeof query);
+    wh_static_plan_redirect(&pl, rel, NONE);
+    CHECK_EQ(pl.status, 301); /* the longest path fits */
+    wh_static_plan_redirect(&pl, rel, (wh_str){query, sizeof query});
+    CHECK_EQ(pl.status, 414);
+    CHECK(pl.location[0] == '\0');
+    wh_static_plan_release(&pl);
+    CHECK(pl.body == NULL && pl.fd == -1);
+}
+
+TEST(plan_rep)
+{
+    /* What a cache of open files does: plan from kept validators. */
+    wh_static_root root;
+    memset(&root, 0, sizeof root);
+    wh_static_opts_init(&root.opts);
+    root.fd = -1;
+    wh_static_rep rep;
+    memset(&rep, 0, sizeof rep);
+    rep.content_type = "text/css; charset=utf-8";
+    rep.encoding = WH_ENC_GZIP;
+    rep.etag = "\"abc-gz\"";
+    rep.mtime = 784111777;
+    rep.size = 100;
+    wh_static_req q;
+    memset(&q, 0, sizeof q);
+    q.method = S("GET");
+    wh_static_plan pl;
+    wh_static_plan_rep(&root, &q, &rep, &pl);
+    CHECK_EQ(pl.status, 200);
+    CHECK_EQ(pl.fd, -1);
+    CHECK(pl.body == NULL);
+    CHECK_EQ(pl.length, 100);
+    CHECK(strcmp(pl.content_encoding, "gzip") == 0);
+    CHECK(strcmp(pl.last_modified, "Sun, 06 Nov 1994 08:49:37 GMT") == 0);
+    CHECK(pl.vary && pl.accept_ranges);
+    q.range = S("bytes=-10");
+    wh_static_plan_rep(&root, &q, &rep, &pl);
+    CHECK_EQ(pl.status, 206);
+    CHECK_EQ(pl.offset, 90);
+    CHECK_EQ(pl.length, 10);
+    CHECK(strcmp(pl.content_range, "bytes 90-99/100") == 0);
+    q.if_range = S("Sun, 06 Nov 1994 08:49:37 GMT");
+    wh_static_plan_rep(&root, &q, &rep, &pl);
+    CHECK_EQ(pl.status, 206);
+    q.if_range = S("\"other\"");
+    wh_static_plan_rep(&root, &q, &rep, &pl);
+    CHECK_EQ(pl.status, 200);
+    q.if_range = NONE;
+    q.range = NONE;
+    q.if_modified_since = S("Sun, 06 Nov 1994 08:49:37 GMT");
+    wh_static_plan_rep(&root, &q, &rep, &pl);
+    CHECK_EQ(pl.status, 304);
+    CHECK_EQ(pl.length, 0);
+    q.if_modified_since = NONE;
+    q.if_match = S("\"zzz\"");
+    wh_static_plan_rep(&root, &q, &rep, &pl);
+    CHECK_EQ(pl.status, 412);
+    CHECK(pl.etag[0] == '\0' && pl.content_encoding == NULL);
+    wh_static_plan_release(&pl);
+    q.if_match = NONE;
+    q.method = S("DELETE");
+    wh_static_plan_rep(&root, &q, &rep, &pl);
+    CHECK_EQ(pl.status, 405);
+    int nfields = 0;
+    wh__static_plan_fields(&pl, count_field, &nfields);
+    CHECK_EQ(nfields, 1); /* Allow */
+    wh_static_plan_release(&pl);
 }
 
 WH_TEST_MAIN()

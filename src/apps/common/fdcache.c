@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "wharf/http_parse.h"
+
 #include "apps/common/fdcache.h"
 
 #define WAYS 4
@@ -122,7 +124,7 @@ static void ent_fill(wh_fdcache *c, wh_fdcache_ent *e, const wh_static_file *f)
     memcpy(e->rel, f->rel, strlen(f->rel) + 1);
     e->mime = wh_mime_lookup(c->root->mime, e->rel);
     e->mtime = f->st.st_mtim.tv_sec;
-    wh_static_date_format(e->mtime, e->last_modified, sizeof e->last_modified);
+    wh_http_format_date(e->mtime, e->last_modified);
 }
 
 int wh_fdcache_get(wh_fdcache *c, const char *rel, bool slash, uint64_t now_ms,

@@ -18,7 +18,7 @@
 #ifndef WH_APPS_FDCACHE_H
 #define WH_APPS_FDCACHE_H
 
-#include "apps/common/static.h"
+#include "wharf/http_file.h"
 
 #define WH_FDCACHE_KEY_MAX 256
 

@@ -67,7 +67,7 @@ void wh_gb_store_free(wh_gb_store *s);
 const char *wh_gb_store_kind(const wh_gb_store *s);
 
 /* On each worker thread as it starts: Redis opens this loop's connection
- * (loop slot WH__SLOT_APP); embedded does nothing. 0 or negative errno. */
+ * (one per loop thread); embedded does nothing. 0 or negative errno. */
 int wh_gb_store_thread_start(wh_gb_store *s, wh_loop *loop);
 /* On each worker thread as it stops: closes this loop's connection
  * (operations in flight complete with -ECANCELED). */

@@ -30,8 +30,6 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#include "loop/loop_internal.h"
-
 enum rl_state {
     RL_DOWN = 0,       /* waiting for the backoff timer; commands fail fast */
     RL_CONNECTING = 1, /* connect(2) in progress; commands fail fast */
@@ -52,11 +50,10 @@ struct wh_redis {
     int port;
     bool is_unix;
     redisAsyncContext *ac; /* NULL between connections */
-    wh_io io;              /* embedded; live while ac has an fd */
-    bool io_live;
+    wh_io *io;             /* while ac has an fd */
     unsigned ioflags;
     bool in_flush; /* inside our own redisAsyncHandleWrite call */
-    wh_timer flush_t, connect_t, backoff_t, tick_t;
+    wh_timer *flush_t, *connect_t, *backoff_t, *tick_t;
     enum rl_state state;
     int fail_err; /* what callbacks without a reply are told */
     uint32_t backoff_ms;
@@ -80,7 +77,7 @@ void wh_redis_opts_init(wh_redis_opts *o)
 
 static void io_update(wh_redis *rc)
 {
-    if (rc->io_live) wh_io_set(&rc->io, rc->ioflags);
+    if (rc->io) wh_io_set(rc->io, rc->ioflags);
 }
 
 static void ev_add_read(void *p)
@@ -102,7 +99,7 @@ static void ev_add_write(void *p)
     wh_redis *rc = p;
     if (rc->state == RL_UP && !rc->in_flush) {
         /* Batch: flush once after this iteration's I/O callbacks. */
-        if (!wh_timer_active(&rc->flush_t)) wh_timer_start(&rc->flush_t, 0, 0);
+        if (!wh_timer_active(rc->flush_t)) wh_timer_start(rc->flush_t, 0, 0);
         return;
     }
     /* Connecting (the first writable event means connect(2) finished), or
@@ -122,13 +119,13 @@ static void ev_del_write(void *p)
 static void ev_cleanup(void *p)
 {
     wh_redis *rc = p;
-    if (rc->io_live) {
-        wh__io_deinit(&rc->io);
-        rc->io_live = false;
+    if (rc->io) {
+        wh_io_free(rc->io);
+        rc->io = NULL;
     }
     rc->ioflags = 0;
     rc->ac = NULL;
-    wh_timer_stop(&rc->flush_t);
+    wh_timer_stop(rc->flush_t);
 }
 
 /* ---- connection state ---------------------------------------------------- */
@@ -142,10 +139,10 @@ static void lost(wh_redis *rc, int err)
     bool was_up = rc->state == RL_UP;
     rc->state = RL_DOWN;
     rc->fail_err = err;
-    wh_timer_stop(&rc->tick_t);
-    wh_timer_stop(&rc->connect_t);
-    wh_timer_stop(&rc->flush_t);
-    wh_timer_start(&rc->backoff_t, rc->backoff_ms, 0);
+    wh_timer_stop(rc->tick_t);
+    wh_timer_stop(rc->connect_t);
+    wh_timer_stop(rc->flush_t);
+    wh_timer_start(rc->backoff_t, rc->backoff_ms, 0);
     /* Exponential backoff so a dead Redis is not hammered by every worker. */
     uint32_t next = rc->backoff_ms * 2;
     rc->backoff_ms = next > rc->o.backoff_max_ms ? rc->o.backoff_max_ms : next;
@@ -155,7 +152,7 @@ static void lost(wh_redis *rc, int err)
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     wh_redis *rc = ac->data;
-    wh_timer_stop(&rc->connect_t);
+    wh_timer_stop(rc->connect_t);
     if (status != REDIS_OK) {
         lost(rc, -ECONNREFUSED); /* hiredis frees ac after we return */
         return;
@@ -165,7 +162,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     rc->backoff_ms = rc->o.backoff_min_ms;
     uint32_t tick = rc->o.command_timeout_ms / 4;
     if (tick < 10) tick = 10;
-    wh_timer_start(&rc->tick_t, tick, tick);
+    wh_timer_start(rc->tick_t, tick, tick);
     if (rc->o.on_state) rc->o.on_state(rc, true, 0, rc->o.state_ud);
 }
 
@@ -239,13 +236,16 @@ static void start_connect(wh_redis *rc)
     ac->ev.cleanup = ev_cleanup;
     rc->ac = ac;
     rc->ioflags = 0;
-    wh__io_init(rc->loop, &rc->io, ac->c.fd, on_io, rc);
-    rc->io_live = true;
+    if (wh_io_new(rc->loop, ac->c.fd, on_io, rc, &rc->io) < 0) {
+        redisAsyncFree(ac); /* runs ev_cleanup: rc->ac is NULL again */
+        lost(rc, -ENOMEM);
+        return;
+    }
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     /* Setting the connect callback arms the write hook (hiredis waits for
      * the first writable event to learn that connect(2) finished). */
     redisAsyncSetConnectCallback(ac, on_connect);
-    wh_timer_start(&rc->connect_t, rc->o.connect_timeout_ms, 0);
+    wh_timer_start(rc->connect_t, rc->o.connect_timeout_ms, 0);
 }
 
 /* ---- timers -------------------------------------------------------------- */
@@ -326,10 +326,13 @@ int wh_redis_new(wh_loop *loop, const char *host, int port, const wh_redis_opts 
     rc->port = port;
     rc->is_unix = is_unix;
     rc->backoff_ms = rc->o.backoff_min_ms;
-    wh__timer_init(loop, &rc->flush_t, on_flush, rc);
-    wh__timer_init(loop, &rc->connect_t, on_connect_timeout, rc);
-    wh__timer_init(loop, &rc->backoff_t, on_backoff, rc);
-    wh__timer_init(loop, &rc->tick_t, on_tick, rc);
+    if (wh_timer_new(loop, on_flush, rc, &rc->flush_t) < 0 ||
+        wh_timer_new(loop, on_connect_timeout, rc, &rc->connect_t) < 0 ||
+        wh_timer_new(loop, on_backoff, rc, &rc->backoff_t) < 0 ||
+        wh_timer_new(loop, on_tick, rc, &rc->tick_t) < 0) {
+        wh_redis_free(rc);
+        return -ENOMEM;
+    }
     start_connect(rc);
     *out = rc;
     return 0;
@@ -340,12 +343,12 @@ void wh_redis_free(wh_redis *rc)
     if (!rc) return;
     rc->state = RL_CLOSED;
     rc->fail_err = -ECANCELED;
-    wh__timer_deinit(&rc->flush_t);
-    wh__timer_deinit(&rc->connect_t);
-    wh__timer_deinit(&rc->backoff_t);
-    wh__timer_deinit(&rc->tick_t);
+    /* hiredis first: its cleanup hook still stops our timers. */
     if (rc->ac) redisAsyncFree(rc->ac); /* callbacks get -ECANCELED; cleanup hook runs */
-    if (rc->io_live) wh__io_deinit(&rc->io);
+    if (rc->io) wh_io_free(rc->io);
+    wh_timer *timers[] = {rc->flush_t, rc->connect_t, rc->backoff_t, rc->tick_t};
+    for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
+        if (timers[i]) wh_timer_free(timers[i]);
     free(rc->ring);
     free(rc->host);
     free(rc);
@@ -402,32 +405,34 @@ wh_loop *wh_redis_loop(const wh_redis *rc)
     return rc->loop;
 }
 
-/* ---- per-loop connection ------------------------------------------------- */
+/* ---- per-loop connection -------------------------------------------------
+ * One connection per loop, and one loop per thread: so the connection is
+ * found through a thread-local pointer, no lookup and no lock per command.
+ * The loop is kept beside it so that a call for another loop (a second loop
+ * on this thread, which wharfd never makes) fails instead of using the wrong
+ * connection. */
 
-static void slot_free(void *p)
-{
-    wh_redis_free(p);
-}
+static __thread wh_redis *tls_rc;
 
 int wh_redis_loop_open(wh_loop *loop, const char *host, int port, const wh_redis_opts *opts)
 {
-    if (wh__loop_slot(loop, WH__SLOT_APP)) return -EEXIST;
+    if (tls_rc) return -EEXIST;
     wh_redis *rc;
     int r = wh_redis_new(loop, host, port, opts, &rc);
     if (r < 0) return r;
-    wh__loop_set_slot(loop, WH__SLOT_APP, rc, slot_free);
+    tls_rc = rc;
     return 0;
 }
 
 wh_redis *wh_redis_loop_get(const wh_loop *loop)
 {
-    return wh__loop_slot(loop, WH__SLOT_APP);
+    return tls_rc && tls_rc->loop == loop ? tls_rc : NULL;
 }
 
 void wh_redis_loop_close(wh_loop *loop)
 {
-    wh_redis *rc = wh__loop_slot(loop, WH__SLOT_APP);
+    wh_redis *rc = wh_redis_loop_get(loop);
     if (!rc) return;
-    wh__loop_set_slot(loop, WH__SLOT_APP, NULL, NULL);
+    tls_rc = NULL;
     wh_redis_free(rc);
 }

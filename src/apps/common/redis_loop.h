@@ -9,7 +9,7 @@
  * timer), so N requests parsed from one epoll batch cost one round trip.
  *
  * One wh_redis belongs to one loop and is used only on that loop's thread.
- * wh_redis_loop_open() keeps one per loop (slot WH__SLOT_APP) for the
+ * wh_redis_loop_open() keeps one per loop (found through a thread-local) for the
  * "one connection per worker thread" setup.
  */
 #ifndef WH_APPS_REDIS_LOOP_H
@@ -80,9 +80,10 @@ void wh_redis_stats_get(const wh_redis *rc, wh_redis_stats *out);
 /* The loop the connection runs on. */
 wh_loop *wh_redis_loop(const wh_redis *rc);
 
-/* Per-loop connection (loop slot WH__SLOT_APP), for one connection per
- * worker thread. Loop thread only. */
-/* Creates the loop's connection; it is freed by wh_redis_loop_close or with the loop. */
+/* Per-loop connection, for one connection per worker thread (one loop per
+ * thread: kept in a thread-local). Loop thread only. */
+/* Creates the loop's connection; free it with wh_redis_loop_close before the
+ * thread ends. -EEXIST if this thread has one. */
 int wh_redis_loop_open(wh_loop *loop, const char *host, int port, const wh_redis_opts *opts);
 /* The loop's connection, or NULL. */
 wh_redis *wh_redis_loop_get(const wh_loop *loop);

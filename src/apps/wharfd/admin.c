@@ -9,7 +9,7 @@
 void wharfd_healthz_handler(wh_http_req *r, void *ud)
 {
     wharfd_app *app = ud;
-    bool stopping = app->http && wh_server_stopping(wh_http_server_base(app->http));
+    bool stopping = app->srv && wh_server_stopping(app->srv);
     wh_http_resp_header(r, "Cache-Control", "no-store");
     /* 503 while draining, so a load balancer stops sending new work. */
     if (stopping)
@@ -30,7 +30,7 @@ void wharfd_metrics_handler(wh_http_req *r, void *ud)
         wh_http_respond_error(r, 503);
         return;
     }
-    unsigned n = app->http ? wh_server_threads(wh_http_server_base(app->http)) : 0;
+    unsigned n = app->srv ? wh_server_threads(app->srv) : 0;
     for (unsigned i = 0; i < n && i < WHARFD_MAX_THREADS; i++) {
         wharfd_thread *t = __atomic_load_n(&app->threads[i], __ATOMIC_ACQUIRE);
         if (t) wh_metrics_sum(sum, &t->metrics);
@@ -40,7 +40,7 @@ void wharfd_metrics_handler(wh_http_req *r, void *ud)
     size_t len = wh_metrics_format(sum, buf, cap);
     wh_server_stats st;
     memset(&st, 0, sizeof st);
-    if (app->http) wh_server_stats_get(wh_http_server_base(app->http), &st);
+    if (app->srv) wh_server_stats_get(app->srv, &st);
     if (len < cap)
         len += (size_t)snprintf(
             buf + len, cap - len,

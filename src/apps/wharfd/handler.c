@@ -2,17 +2,16 @@
  *
  * Hot path for a cached file (no allocation, no lock, no open/stat):
  * clean the path into a stack buffer, look it up in this thread's fd cache,
- * evaluate the conditionals/range against precomputed validators, add the
- * headers, and answer from the cached content (small files: one writev
- * for head + body) or from a dup of the cached fd (sendfile; the dup lets
- * the engine close its copy whenever the transfer ends, independent of
- * cache evictions).
+ * let the library's planner evaluate the conditionals/range against the
+ * cached validators (wh_static_plan_rep), and answer through
+ * wh_http_respond_plan - the same fields as every other wharf file server -
+ * from the cached content (small files: one writev for head + body) or from
+ * the cached fd (the responder sends from a dup, so the transfer does not
+ * depend on cache evictions).
  */
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,119 +73,24 @@ void wharfd_thread_free(wharfd_thread *t)
     t->cache = NULL;
 }
 
-/* ---- request headers, in one pass ---- */
+/* ---- the static-file handler ---- */
 
-static bool hname(wh_str n, const char *lit, size_t len)
+static void respond_status(wh_http_req *r, wh_static_plan *plan, int status)
 {
-    return n.len == len && strncasecmp(n.p, lit, len) == 0;
-}
-
-static void read_headers(wh_http_req *r, wh_static_req *q)
-{
-    unsigned n = wh_http_req_header_count(r);
-    for (unsigned i = 0; i < n; i++) {
-        wh_str name, v;
-        wh_http_req_header_at(r, i, &name, &v);
-        wh_str *dst = NULL;
-        switch (name.len) {
-        case 5:
-            if (hname(name, "Range", 5)) dst = &q->range;
-            break;
-        case 8:
-            if (hname(name, "If-Match", 8))
-                dst = &q->if_match;
-            else if (hname(name, "If-Range", 8))
-                dst = &q->if_range;
-            break;
-        case 13:
-            if (hname(name, "If-None-Match", 13)) dst = &q->if_none_match;
-            break;
-        case 15:
-            if (hname(name, "Accept-Encoding", 15)) dst = &q->accept_encoding;
-            break;
-        case 17:
-            if (hname(name, "If-Modified-Since", 17)) dst = &q->if_modified_since;
-            break;
-        case 19:
-            if (hname(name, "If-Unmodified-Since", 19)) dst = &q->if_unmodified_since;
-            break;
-        }
-        if (dst && !dst->p) *dst = v;
-    }
-}
-
-static void respond_error(wh_http_req *r, int status)
-{
-    if (status == 405) wh_http_resp_header(r, "Allow", "GET, HEAD");
-    wh_http_respond_error(r, status);
-}
-
-static void redirect_slash(wh_http_req *r, const char *rel)
-{
-    char loc[WH_STATIC_PATH_MAX * 3 + 16];
-    size_t n = wh_url_encode(rel, loc + 1, sizeof loc - 8);
-    wh_str q = wh_http_req_query(r);
-    loc[0] = '/';
-    if (n + 8 >= sizeof loc) {
-        respond_error(r, 414);
-        return;
-    }
-    n++;
-    if (n > 1) loc[n++] = '/';
-    loc[n] = '\0';
-    /* Keep the query; Location is built from the cleaned path only, so
-     * "//host/x" cannot turn into a redirect to another host. */
-    char full[sizeof loc + 2048];
-    if (q.len)
-        snprintf(full, sizeof full, "%s?%.*s", loc, (int)(q.len < 2000 ? q.len : 2000), q.p);
-    else
-        snprintf(full, sizeof full, "%s", loc);
-    if (wh_http_resp_header(r, "Location", full) != 0) {
-        respond_error(r, 400);
-        return;
-    }
-    static const char body[] = "<!DOCTYPE html>\n<html><body>Moved to a directory.</body></html>\n";
-    wh_http_respond(r, 301, "text/html; charset=utf-8", body, sizeof body - 1);
-}
-
-/* A result the cache does not hold (listing, very long path): plan it. */
-static void serve_uncached(wharfd_app *app, wh_http_req *r, const wh_static_req *q,
-                           wh_static_file *f)
-{
-    wh_static_plan plan;
-    wh_static_plan_file(&app->root, q, f, true, &plan);
-    if (plan.status >= 400) {
-        wh_static_plan_release(&plan);
-        respond_error(r, plan.status);
-        return;
-    }
-    if (plan.content_encoding) wh_http_resp_header(r, "Content-Encoding", plan.content_encoding);
-    if (plan.vary) wh_http_resp_header(r, "Vary", "Accept-Encoding");
-    if (plan.etag[0]) wh_http_resp_header(r, "ETag", plan.etag);
-    if (plan.last_modified[0]) wh_http_resp_header(r, "Last-Modified", plan.last_modified);
-    if (plan.accept_ranges) wh_http_resp_header(r, "Accept-Ranges", "bytes");
-    if (plan.content_range[0]) wh_http_resp_header(r, "Content-Range", plan.content_range);
-    if (plan.cache_control) wh_http_resp_header(r, "Cache-Control", plan.cache_control);
-    if (plan.fd >= 0) {
-        int fd = plan.fd;
-        bool owned = plan.fd_owned;
-        plan.fd = -1;
-        wh_http_respond_file(r, plan.status, plan.content_type, fd, plan.offset,
-                             (size_t)plan.length, owned);
-    } else {
-        wh_http_respond(r, plan.status, plan.content_type, plan.body, plan.body_len);
-    }
-    wh_static_plan_release(&plan);
+    wh_static_plan_error(plan, status);
+    wh_http_respond_plan(r, plan);
 }
 
 void wharfd_static_handler(wh_http_req *r, void *ud)
 {
     wharfd_app *app = ud;
     wharfd_thread *t = tls_thread;
+    wh_static_plan plan;
+    wh_static_plan_init(&plan);
     wh_str m = wh_http_req_method(r);
     bool head = m.len == 4 && memcmp(m.p, "HEAD", 4) == 0;
     if (!head && !(m.len == 3 && memcmp(m.p, "GET", 3) == 0)) {
-        respond_error(r, 405);
+        respond_status(r, &plan, 405);
         return;
     }
     wh_str path = wh_http_req_path(r);
@@ -195,15 +99,9 @@ void wharfd_static_handler(wh_http_req *r, void *ud)
     int st = wh_static_clean_path(path.p, path.len, app->root.opts.show_dotfiles, rel, sizeof rel,
                                   &slash);
     if (st != 200) {
-        respond_error(r, st);
+        respond_status(r, &plan, st);
         return;
     }
-    wh_static_req q;
-    memset(&q, 0, sizeof q);
-    q.method = m;
-    q.path = path;
-    q.query = wh_http_req_query(r);
-    read_headers(r, &q);
 
     wh_fdcache_ent *e;
     wh_static_file tmp;
@@ -214,77 +112,54 @@ void wharfd_static_handler(wh_http_req *r, void *ud)
         st = wh_fdcache_get(t->cache, rel, slash, wh_loop_now(wh_http_req_loop(r)), &e, &tmp);
     }
     if (st == 301) {
-        redirect_slash(r, rel);
+        wh_static_plan_redirect(&plan, rel, wh_http_req_query(r));
+        wh_http_respond_plan(r, &plan);
         return;
     }
     if (st != 200) {
         if (st >= 500) /* EMFILE, EIO...: worth an operator's attention */
             wharfd_log(WHARFD_LOG_WARN, "open /%s failed (%d)", rel, st);
-        respond_error(r, st);
+        respond_status(r, &plan, st);
         return;
     }
-    if (!e) {
-        serve_uncached(app, r, &q, &tmp);
+    wh_static_req q;
+    wh_static_req_from_http(&q, r);
+    if (!e) { /* not cached (listing, very long path): the planner opens what it needs */
+        wh_static_plan_file(&app->root, &q, &tmp, true, &plan);
+        wh_http_respond_plan(r, &plan);
         return;
     }
 
+    /* Cached: the representation and its validators are at hand, so the
+     * planner only evaluates the request against them (no open, no stat). */
     const wh_fdcache_rep *rep = &e->id;
     unsigned enc = WH_ENC_IDENTITY;
-    bool precompressed = app->root.opts.precompressed;
-    if (precompressed && q.accept_encoding.p) {
+    if (app->root.opts.precompressed && q.accept_encoding.p) {
         bool prefer_br;
         unsigned acc = wh_static_accept_encoding(q.accept_encoding, &prefer_br);
         const wh_fdcache_rep *er = wh_fdcache_encoded(t->cache, e, acc, prefer_br, &enc);
         if (er) rep = er;
     }
-    /* RFC 9110 13.2.2 order; validators are the chosen representation's. */
-    int c = wh_static_conditional(&q, rep->etag, e->mtime);
-    if (c == 412) {
-        respond_error(r, 412);
-        return;
-    }
-    wh_http_resp_header(r, "ETag", rep->etag);
-    wh_http_resp_header(r, "Last-Modified", e->last_modified);
-    if (precompressed) wh_http_resp_header(r, "Vary", "Accept-Encoding");
-    if (app->root.opts.cache_control)
-        wh_http_resp_header(r, "Cache-Control", app->root.opts.cache_control);
-    if (c == 304) {
-        wh_http_respond(r, 304, NULL, NULL, 0);
-        return;
-    }
-    wh_http_resp_header(r, "Accept-Ranges", "bytes");
-    if (enc) wh_http_resp_header(r, "Content-Encoding", enc == WH_ENC_BR ? "br" : "gzip");
-    uint64_t size = (uint64_t)rep->st.st_size, start = 0, len = size;
-    int status = 200;
-    if (q.range.p && wh_static_if_range(q.if_range, rep->etag, e->mtime)) {
-        status = wh_static_range(q.range, size, &start, &len);
-        char cr[80];
-        if (status == 416) {
-            snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)size);
-            wh_http_resp_header(r, "Content-Range", cr);
-            wh_http_respond_error(r, 416);
-            return;
-        }
-        if (status == 206) {
-            snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)start,
-                     (unsigned long long)(start + len - 1), (unsigned long long)size);
-            wh_http_resp_header(r, "Content-Range", cr);
+    wh_static_rep sr;
+    memset(&sr, 0, sizeof sr);
+    sr.content_type = e->mime;
+    sr.encoding = enc;
+    sr.etag = rep->etag;
+    sr.last_modified = e->last_modified;
+    sr.mtime = e->mtime;
+    sr.size = (uint64_t)rep->st.st_size;
+    wh_static_plan_rep(&app->root, &q, &sr, &plan);
+    if (plan.status == 200 || plan.status == 206) {
+        if (rep->data || plan.length == 0) {
+            /* Borrowed from the cache: wh_http_respond copies it (head and
+             * small body leave in one write) before the cache can change. */
+            plan.body = rep->data ? (char *)rep->data + plan.offset : NULL;
+            plan.body_len = (size_t)plan.length;
         } else {
-            status = 200;
-            start = 0;
-            len = size;
+            plan.fd = rep->fd; /* borrowed: wh_http_respond_plan sends from a dup */
         }
     }
-    if (rep->data || len == 0) {
-        wh_http_respond(r, status, e->mime, rep->data ? rep->data + start : "", (size_t)len);
-        return;
-    }
-    int fd = fcntl(rep->fd, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) {
-        respond_error(r, 503);
-        return;
-    }
-    wh_http_respond_file(r, status, e->mime, fd, (off_t)start, (size_t)len, true);
+    wh_http_respond_plan(r, &plan);
 }
 
 /* ---- completion: metrics and access log ---- */

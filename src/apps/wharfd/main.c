@@ -20,8 +20,7 @@ static const char *const model_names[] = {"reuseport", "exclusive", "oneshot", "
 
 static void thread_start(wh_loop *loop, unsigned idx, void *ud)
 {
-    (void)ud;
-    wharfd_app *app = wharfd_the_app;
+    wharfd_app *app = ud;
     wharfd_thread *t = wharfd_thread_new(app, loop);
     if (!t) wharfd_log(WHARFD_LOG_ERROR, "worker %u: out of memory for per-thread state", idx);
     wharfd_thread_set_current(t);
@@ -32,8 +31,7 @@ static void thread_start(wh_loop *loop, unsigned idx, void *ud)
 
 static void thread_stop(wh_loop *loop, unsigned idx, void *ud)
 {
-    (void)ud;
-    wharfd_app *app = wharfd_the_app;
+    wharfd_app *app = ud;
     for (int k = 1; k >= 0; k--)
         if (app->hooks[k].thread_stop) app->hooks[k].thread_stop(loop, idx, app->hooks[k].ud);
     if (idx < WHARFD_MAX_THREADS && app->threads[idx])
@@ -44,18 +42,18 @@ static void thread_stop(wh_loop *loop, unsigned idx, void *ud)
 static void admin_thread_start(wh_loop *loop, unsigned idx, void *ud)
 {
     (void)idx;
-    (void)ud;
-    wharfd_thread *t = wharfd_thread_new(wharfd_the_app, loop);
+    wharfd_app *app = ud;
+    wharfd_thread *t = wharfd_thread_new(app, loop);
     wharfd_thread_set_current(t);
-    __atomic_store_n(&wharfd_the_app->admin_thread, t, __ATOMIC_RELEASE);
+    __atomic_store_n(&app->admin_thread, t, __ATOMIC_RELEASE);
 }
 
 static void admin_thread_stop(wh_loop *loop, unsigned idx, void *ud)
 {
     (void)loop;
     (void)idx;
-    (void)ud;
-    if (wharfd_the_app->admin_thread) wharfd_thread_free(wharfd_the_app->admin_thread);
+    wharfd_app *app = ud;
+    if (app->admin_thread) wharfd_thread_free(app->admin_thread);
     wharfd_thread_set_current(NULL);
 }
 
@@ -144,8 +142,8 @@ static void on_signal(wh_signal *sig, int signo, void *ud)
     ss->stops++;
     wharfd_log(WHARFD_LOG_INFO, "%s: %s", signo == SIGINT ? "SIGINT" : "SIGTERM",
                ss->stops == 1 ? "stopping gracefully" : "stopping now");
-    wh_server_stop(wh_http_server_base(ss->app->http), ss->stops == 1);
-    if (ss->app->admin) wh_server_stop(wh_http_server_base(ss->app->admin), false);
+    wh_server_stop(ss->app->srv, ss->stops == 1);
+    if (ss->app->admin_srv) wh_server_stop(ss->app->admin_srv, false);
     wh_loop_stop(ss->loop);
 }
 
@@ -184,18 +182,25 @@ static int run(wharfd_app *app)
 
     wh_http_opts ho;
     wh_http_opts_init(&ho);
-    ho.server.threads = cfg->threads;
-    ho.server.model = cfg->model;
-    ho.server.max_conns = cfg->max_conns;
-    ho.server.handle_signals = false; /* main's loop does it (SIGHUP too) */
     ho.header_timeout_ms = cfg->header_timeout_ms;
     ho.keepalive_timeout_ms = cfg->keepalive_timeout_ms;
     ho.on_complete = wharfd_on_complete;
+    wh_server_opts sopts;
+    wh_server_opts_init(&sopts);
+    sopts.threads = cfg->threads;
+    sopts.model = cfg->model;
+    sopts.max_conns = cfg->max_conns;
+    sopts.handle_signals = false; /* main's loop does it (SIGHUP too) */
     if ((rc = wh_http_server_new(&app->http, &ho, wh_router_handle, app->router)) != 0) {
         fprintf(stderr, "wharfd: cannot create the server: %s\n", wh_strerror(rc));
         return 1;
     }
-    wh_server *base = wh_http_server_base(app->http);
+    wh_http_server_net_opts(app->http, &sopts.net);
+    if ((rc = wh_server_new(&app->srv, &sopts, wh_http_server_cbs(app->http), app->http)) != 0) {
+        fprintf(stderr, "wharfd: cannot create the server: %s\n", wh_strerror(rc));
+        return 1;
+    }
+    wh_server *base = app->srv;
 
     /* ---- extension points (mounts.h) ---- */
     static const char *const mount_names[2] = {"ws", "guestbook"};
@@ -233,7 +238,7 @@ static int run(wharfd_app *app)
         normalize_addr(cfg->binds[i], cfg->port, addr, sizeof addr);
         if (listen_on(base, addr, "") != 0) return 1;
     }
-    wh_server_on_thread(base, thread_start, thread_stop);
+    wh_server_on_thread(base, thread_start, thread_stop, app);
 
     unsigned admin_nls = 0;
     if (cfg->admin) {
@@ -242,24 +247,30 @@ static int run(wharfd_app *app)
         wh_router_add(app->admin_router, NULL, "/metrics", wharfd_metrics_handler, app);
         wh_http_opts ao;
         wh_http_opts_init(&ao);
-        ao.server.threads = 1;
-        ao.server.pin_threads = false;
-        ao.server.handle_signals = false;
-        ao.server.offload_threads = 1;
         ao.on_complete = wharfd_on_complete;
+        wh_server_opts aso;
+        wh_server_opts_init(&aso);
+        aso.threads = 1;
+        aso.pin_threads = false;
+        aso.handle_signals = false;
+        aso.offload_threads = 1;
         if ((rc = wh_http_server_new(&app->admin, &ao, wh_router_handle, app->admin_router)) != 0)
             goto oom;
+        wh_http_server_net_opts(app->admin, &aso.net);
+        if ((rc = wh_server_new(&app->admin_srv, &aso, wh_http_server_cbs(app->admin),
+                                app->admin)) != 0)
+            goto oom;
         normalize_addr(cfg->admin, cfg->port, addr, sizeof addr);
-        if (listen_on(wh_http_server_base(app->admin), addr, " (--admin)") != 0) return 1;
+        if (listen_on(app->admin_srv, addr, " (--admin)") != 0) return 1;
         admin_nls = 1;
-        wh_server_on_thread(wh_http_server_base(app->admin), admin_thread_start, admin_thread_stop);
+        wh_server_on_thread(app->admin_srv, admin_thread_start, admin_thread_stop, app);
     }
 
     if ((rc = wh_server_start(base)) != 0) {
         fprintf(stderr, "wharfd: cannot start: %s\n", wh_strerror(rc));
         return 1;
     }
-    if (app->admin && (rc = wh_server_start(wh_http_server_base(app->admin))) != 0) {
+    if (app->admin_srv && (rc = wh_server_start(app->admin_srv)) != 0) {
         fprintf(stderr, "wharfd: cannot start the admin listener: %s\n", wh_strerror(rc));
         wh_server_stop(base, false);
         wh_server_wait(base);
@@ -268,7 +279,7 @@ static int run(wharfd_app *app)
     wharfd_log(WHARFD_LOG_INFO, "wharfd %s: root %s, %u threads, model %s", WH_VERSION,
                app->root.real, wh_server_threads(base), model_names[cfg->model & 3]);
     log_listeners(base, nls, "");
-    if (app->admin) log_listeners(wh_http_server_base(app->admin), admin_nls, " (admin)");
+    if (app->admin_srv) log_listeners(app->admin_srv, admin_nls, " (admin)");
 
     /* Main thread: signals only. */
     wh_loop *loop = NULL;
@@ -287,7 +298,7 @@ static int run(wharfd_app *app)
         wharfd_log(WHARFD_LOG_ERROR, "cannot create the signal loop; running without it");
     }
     wh_server_wait(base);
-    if (app->admin) wh_server_wait(wh_http_server_base(app->admin));
+    if (app->admin_srv) wh_server_wait(app->admin_srv);
     wharfd_log(WHARFD_LOG_INFO, "stopped");
     return 0;
 oom:
@@ -314,8 +325,10 @@ int main(int argc, char **argv)
     rc = run(&app);
     for (int k = 0; k < 2; k++)
         if (app.hooks[k].cleanup) app.hooks[k].cleanup(app.hooks[k].ud);
-    if (app.admin) wh_http_server_free(app.admin);
-    if (app.http) wh_http_server_free(app.http);
+    wh_server_free(app.admin_srv);
+    wh_server_free(app.srv);
+    wh_http_server_free(app.admin);
+    wh_http_server_free(app.http);
     if (app.admin_router) wh_router_free(app.admin_router);
     if (app.router) wh_router_free(app.router);
     for (unsigned i = 0; i < WHARFD_MAX_THREADS; i++)

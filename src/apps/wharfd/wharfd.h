@@ -3,10 +3,10 @@
 #define WHARFD_WHARFD_H
 
 #include "wharf/http.h"
+#include "wharf/http_file.h"
 
 #include "apps/common/fdcache.h"
 #include "apps/common/metrics.h"
-#include "apps/common/static.h"
 #include "apps/wharfd/config.h"
 #include "apps/wharfd/log.h"
 #include "apps/wharfd/mounts.h"
@@ -30,7 +30,8 @@ typedef struct wharfd_app {
     wharfd_config cfg;
     wh_static_root root;
     wh_router *router, *admin_router;
-    wh_http_server *http, *admin;
+    wh_http_server *http, *admin; /* the HTTP protocol of each listener set */
+    wh_server *srv, *admin_srv;   /* the threads that carry them */
     /* threads[i]: worker i of the main server; admin_thread: the admin one */
     wharfd_thread *threads[WHARFD_MAX_THREADS];
     wharfd_thread *admin_thread;

@@ -76,7 +76,7 @@ int wharfd_mount_ws(wh_router *rt, const wharfd_config *cfg, wharfd_hooks *hooks
 {
     ws_app *app = calloc(1, sizeof *app);
     if (!app) return -ENOMEM;
-    int rc = wh_ws_hub_new(wh_http_server_base(hooks->http), &app->chat);
+    int rc = wh_ws_hub_new(&app->chat);
     if (rc < 0) {
         free(app);
         return rc;

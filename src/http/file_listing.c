@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "apps/common/static.h"
+#include "wharf/http_file.h"
 
 size_t wh_html_escape(const char *s, char *buf, size_t cap)
 {

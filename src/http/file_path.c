@@ -1,5 +1,5 @@
-/* Static files, part 1: URL path cleaning and confinement to the root.
- * See static.h for the security model. */
+/* Static files: URL path cleaning, confinement to the root, and encoding a
+ * cleaned path back into a URL. See wharf/http_file.h for the security model. */
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
@@ -9,7 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "apps/common/static.h"
+#include "wharf/http_file.h"
 
 void wh_static_opts_init(wh_static_opts *opts)
 {
@@ -32,33 +32,37 @@ int wh_static_root_open(wh_static_root *root, const char *dir, const wh_static_o
     else
         wh_static_opts_init(&root->opts);
     if (!root->opts.index || !*root->opts.index || strchr(root->opts.index, '/')) return -EINVAL;
-    if (!realpath(dir, root->real)) return -errno;
+    int err;
+    root->real = realpath(dir, NULL);
+    if (!root->real) return -errno;
     root->real_len = strlen(root->real);
     /* O_PATH: we only ever resolve beneath it; no read permission needed on
      * the directory itself for openat() of its children. */
     root->fd = open(root->real, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (root->fd < 0) return -errno;
+    if (root->fd < 0) goto fail_errno;
     /* Permission problems show up here rather than on the first request. */
-    if (access(root->real, R_OK | X_OK) != 0) {
-        int err = -errno;
-        close(root->fd);
-        root->fd = -1;
-        return err;
-    }
+    if (access(root->real, R_OK | X_OK) != 0) goto fail_errno;
     root->mime = wh_mime_new(root->opts.mime_file);
     if (!root->mime) {
-        close(root->fd);
-        root->fd = -1;
-        return -ENOMEM;
+        err = -ENOMEM;
+        goto fail;
     }
     root->have_openat2 = -1;
     return 0;
+fail_errno:
+    err = -errno;
+fail:
+    wh_static_root_close(root);
+    return err;
 }
 
 void wh_static_root_close(wh_static_root *root)
 {
     if (root->fd >= 0) close(root->fd);
     root->fd = -1;
+    free(root->real);
+    root->real = NULL;
+    root->real_len = 0;
     wh_mime_free(root->mime);
     root->mime = NULL;
 }
@@ -132,6 +136,7 @@ int wh_static_clean_path(const char *raw, size_t len, bool show_dotfiles, char *
 static bool within_root(const wh_static_root *root, int fd)
 {
     char link[64], real[PATH_MAX];
+    if (!root->real) return false;
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     ssize_t n = readlink(link, real, sizeof real - 1);
     if (n < 0) return false;
@@ -296,4 +301,28 @@ int wh_static_open_encoded(wh_static_root *root, const char *rel, const struct s
         close(fd);
     }
     return -1;
+}
+
+size_t wh_url_encode(const char *s, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '.' || c == '_' || c == '~' || c == '/';
+        if (keep) {
+            if (o + 1 < cap) out[o] = (char)c;
+            o++;
+        } else {
+            if (o + 3 < cap) {
+                out[o] = '%';
+                out[o + 1] = hex[c >> 4];
+                out[o + 2] = hex[c & 15];
+            }
+            o += 3;
+        }
+    }
+    if (cap) out[o < cap ? o : cap - 1] = '\0';
+    return o;
 }

@@ -1,27 +1,31 @@
-/* Static-file helpers shared by wharfd and the concurrency-model lab.
+/* wharf static files: serving a directory tree over HTTP (RFC 9110
+ * conditionals, ranges, validators, content codings) with the path
+ * confined to a document root.
  *
- * Everything here works without an event loop: plain functions over buffers,
- * file descriptors and struct stat. A blocking server serves a file with:
+ * Event-driven (with the engine of wharf/http.h), one call per request:
  *
- *     wh_static_root root;
- *     wh_static_root_open(&root, "public", NULL);          // once
- *     ...
+ *     static wh_static_root root;                          // once, shared by threads
+ *     wh_static_root_open(&root, "public", NULL);
+ *     void handler(wh_http_req *r, void *ud) { wh_http_serve_file(r, ud); }
+ *
+ * Blocking servers (own sockets, wharf/http_parse.h for the request):
+ *
  *     wh_static_req q = {0};
- *     q.method = (wh_str){"GET", 3};
- *     q.path = (wh_str){raw_path, raw_len};                 // before '?', still %-encoded
- *     q.range = (wh_str){range_hdr, range_len};             // .p == NULL when absent
+ *     q.method = req.method;  q.path = req.path;  q.query = req.query;
+ *     q.range = wh_http_parsed_header(&req, "Range");       // .p == NULL when absent
  *     wh_static_plan plan;
  *     wh_static_plan_make(&root, &q, &plan);                // never fails: plan.status says
- *     char head[2048];
+ *     char head[4096];
  *     int n = wh_static_format_head(&plan, true, head, sizeof head);
  *     write(sock, head, n);
- *     if (plan.fd >= 0 && !plan.head_only)  sendfile(sock, plan.fd, &plan.offset, plan.length);
- *     else if (plan.body_len && !plan.head_only) write(sock, plan.body, plan.body_len);
+ *     if (!plan.head_only && plan.fd >= 0)  sendfile(sock, plan.fd, &plan.offset, plan.length);
+ *     else if (!plan.head_only)             write(sock, plan.body, plan.body_len);
  *     wh_static_plan_release(&plan);
  *
  * The pieces (path cleaning, confinement, conditionals, ranges, encodings,
- * MIME, listing) are public too, so wharfd can put its per-thread fd cache
- * between "clean the path" and "evaluate the request".
+ * MIME, listing, a plan for an already chosen representation) are public
+ * too, so a server can put a cache of open files between "clean the path"
+ * and "evaluate the request" and still answer through the same planner.
  *
  * Security model (what "nothing outside the root" means here):
  *  - the URL path is percent-decoded exactly once; %00 (NUL), an encoded '/'
@@ -35,19 +39,19 @@
  *    we fall back to openat() + a readlink(/proc/self/fd/N) prefix check.
  *    follow_symlinks = true allows symlinks that leave the root.
  *  - only regular files and directories are served (no FIFOs, devices).
+ *
+ * Threads: a root is read-only once opened and may be shared; plans, files
+ * and requests belong to the caller.
  */
-#ifndef WH_APPS_STATIC_H
-#define WH_APPS_STATIC_H
+#ifndef WHARF_HTTP_FILE_H
+#define WHARF_HTTP_FILE_H
 
-#include <limits.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
-#include "wharf/http.h" /* wh_str */
+#include "wharf/common.h"
+#include "wharf/http.h"
 
 /* Content encodings we can serve from a precompressed sibling. */
 enum {
@@ -58,6 +62,8 @@ enum {
 
 /* Longest cleaned relative path we handle (longer -> 414). */
 #define WH_STATIC_PATH_MAX 1024
+
+WH_BEGIN_DECLS
 
 typedef struct wh_mime_table wh_mime_table;
 
@@ -73,8 +79,10 @@ typedef struct wh_static_opts {
 
 /* A document root: an open directory fd plus its canonical path. */
 typedef struct wh_static_root {
-    int fd;              /* O_PATH|O_DIRECTORY fd of the root */
-    char real[PATH_MAX]; /* realpath() of the root (for the fallback check) */
+    int fd; /* O_PATH|O_DIRECTORY fd of the root */
+    /* realpath() of the root (for the fallback check), malloc'd: a fixed
+     * PATH_MAX array would make the layout depend on feature macros. */
+    char *real;
     size_t real_len;
     wh_static_opts opts; /* copied; strings must outlive the root */
     wh_mime_table *mime; /* owned */
@@ -99,16 +107,29 @@ typedef struct wh_static_file {
     char rel[WH_STATIC_PATH_MAX]; /* relative path opened ("" = root), index appended */
 } wh_static_file;
 
+/* One representation of a file (the file itself or a precompressed
+ * sibling) with the validators a request is compared against: what a cache
+ * of open files keeps so it can plan without open/stat. */
+typedef struct wh_static_rep {
+    const char *content_type;  /* NULL: application/octet-stream */
+    unsigned encoding;         /* WH_ENC_* of these bytes */
+    const char *etag;          /* quoted strong tag (wh_static_etag) */
+    const char *last_modified; /* IMF-fixdate of mtime; NULL: formatted from mtime */
+    time_t mtime;
+    uint64_t size;
+} wh_static_rep;
+
 /* The answer to a request, ready to be written as a response. */
 typedef struct wh_static_plan {
-    int status;     /* 200 206 301 304 400 403 404 405 412 414 416 500 */
+    int status;     /* 200 206 301 304 400 403 404 405 412 414 416 500 503 */
     bool head_only; /* HEAD: send the head, no body */
     int fd;         /* >= 0: body is [offset, offset+length) of fd */
     bool fd_owned;  /* release closes fd */
     off_t offset;
     uint64_t length; /* body length (Content-Length; also for HEAD) */
-    char *body;      /* in-memory body (listing, error page) or NULL; malloc'd */
+    char *body;      /* in-memory body, the bytes to send (listing, error page) or NULL */
     size_t body_len;
+    bool body_owned;                           /* release frees body (malloc'd) */
     const char *content_type;                  /* never NULL when there is a body */
     const char *content_encoding;              /* "gzip" / "br" / NULL */
     bool vary;                                 /* add "Vary: Accept-Encoding" */
@@ -125,10 +146,9 @@ typedef struct wh_static_plan {
 
 /* Fills opts with the defaults documented in wh_static_opts. */
 void wh_static_opts_init(wh_static_opts *opts);
-/* Opens root dir (opts NULL = defaults), loads MIME types. 0 or -errno (-ENOENT, -ENOTDIR,
- * -EACCES). */
+/* Opens dir as a root (opts NULL = defaults): 0 or -errno (-ENOENT, -ENOTDIR, -EACCES). */
 int wh_static_root_open(wh_static_root *root, const char *dir, const wh_static_opts *opts);
-/* Closes the root's fd and frees its MIME table. */
+/* Closes the root's fd and frees what it owns; a closed root may be closed again. */
 void wh_static_root_close(wh_static_root *root);
 
 /* ---- path ---- */
@@ -139,89 +159,83 @@ void wh_static_root_close(wh_static_root *root);
  * not starting with '/'), 404 (dotfile when !show_dotfiles), 414 (too long). */
 int wh_static_clean_path(const char *raw, size_t len, bool show_dotfiles, char *out, size_t cap,
                          bool *trailing_slash);
-/* Opens rel beneath root under the confinement rules; for a directory,
- * needs trailing_slash (else 301) then tries the index file, then the
- * listing. Returns 200 (f filled, caller closes f->fd), 301, 403, 404 or 500. */
+/* Opens cleaned rel confined to root: 200 (caller closes f->fd), 301, 403, 404, 414 or 500. */
 int wh_static_resolve(wh_static_root *root, const char *rel, bool trailing_slash,
                       wh_static_file *f);
-/* openat2(RESOLVE_BENEATH)-style open of rel beneath root (fallback check
- * without openat2). fd or -errno (-EXDEV / -ELOOP for an escaping symlink). */
+/* Opens rel beneath the root without ever leaving it: fd, or -errno (-EXDEV / -ELOOP on escape). */
 int wh_static_open_beneath(wh_static_root *root, const char *rel, int flags);
+/* Percent-encodes s for a URL path ('/', unreserved stay): bytes needed, like snprintf. */
+size_t wh_url_encode(const char *s, char *out, size_t cap);
 
-/* ---- metadata ---- */
+/* ---- validators, conditionals and ranges (RFC 9110 8.8, 13, 14) ---- */
 
-/* Formats t as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", RFC 9110 5.6.7)
- * into buf (>= 30 bytes). Returns the length (29). */
-int wh_static_date_format(time_t t, char *buf, size_t cap);
-/* Parses IMF-fixdate, RFC 850 and asctime dates (RFC 9110 5.6.7). 0 or -EINVAL. */
+/* Parses IMF-fixdate, RFC 850 and asctime dates (RFC 9110 5.6.7) into *out; 0 or -EINVAL. */
 int wh_static_date_parse(const char *p, size_t len, time_t *out);
-/* Strong ETag from size+mtime (+ an encoding suffix): "\"5f3a-1b2\"". Returns length. */
+/* Writes a strong ETag from size and mtime (+ an encoding suffix) into buf; returns its length. */
 int wh_static_etag(const struct stat *st, unsigned enc, char *buf, size_t cap);
-
-/* ---- conditionals and ranges (RFC 9110 13.2.2, 14) ---- */
-
-/* Evaluates If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since
- * in the RFC 9110 13.2.2 order for a GET/HEAD. 0 = proceed, 304 or 412. */
-int wh_static_conditional(const wh_static_req *req, const char *etag, time_t mtime);
-/* True if a Range should be honoured given If-Range (absent -> true). */
-bool wh_static_if_range(wh_str if_range, const char *etag, time_t mtime);
-/* Parses a Range header for a body of size bytes. 200 = ignore (absent,
- * not bytes, malformed, several ranges), 206 = start and len set, 416 = unsatisfiable. */
-int wh_static_range(wh_str range, uint64_t size, uint64_t *start, uint64_t *len);
-/* True if the list of ETags (If-None-Match / If-Match syntax, or "*")
- * matches etag; weak comparison if weak, else strong (RFC 9110 8.8.3.2). */
+/* True if list (If-Match / If-None-Match syntax, or "*") matches etag, weakly if weak. */
 bool wh_static_etag_match(wh_str list, const char *etag, bool weak);
+/* Evaluates the preconditions of a GET/HEAD in RFC 9110 13.2.2 order: 0 = proceed, 304 or 412. */
+int wh_static_conditional(const wh_static_req *req, const char *etag, time_t mtime);
+/* True if a Range may be honoured given If-Range (an absent If-Range is true). */
+bool wh_static_if_range(wh_str if_range, const char *etag, time_t mtime);
+/* Parses one byte range for size bytes: 206 (start, len set), 416, or 200 (ignore the header). */
+int wh_static_range(wh_str range, uint64_t size, uint64_t *start, uint64_t *len);
 
 /* ---- encodings ---- */
 
-/* Parses Accept-Encoding (RFC 9110 12.5.3) into WH_ENC_* bits of the codings
- * we have with q > 0 ("*" counts; "gzip;q=0" excludes). *prefer_br is set
- * when br's q >= gzip's. */
+/* WH_ENC_* bits that Accept-Encoding accepts with q > 0; *prefer_br when br's q >= gzip's. */
 unsigned wh_static_accept_encoding(wh_str ae, bool *prefer_br);
-/* Opens rel+".br"/".gz" when accepted, regular, and not older than st.
- * Returns the fd (and *enc, *est) or -1 when there is none to serve. */
+/* Opens rel+".br"/".gz" when accepted, regular and not older than st: fd (*enc, *est set) or -1. */
 int wh_static_open_encoded(wh_static_root *root, const char *rel, const struct stat *st,
                            unsigned accepted, bool prefer_br, unsigned *enc, struct stat *est);
 
 /* ---- MIME ---- */
 
-/* Builds a table from the built-in list, overlaid under the entries of
- * file (e.g. /etc/mime.types) when it exists; NULL on ENOMEM. */
+/* Built-in types over those of mime.types file (NULL or missing: none); NULL on ENOMEM. */
 wh_mime_table *wh_mime_new(const char *file);
-/* Frees the table. */
+/* Frees the table (NULL is fine). */
 void wh_mime_free(wh_mime_table *t);
-/* Content type for a path by its extension (case-insensitive); text types
- * carry "; charset=utf-8". Unknown -> "application/octet-stream". */
+/* Content type for path's extension (text with charset); unknown: application/octet-stream. */
 const char *wh_mime_lookup(const wh_mime_table *t, const char *path);
 
 /* ---- listing ---- */
 
-/* HTML listing of directory fd (not closed) for url_path (decoded, with
- * trailing '/'); names HTML-escaped and percent-encoded in links, sorted,
- * dotfiles omitted unless show_dotfiles. *out is malloc'd. 0 or -errno. */
+/* HTML listing of dirfd (not closed) for the decoded url_path; *out is malloc'd. 0 or -errno. */
 int wh_static_listing(int dirfd, const char *url_path, bool show_dotfiles, char **out, size_t *len);
-/* Percent-encodes s for a URL path: unreserved characters and '/' stay,
- * the rest becomes %XX. Writes at most cap-1 bytes + NUL; returns bytes needed. */
-size_t wh_url_encode(const char *s, char *out, size_t cap);
-/* Appends s HTML-escaped (& < > " ') to buf; returns bytes needed (like snprintf). */
+/* Writes s HTML-escaped (& < > " ') into buf; returns bytes needed, like snprintf. */
 size_t wh_html_escape(const char *s, char *buf, size_t cap);
 
-/* ---- all in one (for blocking servers) ---- */
+/* ---- the planner ---- */
 
-/* Plans the response for req: clean, resolve, encodings, conditionals,
- * ranges, listing. Always fills *plan (status says what happened); errors
- * get a small HTML body. */
+/* Empties plan (no fd, no body, status 0) before it is filled piece by piece. */
+void wh_static_plan_init(wh_static_plan *plan);
+/* Plans the whole answer to req (clean, resolve, then as plan_file); never fails: see status. */
 void wh_static_plan_make(wh_static_root *root, const wh_static_req *req, wh_static_plan *plan);
-/* Given an already resolved file (e.g. from a cache: fd stays owned by the
- * caller unless fd_owned), fills the plan: encodings, conditionals, ranges. */
+/* Plans req for resolved f (f's fd is the plan's if fd_owned): listing, or sibling + plan_rep. */
 void wh_static_plan_file(wh_static_root *root, const wh_static_req *req, const wh_static_file *f,
                          bool fd_owned, wh_static_plan *plan);
-/* Fills plan as an error page for status (HTML body). */
+/* Plans req for a chosen representation: all but the body, which the caller adds on 200/206. */
+void wh_static_plan_rep(wh_static_root *root, const wh_static_req *req, const wh_static_rep *rep,
+                        wh_static_plan *plan);
+/* Turns an initialised plan into an error page for status (releasing its fd and body). */
 void wh_static_plan_error(wh_static_plan *plan, int status);
-/* Writes "HTTP/1.1 <status> <reason>\r\n" + Date, Server, Content-Type,
- * Content-Length, ETag, ... + Connection + "\r\n" into buf. Length or -ENOSPC. */
+/* Turns an initialised plan into a 301 to directory rel + "/" (+ "?query"), or 414 if too long. */
+void wh_static_plan_redirect(wh_static_plan *plan, const char *rel, wh_str query);
+/* Writes plan's response head (Date, Server, Connection too) into buf: length, -ENOSPC, -ENOMEM. */
 int wh_static_format_head(const wh_static_plan *plan, bool keepalive, char *buf, size_t cap);
-/* Closes an owned fd and frees the body. */
+/* Closes an owned fd and frees an owned body; the plan holds neither afterwards. */
 void wh_static_plan_release(wh_static_plan *plan);
+
+/* ---- with the event-driven engine (wharf/http.h) ---- */
+
+/* Fills q from r: method, path, query and the conditional, Range and Accept-Encoding headers. */
+void wh_static_req_from_http(wh_static_req *q, const wh_http_req *r);
+/* Completes r with plan's status, headers and body; takes over (and releases) its fd and body. */
+int wh_http_respond_plan(wh_http_req *r, wh_static_plan *plan);
+/* Answers r from root: builds the request, plans it, responds; the result of wh_http_respond*. */
+int wh_http_serve_file(wh_http_req *r, wh_static_root *root);
+
+WH_END_DECLS
 
 #endif

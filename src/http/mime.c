@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "apps/common/static.h"
+#include "wharf/http_file.h"
 
 #define EXT_MAX 16
 

@@ -1,0 +1,111 @@
+/* Static files on the event-driven engine. Written against the public
+ * response API only (wh_http_req_*, wh_http_resp_header, wh_http_respond,
+ * wh_http_respond_file), like any handler a library user would write, so
+ * it keeps working whatever the engine does inside. */
+#include <fcntl.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "http/file_internal.h"
+
+static bool name_is(wh_str n, const char *lit, size_t len)
+{
+    return n.len == len && strncasecmp(n.p, lit, len) == 0;
+}
+
+void wh_static_req_from_http(wh_static_req *q, const wh_http_req *r)
+{
+    memset(q, 0, sizeof *q);
+    q->method = wh_http_req_method(r);
+    q->path = wh_http_req_path(r);
+    q->query = wh_http_req_query(r);
+    /* One pass over the fields instead of seven lookups by name; dispatch
+     * on the length first, as most fields of a browser request are none of
+     * these. */
+    unsigned n = wh_http_req_header_count(r);
+    for (unsigned i = 0; i < n; i++) {
+        wh_str name, v;
+        wh_http_req_header_at(r, i, &name, &v);
+        wh_str *dst = NULL;
+        switch (name.len) {
+        case 5:
+            if (name_is(name, "Range", 5)) dst = &q->range;
+            break;
+        case 8:
+            if (name_is(name, "If-Match", 8))
+                dst = &q->if_match;
+            else if (name_is(name, "If-Range", 8))
+                dst = &q->if_range;
+            break;
+        case 13:
+            if (name_is(name, "If-None-Match", 13)) dst = &q->if_none_match;
+            break;
+        case 15:
+            if (name_is(name, "Accept-Encoding", 15)) dst = &q->accept_encoding;
+            break;
+        case 17:
+            if (name_is(name, "If-Modified-Since", 17)) dst = &q->if_modified_since;
+            break;
+        case 19:
+            if (name_is(name, "If-Unmodified-Since", 19)) dst = &q->if_unmodified_since;
+            break;
+        }
+        /* The first value wins, as with wh_http_req_header. */
+        if (dst && !dst->p) *dst = v;
+    }
+}
+
+static int add_field(void *r, const char *name, const char *value)
+{
+    return wh_http_resp_header(r, name, value);
+}
+
+int wh_http_respond_plan(wh_http_req *r, wh_static_plan *plan)
+{
+    wh_str m = wh_http_req_method(r);
+    bool head = m.len == 4 && memcmp(m.p, "HEAD", 4) == 0;
+    if (plan->fd >= 0 && !plan->fd_owned && !head) {
+        /* The engine sends from the fd after we return and closes it when
+         * the transfer ends; a borrowed fd (a cache's) may be closed before
+         * that, so the transfer gets a descriptor of its own. */
+        int fd = fcntl(plan->fd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) {
+            wh_static_plan_error(plan, 503);
+        } else {
+            plan->fd = fd;
+            plan->fd_owned = true;
+        }
+    }
+    int rc = wh__static_plan_fields(plan, add_field, r);
+    if (rc != 0) {
+        /* Out of memory, or a field the engine refuses (a Cache-Control
+         * with a control character): the fields added so far cannot be
+         * taken back, so the connection goes after this answer. */
+        wh_static_plan_release(plan);
+        wh_http_resp_close(r);
+        return wh_http_respond_error(r, 500);
+    }
+    if (plan->fd >= 0) {
+        int fd = plan->fd;
+        bool owned = plan->fd_owned;
+        /* wh_http_respond_file owns (or, if not owned, never closes) fd now. */
+        plan->fd = -1;
+        plan->fd_owned = false;
+        rc = wh_http_respond_file(r, plan->status, plan->content_type, fd, plan->offset,
+                                  (size_t)plan->length, owned);
+    } else {
+        rc = wh_http_respond(r, plan->status, plan->content_type, plan->body, plan->body_len);
+    }
+    wh_static_plan_release(plan);
+    return rc;
+}
+
+int wh_http_serve_file(wh_http_req *r, wh_static_root *root)
+{
+    wh_static_req q;
+    wh_static_req_from_http(&q, r);
+    wh_static_plan plan;
+    wh_static_plan_make(root, &q, &plan);
+    return wh_http_respond_plan(r, &plan);
+}

@@ -1,0 +1,64 @@
+/* Installed-library consumer: one timer on a bare loop. Checks that the
+ * header and the library agree on the version, that the timer fires once,
+ * not early, and that the loop then stops cleanly.
+ * Built with -DWH_PULL_WS it also references the WebSocket layer, so that a
+ * static link has to pull in the SHA-1 code and therefore libcrypto: proof
+ * that the static link interface (Requires.private / wharf::wharf_static)
+ * names it. */
+#include <stdio.h>
+#include <string.h>
+
+#include <wharf/loop.h>
+#ifdef WH_PULL_WS
+#include <wharf/ws.h>
+#endif
+
+struct state {
+    int fired;
+    uint64_t at;
+};
+
+static void on_timer(wh_timer *t, void *ud)
+{
+    struct state *st = ud;
+    st->fired++;
+    st->at = wh_loop_now(wh_timer_loop(t));
+    wh_loop_stop(wh_timer_loop(t));
+}
+
+int main(void)
+{
+#ifdef WH_PULL_WS
+    /* volatile: the optimizer must keep the reference, the linker the object. */
+    __typeof__(&wh_ws_accept) volatile keep = &wh_ws_accept;
+    if (!keep) return 1;
+#endif
+    if (strcmp(wh_version(), WH_VERSION) != 0) {
+        fprintf(stderr, "loop_timer: header says %s, library says %s\n", WH_VERSION, wh_version());
+        return 1;
+    }
+    wh_loop *loop;
+    int rc = wh_loop_new(&loop, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "loop_timer: wh_loop_new: %s\n", wh_strerror(rc));
+        return 1;
+    }
+    struct state st = {0, 0};
+    wh_timer *t;
+    if ((rc = wh_timer_new(loop, on_timer, &st, &t)) != 0 || (rc = wh_timer_start(t, 20, 0)) != 0) {
+        fprintf(stderr, "loop_timer: timer: %s\n", wh_strerror(rc));
+        return 1;
+    }
+    uint64_t start = wh_loop_now(loop);
+    rc = wh_loop_run(loop, WH_RUN_DEFAULT);
+    wh_timer_free(t);
+    wh_loop_free(loop);
+    if (rc != 0 || st.fired != 1 || st.at - start < 20) {
+        fprintf(stderr, "loop_timer: run=%d fired=%d after %llu ms\n", rc, st.fired,
+                (unsigned long long)(st.at - start));
+        return 1;
+    }
+    printf("loop_timer: wharf %s, fired once after %llu ms\n", wh_version(),
+           (unsigned long long)(st.at - start));
+    return 0;
+}
