@@ -6,7 +6,9 @@ foreach(src ${WH_FUZZERS})
   string(REGEX REPLACE "^fuzz_" "" short ${name})
   add_executable(${name} ${src})
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/src)
-  target_compile_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+  # A UBSan finding must stop the run like an ASan one, not scroll past.
+  target_compile_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined
+                         -fno-sanitize-recover=undefined)
   target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_libraries(${name} PRIVATE wharf::wharf_static)
   wh_link_app_if_used(${name} ${src})

@@ -1,6 +1,7 @@
-/* echo: a complete TCP + UDP echo server on wharf (seed 004's "threaded
- * server in 15 lines"). The server proper is main_server(); main() only reads
- * the command line.
+/* echo: a complete TCP + UDP echo server on wharf. The server proper is the
+ * 29 lines from on_read to main_server() (TCP and UDP, and the bound ports
+ * printed for tests); main() only reads the command line. docs/guide.md has
+ * a TCP-only threaded one in 23 lines.
  *
  *   echo [PORT | HOST:PORT] [--threads N] [--model reuseport|exclusive|oneshot|dispatch]
  *        [--no-pin] [--idle-timeout MS] [--max-conns N] [--shutdown-timeout MS]
@@ -15,7 +16,7 @@
 
 #include "wharf/server.h"
 
-/* ---- the server: about 15 lines ---------------------------------------- */
+/* ---- the server --------------------------------------------------------- */
 static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
 {
     wh_conn_write(c, data, len);

@@ -43,6 +43,16 @@ typedef struct wh_str {
 
 typedef void (*wh_http_handler)(wh_http_req *r, void *ud);
 
+/* Request bodies in pieces (wh_http_req_read_body). status is
+ * WH_HTTP_BODY_MORE while more follows, WH_HTTP_BODY_END with the last piece
+ * (len may be 0), or a negative errno when the body ended early (-ECONNRESET:
+ * the peer went away; -EPROTO: malformed chunked coding); then no further
+ * call comes, and r must still be answered (the respond call returns -EPIPE
+ * if the connection is gone). data is valid during the call only. */
+typedef void (*wh_http_body_cb)(wh_http_req *r, const char *data, size_t len, int status,
+                                void *ud);
+enum { WH_HTTP_BODY_MORE = 0, WH_HTTP_BODY_END = 1 };
+
 typedef struct wh_http_opts {
     size_t max_request_line;       /* longer -> 414: 8192 */
     size_t max_header_bytes;       /* whole header block, longer -> 431: 16384 */
@@ -55,6 +65,26 @@ typedef struct wh_http_opts {
     /* Called on the loop thread when each exchange finishes (access log,
      * metrics); r's accessors are still valid during the call. */
     void (*on_complete)(wh_http_req *r, void *ud);
+    /* Called when a request head is complete, before its body is read (NULL
+     * = none). It may answer at once (401, 413, 417 for an unwanted Expect:
+     * the body is then not read, and the connection closes if body bytes
+     * were still due), take the body in pieces (wh_http_req_read_body), or
+     * return having done neither: the body is then buffered up to max_body
+     * and the handler runs as usual (response headers set here are dropped).
+     * With on_head set, max_body applies to buffered bodies only. */
+    void (*on_head)(wh_http_req *r, void *ud);
+    /* Renders the body of the engine's own error responses (malformed
+     * requests, 404/405 from the router, 500 for a failed handler,
+     * wh_http_respond_error): write at most cap bytes to buf, set *type (a
+     * string that outlives the call) and return the length; return < 0 to
+     * keep the built-in HTML page. r is NULL when the request could not be
+     * parsed. NULL = the built-in pages. */
+    int (*error_body)(int status, const wh_http_req *r, char *buf, size_t cap, const char **type,
+                      void *ud);
+    /* The ud given to on_complete, on_head and error_body; NULL = the
+     * handler's (with wh_router_handle as the handler that is the router,
+     * rarely what the hooks want). */
+    void *hooks_ud;
 } wh_http_opts;
 
 /* Fills opts with the documented defaults. */
@@ -91,7 +121,9 @@ void wh_http_server_free(wh_http_server *s);
 wh_str wh_http_req_method(const wh_http_req *r);
 /* The request-target as sent. */
 wh_str wh_http_req_target(const wh_http_req *r);
-/* The path of the target (before '?'), still percent-encoded. */
+/* The path of the target (before '?'), still percent-encoded, with
+ * dot-segments removed (RFC 3986 §5.2.4); a path above the root was answered
+ * 400 by the engine. */
 wh_str wh_http_req_path(const wh_http_req *r);
 /* The query (after '?'), empty if none. */
 wh_str wh_http_req_query(const wh_http_req *r);
@@ -105,7 +137,24 @@ unsigned wh_http_req_header_count(const wh_http_req *r);
 void wh_http_req_header_at(const wh_http_req *r, unsigned i, wh_str *name, wh_str *value);
 /* The whole request body (de-chunked), empty if none. */
 wh_str wh_http_req_body(const wh_http_req *r);
-/* A path parameter captured by the router (":name"), .p == NULL when absent. */
+/* True when the request has a body (Content-Length > 0 or chunked). */
+bool wh_http_req_has_body(const wh_http_req *r);
+/* The Content-Length, or -1 when the body is chunked or absent. */
+int64_t wh_http_req_content_length(const wh_http_req *r);
+/* Takes the body in pieces instead of buffered: cb(r, piece, len, status, ud)
+ * runs as bytes arrive, so an upload of any size costs one read buffer.
+ * Call from on_head (or later while r is deferred from on_head); the handler
+ * is then not called: cb and the code it starts answer r. 100 Continue is
+ * sent if the client waits for it. 0, or -EINVAL (no body, already reading,
+ * already answered). */
+int wh_http_req_read_body(wh_http_req *r, wh_http_body_cb cb, void *ud);
+/* Stops delivering body pieces (backpressure) until wh_http_req_resume_body;
+ * the client is held back by TCP flow control. */
+void wh_http_req_pause_body(wh_http_req *r);
+/* Delivers body pieces again. */
+void wh_http_req_resume_body(wh_http_req *r);
+/* A path parameter captured by the router (":name"), percent-decoded (see
+ * wharf/http_data.h); .p == NULL when absent. */
 wh_str wh_http_req_param(const wh_http_req *r, const char *name);
 /* The connection and its loop. */
 wh_conn *wh_http_req_conn(const wh_http_req *r);
@@ -115,18 +164,28 @@ wh_http_server *wh_http_req_server(const wh_http_req *r);
 /* Monotonic ms when the request head was complete. */
 uint64_t wh_http_req_start_ms(const wh_http_req *r);
 
-/* Response. Headers are copied. Content-Length, Date, Server and Connection
- * are set by the engine. HEAD responses never carry a body. */
-/* Adds a response header. 0 or -ENOMEM / -EINVAL (CR/LF in name or value). */
+/* Response. Fields are copied. Framing (Content-Length, Transfer-Encoding)
+ * and Connection are the engine's; Date and Server are the engine's unless
+ * the handler sets its own. HEAD responses never carry a body. Every respond
+ * call needs a status 200..599 and a content type free of controls, else it
+ * returns -EINVAL and nothing is sent: r can still be answered (e.g. 500). */
+/* Adds a response field. The name must be a token (RFC 9110 §5.6.2), the
+ * value free of CR, LF and other controls but HTAB. Content-Length,
+ * Transfer-Encoding and Content-Type (an argument of the respond calls) are
+ * refused. Connection: a value listing "close" makes the engine close the
+ * connection after this response (one "Connection: close" is sent); any other
+ * value is refused. Date and Server replace the engine's; setting the same
+ * one twice is refused. 0, -EINVAL or -ENOMEM; only before the response starts. */
 int wh_http_resp_header(wh_http_req *r, const char *name, const char *value);
 /* Completes the exchange with a body from memory (copied). */
 int wh_http_respond(wh_http_req *r, int status, const char *content_type, const void *body,
                     size_t len);
-/* Completes with len bytes of fd from offset (sendfile); fd is closed when done if close_fd. */
+/* Completes with len bytes of fd from offset (sendfile); fd is closed when
+ * done if close_fd, whatever the result. */
 int wh_http_respond_file(wh_http_req *r, int status, const char *content_type, int fd, off_t offset,
                          size_t len, bool close_fd);
-/* Completes with a small HTML error body for status (and Connection: close for 4xx framing errors).
- */
+/* Completes with the error body for status: the built-in HTML page, or what
+ * wh_http_opts.error_body renders. Keeps the connection (408 closes it). */
 int wh_http_respond_error(wh_http_req *r, int status);
 /* Starts a chunked (HTTP/1.1) or close-delimited (HTTP/1.0) streamed response. */
 int wh_http_resp_begin_stream(wh_http_req *r, int status, const char *content_type);
@@ -134,6 +193,12 @@ int wh_http_resp_begin_stream(wh_http_req *r, int status, const char *content_ty
 int wh_http_resp_stream(wh_http_req *r, const void *data, size_t len);
 /* Finishes a streamed response. */
 int wh_http_resp_end_stream(wh_http_req *r);
+/* False while the response's connection has more queued than its high
+ * watermark: a streaming producer should stop until the drain callback. */
+bool wh_http_resp_writable(const wh_http_req *r);
+/* Sets cb(r, ud) to run when the queue falls below the low watermark after
+ * wh_http_resp_writable() was false (streamed responses; NULL removes it). */
+void wh_http_resp_on_drain(wh_http_req *r, void (*cb)(wh_http_req *r, void *ud), void *ud);
 /* Status sent (0 before the response started). */
 int wh_http_resp_status(const wh_http_req *r);
 /* Body bytes sent so far. */

@@ -154,9 +154,11 @@ void wh_static_root_close(wh_static_root *root);
 /* ---- path ---- */
 
 /* Percent-decodes and checks a URL path into out as a relative path without
- * leading '/' ("" for "/"); *trailing_slash says if the path ended in '/'.
- * Returns 200, or 400 (bad escape, NUL, encoded '/', '.' or '..' segment,
- * not starting with '/'), 404 (dotfile when !show_dotfiles), 414 (too long). */
+ * leading '/' ("" for "/"); *trailing_slash says if the path ended in '/'
+ * (or in a "." or ".." segment). "." and ".." segments, raw or %2E-encoded,
+ * are resolved (RFC 3986 5.2.4). Returns 200, or 400 (a ".." above the root,
+ * bad escape, NUL, encoded '/' or '\', not starting with '/'), 404 (dotfile
+ * when !show_dotfiles), 414 (too long). */
 int wh_static_clean_path(const char *raw, size_t len, bool show_dotfiles, char *out, size_t cap,
                          bool *trailing_slash);
 /* Opens cleaned rel confined to root: 200 (caller closes f->fd), 301, 403, 404, 414 or 500. */

@@ -13,6 +13,10 @@
  *     n == WH_HTTP_ERROR       answer req.status (400/413/414/417/431/501/505)
  *                              and close the connection
  *
+ * The path comes with its dot-segments removed (RFC 3986 §5.2.4; "." and ".."
+ * also when written with %2E), so "/a/../b" is "/b"; a path that climbs above
+ * the root ("/../x") is answered with 400. The target stays as sent (logs).
+ *
  * Line endings: only CRLF. A bare LF (or a bare CR) anywhere in the head is
  * answered with 400. RFC 9112 §2.2 lets a recipient accept a lone LF, but a
  * hop that accepts it and a hop that does not disagree about where a header
@@ -31,6 +35,10 @@
 
 /* Size of the fixed header array; wh_http_limits.max_headers is clamped to it. */
 #define WH_HTTP_MAX_HEADERS 128
+
+/* Room for a path rewritten by dot-segment removal (wh_http_parsed.path_buf);
+ * a longer path that has dot-segments is answered with 414. */
+#define WH_HTTP_PATH_BUF 2048
 
 WH_BEGIN_DECLS
 
@@ -70,6 +78,7 @@ enum wh_http_framing {
     WH_HTTP_BODY_NONE = 0,    /* no body */
     WH_HTTP_BODY_LENGTH = 1,  /* content_length bytes follow the head */
     WH_HTTP_BODY_CHUNKED = 2, /* chunked; decode with wh_http_chunked_decode */
+    WH_HTTP_BODY_CLOSE = 3,   /* responses only: the body ends when the connection closes */
 };
 
 typedef struct wh_http_header {
@@ -80,13 +89,15 @@ typedef struct wh_http_header {
 typedef struct wh_http_parsed {
     wh_str method;
     wh_str target;        /* as sent */
-    wh_str path;          /* origin/absolute form: path part ("/" if the absolute URI has none);
+    wh_str path;          /* origin/absolute form: path part ("/" if the absolute URI has none),
+                             still percent-encoded, dot-segments removed: a slice of the
+                             target, or of path_buf when removing them changed it;
                              asterisk: "*"; authority: the authority */
     wh_str query;         /* after '?' (without it); empty if none */
     wh_str host;          /* Host field value (.p NULL if absent) */
     uint8_t method_id;    /* enum wh_http_method */
     uint8_t target_form;  /* enum wh_http_target_form */
-    uint8_t version;      /* 10 or 11 */
+    uint8_t version;      /* 10 or 11 (HTTP/1.2 to 1.9 are served as 1.1, RFC 9110 §2.5) */
     uint8_t framing;      /* enum wh_http_framing */
     bool keep_alive;      /* 1.1 unless "Connection: close"; 1.0 only with "keep-alive" */
     bool upgrade;         /* "Connection: upgrade" and an Upgrade field */
@@ -98,6 +109,9 @@ typedef struct wh_http_parsed {
     int status;        /* on WH_HTTP_ERROR: the status to answer; else 0 */
     const char *error; /* on WH_HTTP_ERROR: a short static reason, for logs */
     wh_http_header headers[WH_HTTP_MAX_HEADERS];
+    /* Where path lives when dot-segment removal rewrote it. A copy of the
+     * struct still points into the original's. */
+    char path_buf[WH_HTTP_PATH_BUF];
 } wh_http_parsed;
 
 /* Fills lim with the defaults listed in wh_http_limits. */
@@ -105,7 +119,9 @@ void wh_http_limits_init(wh_http_limits *lim);
 
 /* Parses a request head in buf[0..len). Returns the head length (> 0),
  * WH_HTTP_INCOMPLETE, or WH_HTTP_ERROR with out->status set. lim may be NULL
- * (defaults). Splitting the same bytes differently never changes the result. */
+ * (defaults). Splitting the same bytes differently never changes the result.
+ * buf is never written: a path with dot-segments is rewritten into
+ * out->path_buf. */
 int wh_http_parse_request(const char *buf, size_t len, wh_http_parsed *out,
                           const wh_http_limits *lim);
 
@@ -145,6 +161,29 @@ int wh_http_chunked_decode(wh_http_chunked *d, char *buf, size_t len, size_t *in
                            size_t *out_pos);
 
 /* ---- Response heads --------------------------------------------------- */
+
+/* A parsed response head (what a client, a proxy or a test reads back). */
+typedef struct wh_http_parsed_response {
+    int status;              /* 100..999 */
+    uint8_t version;         /* 10 or 11 */
+    uint8_t framing;         /* enum wh_http_framing, from the fields and the status (1xx, 204,
+                                304: none); a response to HEAD has no body whatever it says */
+    bool keep_alive;         /* as for requests, and never when the body runs to the close */
+    wh_str reason;           /* reason phrase, possibly empty */
+    uint64_t content_length; /* when framing == WH_HTTP_BODY_LENGTH */
+    size_t head_len;         /* bytes of the head (the return value on success) */
+    unsigned nheaders;
+    const char *error; /* on WH_HTTP_ERROR: a short static reason */
+    wh_http_header headers[WH_HTTP_MAX_HEADERS];
+} wh_http_parsed_response;
+
+/* Parses a response head in buf[0..len) as strictly as a request head (CRLF
+ * only, token names, no controls in values, one Content-Length, none beside
+ * Transfer-Encoding). Returns the head length (> 0), WH_HTTP_INCOMPLETE or
+ * WH_HTTP_ERROR (out->error says why). lim may be NULL (defaults; its
+ * request-line limit bounds the status line, max_body is not used). */
+int wh_http_parse_response(const char *buf, size_t len, wh_http_parsed_response *out,
+                           const wh_http_limits *lim);
 
 typedef struct wh_http_head_spec {
     int status;

@@ -69,11 +69,16 @@ bool wh_loop_on_thread(const wh_loop *loop);
 
 /* Any thread: queue fn(loop, arg) to run on the loop's thread, in order per
  * producer. Many posts before the loop wakes coalesce into one wake-up.
- * 0 or -ENOMEM. */
+ * 0, -ENOMEM, or -ESHUTDOWN once wh_loop_free has begun. A post is never
+ * lost: tasks still queued when the loop is freed (its thread gone, say) run
+ * inside wh_loop_free, on the freeing thread, before any watcher or layer
+ * state is freed. Posting to a loop whose wh_loop_free has returned is a
+ * use after free, as with any freed object. */
 int wh_loop_post(wh_loop *loop, wh_task_fn fn, void *arg);
 /* Any thread: interrupt a blocked poll without queuing work. */
 void wh_loop_wake(wh_loop *loop);
-/* Loop thread: run fn(loop, arg) at the end of the current iteration. 0 or -ENOMEM. */
+/* Loop thread: run fn(loop, arg) at the end of the current iteration (or
+ * inside wh_loop_free if the loop never runs again). 0 or -ENOMEM. */
 int wh_loop_defer(wh_loop *loop, wh_task_fn fn, void *arg);
 
 /* fd watchers. A watcher starts with no interest; wh_io_set() arms it. */

@@ -8,6 +8,7 @@
  */
 #include "lab_internal.h"
 
+#include "wharf/http_data.h"
 #include "wharf/http_parse.h"
 
 #include "apps/common/guestbook_page.h"
@@ -108,7 +109,7 @@ static void post(const wh_http_parsed *req, const char *body, size_t body_len, l
                  lab_resp *out, const char **ctype, const char **extra)
 {
     wh_str ct = wh_http_parsed_header(req, "Content-Type");
-    if (!ct.p || !wh_gb_content_type_ok(ct.p, ct.len)) {
+    if (!wh_http_media_type_is(ct, WH_GB_CONTENT_TYPE)) {
         error_page(out, 415, wh_gb_form_strerror(WH_GB_FORM_BAD_CONTENT_TYPE), ctype);
         return;
     }

@@ -75,16 +75,41 @@ static int hexval(unsigned char c)
     return -1;
 }
 
-/* Checks the segment just written to out[seg..o): "." and ".." are refused
- * outright (RFC 3986 5.2.4 would resolve them, but a browser never sends
- * them, so resolving only helps attackers); dotfiles are hidden. */
-static int check_segment(const char *out, size_t seg, size_t o, bool show_dotfiles)
+/* What the segment just written to out[seg..o) is: a dot-segment to resolve
+ * (RFC 3986 §5.2.4, as the engine's parser does; a path that came from it
+ * has none left, but callers may pass paths of their own), a dotfile, or a
+ * name. */
+enum { SEG_NAME, SEG_DOT, SEG_DOTDOT };
+
+static int check_segment(const char *out, size_t seg, size_t o, bool show_dotfiles, int *kind)
 {
     size_t n = o - seg;
-    if (n == 0) return 200;
-    if (out[seg] != '.') return 200;
-    if (n == 1 || (n == 2 && out[seg + 1] == '.')) return 400;
+    *kind = SEG_NAME;
+    if (n == 0 || out[seg] != '.') return 200;
+    if (n == 1) {
+        *kind = SEG_DOT;
+        return 200;
+    }
+    if (n == 2 && out[seg + 1] == '.') {
+        /* Above the root: never resolved to the root itself, so a traversal
+         * attempt gets the same answer whichever layer sees it first. */
+        if (seg == 0) return 400;
+        *kind = SEG_DOTDOT;
+        return 200;
+    }
     return show_dotfiles ? 200 : 404;
+}
+
+/* Resolves the dot-segment out[seg..o) in place; returns the new length,
+ * which ends where the next segment starts. */
+static size_t resolve_segment(const char *out, size_t seg, int kind)
+{
+    if (kind == SEG_DOT) return seg;
+    /* "..": drop it and the segment before it (out[seg - 1] is its '/'). */
+    size_t k = seg - 1;
+    while (k > 0 && out[k - 1] != '/')
+        k--;
+    return k;
 }
 
 int wh_static_clean_path(const char *raw, size_t len, bool show_dotfiles, char *out, size_t cap,
@@ -96,16 +121,21 @@ int wh_static_clean_path(const char *raw, size_t len, bool show_dotfiles, char *
     if (len == 0 || raw[0] != '/') return 400;
     size_t o = 0, seg = 0;
     bool last_slash = true; /* just saw a separator: merge "//" */
+    int kind;
     for (size_t i = 1; i < len; i++) {
         unsigned char c = (unsigned char)raw[i];
         if (c == '/') {
             if (last_slash) continue;
-            int st = check_segment(out, seg, o, show_dotfiles);
+            int st = check_segment(out, seg, o, show_dotfiles, &kind);
             if (st != 200) return st;
+            last_slash = true;
+            if (kind != SEG_NAME) {
+                o = seg = resolve_segment(out, seg, kind);
+                continue;
+            }
             if (o + 1 >= cap) return 414;
             out[o++] = '/';
             seg = o;
-            last_slash = true;
             continue;
         }
         if (c == '%') {
@@ -123,8 +153,13 @@ int wh_static_clean_path(const char *raw, size_t len, bool show_dotfiles, char *
         out[o++] = (char)c;
         last_slash = false;
     }
-    int st = check_segment(out, seg, o, show_dotfiles);
+    int st = check_segment(out, seg, o, show_dotfiles, &kind);
     if (st != 200) return st;
+    if (kind != SEG_NAME) {
+        /* A final "." or ".." names a directory. */
+        o = resolve_segment(out, seg, kind);
+        last_slash = true;
+    }
     if (last_slash) {
         *trailing_slash = true;
         if (o > 0) o--; /* drop the separator we appended */

@@ -14,6 +14,7 @@ struct wh_http_server {
     wh_http_limits lim;
     wh_http_handler handler;
     void *ud;
+    void *hooks_ud; /* opts.hooks_ud, or ud */
 };
 
 /* Exchange state. */
@@ -34,13 +35,16 @@ typedef struct wh__http_conn {
     uint64_t head_start_ms;
     wh_http_chunked ck; /* chunked body decoder */
     size_t ck_in, ck_out;
-    wh_http_req *req; /* async exchange */
+    uint64_t body_left; /* STREAM with Content-Length: body bytes still to come */
+    bool head_seen;     /* on_head already ran for the request being read */
+    wh_http_req *req;   /* async or streaming exchange */
 } wh__http_conn;
 
 enum {
     WH__HC_HEAD = 1,  /* part of a head received */
     WH__HC_BODY = 2,  /* head complete, body incomplete */
-    WH__HC_ASYNC = 3, /* handler answers later; reading paused */
+    WH__HC_ASYNC = 3,  /* handler answers later; reading paused */
+    WH__HC_STREAM = 4, /* body delivered in pieces to r->body_cb */
 };
 
 struct wh_http_req {
@@ -57,6 +61,14 @@ struct wh_http_req {
     bool close;      /* close after this response */
     bool chunked;    /* streaming with chunked coding */
     bool in_handler; /* inside the synchronous handler call */
+    bool body_unread;  /* body bytes not yet consumed: a response now must close */
+    bool body_stream;  /* wh_http_req_read_body: the body goes to body_cb */
+    bool from_head;    /* went through on_head, body not yet given to anyone */
+    bool body_paused;  /* wh_http_req_pause_body */
+    wh_http_body_cb body_cb;
+    void *body_ud;
+    void (*drain_cb)(wh_http_req *r, void *ud); /* wh_http_resp_on_drain */
+    void *drain_ud;
     uint64_t bytes;  /* body bytes sent */
     unsigned nparams;
     struct {
@@ -64,6 +76,7 @@ struct wh_http_req {
         size_t nlen;
         wh_str value;
     } params[WH__HTTP_MAX_PARAMS];
+    char pbuf[256]; /* router: percent-decoded path parameters (router.c) */
     char *own;  /* owned copy of the request bytes (async) */
     char *hdrs; /* extra response header lines */
     size_t hlen, hcap;

@@ -1,5 +1,6 @@
-/* HTTP/1.1 request-head parser and chunked decoder (RFC 9112, RFC 9110).
- * Pure functions: see parser.h for the contract and the bare-LF policy.
+/* HTTP/1.1 request- and response-head parser and chunked decoder (RFC 9112,
+ * RFC 9110). Pure functions: see wharf/http_parse.h for the contract and the
+ * bare-LF policy.
  *
  * Limits are checked left to right as bytes are scanned ("need byte j; j is
  * past the limit -> 414/431"), so a prefix that already violates a limit
@@ -10,16 +11,18 @@
 
 /* Character classes, one table (RFC 9110 §5.6.2, §5.5; RFC 3986). */
 enum {
-    C_TCHAR = 1,  /* token character */
-    C_TARGET = 2, /* allowed in a request-target: VCHAR (0x21-0x7e) */
-    C_VALUE = 4,  /* field-vchar: VCHAR / obs-text */
-    C_HOST = 8,   /* uri-host [":" port]: unreserved / sub-delims / ":" "[" "]" "%" */
+    C_TCHAR = 1,   /* token character */
+    C_TARGET = 2,  /* allowed in a request-target: VCHAR (0x21-0x7e) */
+    C_VALUE = 4,   /* field-vchar: VCHAR / obs-text */
+    C_HOST = 8,    /* uri-host [":" port]: unreserved / sub-delims / ":" "[" "]" "%" */
+    C_DOTPCT = 16, /* '.' or '%': after a '/', a dot-segment may start here */
+    C_SLASH = 32,  /* '/' */
 };
 
 static const unsigned char cls[256] = {
     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x00 */
     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x10 */
-    0,  15, 6,  7,  15, 15, 15, 15, 14, 14, 15, 15, 14, 15, 15, 6,  /* 0x20 */
+    0,  15, 6,  7,  15, 31, 15, 15, 14, 14, 15, 15, 14, 15, 31, 38, /* 0x20 */
     15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 14, 14, 6,  14, 6,  6,  /* 0x30 */
     6,  15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, /* 0x40 */
     15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 14, 6,  14, 7,  15, /* 0x50 */
@@ -103,9 +106,78 @@ static uint8_t method_id(const char *m, size_t n)
     return WH_HTTP_M_OTHER;
 }
 
+/* 1 for a "." segment, 2 for "..", else 0. A dot may be percent-encoded:
+ * %2E is an unreserved character, equivalent to "." (RFC 3986 §2.3, §6.2.2.2),
+ * and a hop that decodes it before resolving must not see a segment we kept. */
+static int dot_segment(const char *s, size_t n)
+{
+    int dots = 0;
+    size_t k = 0;
+    while (k < n) {
+        if (s[k] == '.')
+            k++;
+        else if (s[k] == '%' && n - k >= 3 && s[k + 1] == '2' && (s[k + 2] | 0x20) == 'e')
+            k += 3;
+        else
+            return 0;
+        if (++dots > 2) return 0;
+    }
+    return dots;
+}
+
+/* End of the segment that starts after the '/' at p[i]. */
+static size_t seg_end(const char *p, size_t n, size_t i)
+{
+    const char *e = memchr(p + i + 1, '/', n - i - 1);
+    return e ? (size_t)(e - p) : n;
+}
+
+/* remove_dot_segments (RFC 3986 §5.2.4) on o->path, which starts with '/'.
+ * §5.2.4 drops a ".." at the root (§5.4.2); we refuse it instead: no client
+ * that resolves references sends one, and clamping would quietly serve
+ * another resource than the one the sender named. The result goes to
+ * o->path_buf; a path without dot-segments stays a slice of the target. */
+static int remove_dot_segments(wh_http_parsed *o)
+{
+    const char *p = o->path.p;
+    size_t n = o->path.len, i = 0;
+    while (i < n) {
+        size_t j = seg_end(p, n, i);
+        if (dot_segment(p + i + 1, j - i - 1)) break;
+        i = j;
+    }
+    if (i == n) return 0;
+    /* Removal only shrinks the path ("/." -> "/" at worst), so n bytes suffice. */
+    if (n > sizeof o->path_buf) return fail(o, 414, "path with dot-segments too long");
+    char *out = o->path_buf;
+    memcpy(out, p, i);
+    size_t w = i;
+    while (i < n) {
+        size_t j = seg_end(p, n, i);
+        int d = dot_segment(p + i + 1, j - i - 1);
+        if (d == 0) {
+            memcpy(out + w, p + i, j - i);
+            w += j - i;
+        } else {
+            if (d == 2) {
+                if (w == 0) return fail(o, 400, "path climbs above the root");
+                while (out[w - 1] != '/')
+                    w--;
+                w--;
+            }
+            /* A final "." or ".." names a directory: keep its slash. */
+            if (j == n) out[w++] = '/';
+        }
+        i = j;
+    }
+    o->path = (wh_str){out, w};
+    return 0;
+}
+
 /* Splits an origin-form or absolute-form target into path and query;
- * checks the authority-form and asterisk-form rules (RFC 9112 §3.2). */
-static int classify_target(wh_http_parsed *o)
+ * checks the authority-form and asterisk-form rules (RFC 9112 §3.2).
+ * dots: the target has a '/' followed by '.' or '%' somewhere. */
+static int classify_target(wh_http_parsed *o, bool dots)
 {
     const char *t = o->target.p;
     size_t n = o->target.len;
@@ -162,12 +234,13 @@ static int classify_target(wh_http_parsed *o)
     }
     const char *q = memchr(t + pstart, '?', n - pstart);
     size_t pend = q ? (size_t)(q - t) : n;
-    if (pend == pstart)
-        o->path = (wh_str){slash, 1};
-    else
-        o->path = (wh_str){t + pstart, pend - pstart};
     o->query = q ? (wh_str){q + 1, n - pend - 1} : (wh_str){t + n, 0};
-    return 0;
+    if (pend == pstart) {
+        o->path = (wh_str){slash, 1};
+        return 0;
+    }
+    o->path = (wh_str){t + pstart, pend - pstart};
+    return dots ? remove_dot_segments(o) : 0;
 }
 
 /* Walks a comma-separated list (RFC 9110 §5.6.1), calling fn on each
@@ -333,11 +406,12 @@ static int semantics(wh_http_parsed *o, const wh_http_limits *lim)
     return 0;
 }
 
-/* Byte j is needed: past the limit -> error, past the data -> incomplete. */
+/* Byte j is needed: past the limit -> error, past the data -> incomplete.
+ * Errors go through ERR(status, why), defined by each parsing function. */
 #define NEED(j, limit, st, why)                                                                    \
     do {                                                                                           \
         if ((j) >= len) return WH_HTTP_INCOMPLETE;                                                 \
-        if ((j) >= (limit)) return fail(o, (st), (why));                                           \
+        if ((j) >= (limit)) return ERR((st), (why));                                               \
     } while (0)
 #define NEED_RL(j) NEED(j, rlim, 414, "request line too long")
 #define NEED_HB(j) NEED(j, hlim, 431, "header section too large")
@@ -351,8 +425,84 @@ static size_t sat_add(size_t a, size_t b)
     return a + b < a ? SIZE_MAX : a + b;
 }
 
+static int set_err(int *st, const char **why, int status, const char *w)
+{
+    *st = status;
+    *why = w;
+    return WH_HTTP_ERROR;
+}
+
+/* *( field-line CRLF ) CRLF from buf[*ip] (RFC 9112 §5), the same for
+ * requests and responses. Returns 0 with *ip past the blank line and *nh
+ * fields in hdr[], WH_HTTP_INCOMPLETE, or WH_HTTP_ERROR with *st and *why.
+ * Inlined: it is the hot loop of the request parser. */
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+ALWAYS_INLINE int field_lines(const char *buf, size_t len, size_t *ip, size_t hlim, unsigned maxh,
+                              wh_http_header *hdr, unsigned *nh, int *st, const char **why)
+{
+#define ERR(status, w) set_err(st, why, status, w)
+    const unsigned char *u = (const unsigned char *)buf;
+    size_t i = *ip;
+    unsigned n = 0;
+    for (;;) {
+        NEED_HB(i);
+        unsigned char c = u[i];
+        if (c == '\r') {
+            NEED_HB(i + 1);
+            if (u[i + 1] != '\n') return ERR(400, "bare CR");
+            i += 2;
+            break;
+        }
+        if (c == ' ' || c == '\t') return ERR(400, "obs-fold or whitespace before field line");
+        if (n == maxh) return ERR(431, "too many header fields");
+        size_t n0 = i;
+        for (;;) {
+            NEED_HB(i);
+            if (!(cls[u[i]] & C_TCHAR)) break;
+            i++;
+        }
+        if (u[i] != ':')
+            return ERR(400, (u[i] == ' ' || u[i] == '\t') ? "whitespace before colon"
+                            : u[i] == '\n'                ? "bare LF"
+                                                          : "invalid field name");
+        if (i == n0) return ERR(400, "empty field name");
+        size_t n1 = i++;
+        for (;;) {
+            NEED_HB(i);
+            if (u[i] != ' ' && u[i] != '\t') break;
+            i++;
+        }
+        size_t v0 = i, v1 = i;
+        for (;;) {
+            NEED_HB(i);
+            c = u[i];
+            if (cls[c] & C_VALUE)
+                v1 = ++i;
+            else if (c == ' ' || c == '\t')
+                i++;
+            else
+                break;
+        }
+        if (c == '\r') {
+            NEED_HB(i + 1);
+            if (u[i + 1] != '\n') return ERR(400, "bare CR");
+        } else {
+            return ERR(400, c == '\n' ? "bare LF" : "control character in field value");
+        }
+        hdr[n].name = (wh_str){buf + n0, n1 - n0};
+        hdr[n].value = (wh_str){buf + v0, v1 - v0};
+        n++;
+        i += 2;
+    }
+    *ip = i;
+    *nh = n;
+    return 0;
+#undef ERR
+}
+
 static int parse_full(const char *buf, size_t len, wh_http_parsed *o, const wh_http_limits *lim)
 {
+#define ERR(status, w) fail(o, status, w)
     const unsigned char *u = (const unsigned char *)buf;
     size_t rlim = lim->max_request_line; /* content bytes of the line: index < rlim */
     size_t i = 0;
@@ -378,11 +528,16 @@ static int parse_full(const char *buf, size_t len, wh_http_parsed *o, const wh_h
     o->method_id = method_id(buf + m0, i - m0);
     i++;
 
-    /* request-target SP: exactly one SP on each side (RFC 9112 §3). */
+    /* request-target SP: exactly one SP on each side (RFC 9112 §3). On the
+     * way, note a '/' followed by '.' or '%': only then can the path hold a
+     * dot-segment, so paths without one cost no second look. */
     size_t t0 = i;
+    unsigned dots = 0;
     for (;;) {
         NEED_RL(i);
-        if (!(cls[u[i]] & C_TARGET)) break;
+        unsigned k = cls[u[i]];
+        if (!(k & C_TARGET)) break;
+        if (__builtin_expect(k & C_SLASH, 0) && i + 1 < len) dots |= cls[u[i + 1]];
         i++;
     }
     if (u[i] != ' ' || i == t0) return fail(o, 400, "invalid request-target");
@@ -403,72 +558,25 @@ static int parse_full(const char *buf, size_t len, wh_http_parsed *o, const wh_h
     if (u[i + 1] != '\n') return fail(o, 400, "bare CR");
     unsigned char major = u[i - 3], minor = u[i - 1];
     i += 2;
-    if (major != '1' || (minor != '0' && minor != '1'))
-        return fail(o, 505, "HTTP version not supported");
-    o->version = minor == '1' ? 11 : 10;
+    /* RFC 9110 §2.5: a higher minor version of 1.x is understood as the
+     * highest 1.x we speak; another major version is not ours to guess. */
+    if (major != '1') return fail(o, 505, "HTTP version not supported");
+    o->version = minor == '0' ? 10 : 11;
 
-    /* field-lines CRLF */
     size_t hlim = sat_add(i, lim->max_header_bytes);
     unsigned maxh = lim->max_headers < WH_HTTP_MAX_HEADERS ? lim->max_headers : WH_HTTP_MAX_HEADERS;
-    unsigned n = 0;
-    for (;;) {
-        NEED_HB(i);
-        unsigned char c = u[i];
-        if (c == '\r') {
-            NEED_HB(i + 1);
-            if (u[i + 1] != '\n') return fail(o, 400, "bare CR");
-            i += 2;
-            break;
-        }
-        if (c == ' ' || c == '\t') return fail(o, 400, "obs-fold or whitespace before field line");
-        if (n == maxh) return fail(o, 431, "too many header fields");
-        size_t n0 = i;
-        for (;;) {
-            NEED_HB(i);
-            if (!(cls[u[i]] & C_TCHAR)) break;
-            i++;
-        }
-        if (u[i] != ':')
-            return fail(o, 400,
-                        (u[i] == ' ' || u[i] == '\t') ? "whitespace before colon"
-                        : u[i] == '\n'                ? "bare LF"
-                                                      : "invalid field name");
-        if (i == n0) return fail(o, 400, "empty field name");
-        size_t n1 = i++;
-        for (;;) {
-            NEED_HB(i);
-            if (u[i] != ' ' && u[i] != '\t') break;
-            i++;
-        }
-        size_t v0 = i, v1 = i;
-        for (;;) {
-            NEED_HB(i);
-            c = u[i];
-            if (cls[c] & C_VALUE)
-                v1 = ++i;
-            else if (c == ' ' || c == '\t')
-                i++;
-            else
-                break;
-        }
-        if (c == '\r') {
-            NEED_HB(i + 1);
-            if (u[i + 1] != '\n') return fail(o, 400, "bare CR");
-        } else {
-            return fail(o, 400, c == '\n' ? "bare LF" : "control character in field value");
-        }
-        o->headers[n].name = (wh_str){buf + n0, n1 - n0};
-        o->headers[n].value = (wh_str){buf + v0, v1 - v0};
-        n++;
-        i += 2;
-    }
-    o->nheaders = n;
+    int st = 0;
+    const char *why = NULL;
+    int rc = field_lines(buf, len, &i, hlim, maxh, o->headers, &o->nheaders, &st, &why);
+    if (rc == WH_HTTP_ERROR) return fail(o, st, why);
+    if (rc) return rc;
     o->head_len = i;
-    int rc = classify_target(o);
+    rc = classify_target(o, dots & C_DOTPCT);
     if (rc) return rc;
     rc = semantics(o, lim);
     if (rc) return rc;
     return (int)i;
+#undef ERR
 }
 
 static void reset(wh_http_parsed *o)
@@ -512,6 +620,120 @@ int wh_http_parse_request(const char *buf, size_t len, wh_http_parsed *out,
                           const wh_http_limits *lim)
 {
     return wh_http_parse_request_from(buf, len, 0, out, lim);
+}
+
+/* ---- responses -------------------------------------------------------- */
+
+static int rfail(wh_http_parsed_response *o, const char *why)
+{
+    o->error = why;
+    return WH_HTTP_ERROR;
+}
+
+/* Framing and persistence of a response head (RFC 9112 §6.3, §9.3). */
+static int response_semantics(wh_http_parsed_response *o)
+{
+    struct sem s;
+    memset(&s, 0, sizeof s);
+    uint64_t cl = 0;
+    for (unsigned i = 0; i < o->nheaders; i++) {
+        wh_str n = o->headers[i].name, v = o->headers[i].value;
+        if (n.len == 10 && wh_str_ieq(n, "connection")) {
+            each_elem(v, conn_elem, &s);
+        } else if (n.len == 14 && wh_str_ieq(n, "content-length")) {
+            /* §6.3 item 5: a list or a repetition is unrecoverable. */
+            if (++s.cl_count > 1) return rfail(o, "repeated Content-Length");
+            if (v.len == 0 || v.len > 19) return rfail(o, "invalid Content-Length");
+            for (size_t k = 0; k < v.len; k++) {
+                if (v.p[k] < '0' || v.p[k] > '9') return rfail(o, "invalid Content-Length");
+                cl = cl * 10 + (uint64_t)(v.p[k] - '0');
+            }
+        } else if (n.len == 17 && wh_str_ieq(n, "transfer-encoding")) {
+            s.te_seen = true;
+            each_elem(v, te_elem, &s);
+        }
+    }
+    if (s.te_seen) {
+        /* §6.1: a sender never sends both, nor TE in 1.0, nor chunked twice. */
+        if (s.cl_count) return rfail(o, "Content-Length with Transfer-Encoding");
+        if (o->version == 10) return rfail(o, "Transfer-Encoding in HTTP/1.0");
+        if (s.te_elems == 0 || s.te_bad || s.chunked_count > 1)
+            return rfail(o, "invalid Transfer-Encoding");
+        /* §6.3 item 4: chunked not last -> the body runs to the close. */
+        o->framing = s.te_last_chunked ? WH_HTTP_BODY_CHUNKED : WH_HTTP_BODY_CLOSE;
+    } else if (s.cl_count) {
+        o->content_length = cl;
+        o->framing = cl ? WH_HTTP_BODY_LENGTH : WH_HTTP_BODY_NONE;
+    } else {
+        o->framing = WH_HTTP_BODY_CLOSE; /* §6.3 item 8 */
+    }
+    /* §6.3 item 1: whatever the fields say, these have no content. */
+    if (o->status < 200 || o->status == 204 || o->status == 304) o->framing = WH_HTTP_BODY_NONE;
+    if (o->version == 11)
+        o->keep_alive = !s.conn_close;
+    else
+        o->keep_alive = s.conn_keepalive && !s.conn_close;
+    if (o->framing == WH_HTTP_BODY_CLOSE) o->keep_alive = false;
+    return 0;
+}
+
+int wh_http_parse_response(const char *buf, size_t len, wh_http_parsed_response *o,
+                           const wh_http_limits *lim)
+{
+#define ERR(status, w) rfail(o, w)
+    wh_http_limits def;
+    if (!lim) {
+        wh_http_limits_init(&def);
+        lim = &def;
+    }
+    if (len > (size_t)0x7fffffff) len = 0x7fffffff;
+    memset(o, 0, offsetof(wh_http_parsed_response, headers));
+    const unsigned char *u = (const unsigned char *)buf;
+    size_t rlim = lim->max_request_line, i = 0;
+
+    /* status-line = HTTP-version SP status-code SP [ reason-phrase ] (§4) */
+    static const char pat[] = "HTTP/1.";
+    for (; i < 7; i++) {
+        NEED_RL(i);
+        if (u[i] != (unsigned char)pat[i]) return rfail(o, "invalid HTTP-version");
+    }
+    NEED_RL(i);
+    if (u[i] < '0' || u[i] > '9') return rfail(o, "invalid HTTP-version");
+    o->version = u[i] == '0' ? 10 : 11;
+    i++;
+    NEED_RL(i);
+    if (u[i] != ' ') return rfail(o, "invalid status line");
+    i++;
+    for (int k = 0; k < 3; k++, i++) {
+        NEED_RL(i);
+        if (u[i] < '0' || u[i] > '9') return rfail(o, "invalid status code");
+        o->status = o->status * 10 + (u[i] - '0');
+    }
+    if (o->status < 100) return rfail(o, "invalid status code");
+    NEED_RL(i);
+    if (u[i] != ' ') return rfail(o, "invalid status line");
+    size_t r0 = ++i;
+    for (;;) {
+        NEED_RL(i);
+        if (!(cls[u[i]] & C_VALUE) && u[i] != ' ' && u[i] != '\t') break;
+        i++;
+    }
+    if (u[i] != '\r') return rfail(o, u[i] == '\n' ? "bare LF" : "control character in reason");
+    NEED_ANY(i + 1);
+    if (u[i + 1] != '\n') return rfail(o, "bare CR");
+    o->reason = (wh_str){buf + r0, i - r0};
+    i += 2;
+
+    size_t hlim = sat_add(i, lim->max_header_bytes);
+    unsigned maxh = lim->max_headers < WH_HTTP_MAX_HEADERS ? lim->max_headers : WH_HTTP_MAX_HEADERS;
+    int st = 0;
+    int rc = field_lines(buf, len, &i, hlim, maxh, o->headers, &o->nheaders, &st, &o->error);
+    if (rc) return rc;
+    o->head_len = i;
+    rc = response_semantics(o);
+    if (rc) return rc;
+    return (int)i;
+#undef ERR
 }
 
 /* ---- chunked ---------------------------------------------------------- */

@@ -1,11 +1,11 @@
 /* Request accessors and responses (RFC 9110 §6.4.1, §8.6; RFC 9112 §6-7). */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "http/errpage.h"
 #include "http/http_internal.h"
+#include "http/resphead.h"
 
 void wh__http_exchange_done(wh_http_req *r);
 void wh__http_detach_conn(wh_http_req *r);
@@ -116,38 +116,17 @@ int wh_http_req_defer(wh_http_req *r)
 
 int wh_http_resp_header(wh_http_req *r, const char *name, const char *value)
 {
-    size_t nl = strlen(name), vl = strlen(value);
-    if (nl == 0 || r->state != WH__R_NEW) return -EINVAL;
-    for (size_t i = 0; i < nl; i++)
-        if (!wh_http_is_tchar((unsigned char)name[i])) return -EINVAL;
-    /* No CR/LF/NUL or other controls (header injection, RFC 9110 §5.5). */
-    for (size_t i = 0; i < vl; i++) {
-        unsigned char c = (unsigned char)value[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f) return -EINVAL;
+    if (r->state != WH__R_NEW) return -EINVAL;
+    size_t nl, vl;
+    int kind = wh__resp_field_check(name, value, &nl, &vl);
+    if (kind < 0) return kind;
+    if (kind == WH__RF_CLOSE) {
+        /* The head says "Connection: close" once, from r->close. */
+        r->close = true;
+        return 0;
     }
-    size_t need = nl + vl + 4;
-    if (r->hlen + need > r->hcap) {
-        size_t cap = r->hcap * 2;
-        while (cap < r->hlen + need)
-            cap *= 2;
-        char *p = malloc(cap);
-        if (!p) return -ENOMEM;
-        memcpy(p, r->hdrs, r->hlen);
-        if (r->hdrs != r->hbuf) free(r->hdrs);
-        r->hdrs = p;
-        r->hcap = cap;
-    }
-    char *p = r->hdrs + r->hlen;
-    memcpy(p, name, nl);
-    p += nl;
-    *p++ = ':';
-    *p++ = ' ';
-    memcpy(p, value, vl);
-    p += vl;
-    *p++ = '\r';
-    *p++ = '\n';
-    r->hlen += need;
-    return 0;
+    wh__resp_lines l = {&r->hdrs, &r->hlen, &r->hcap, r->hbuf};
+    return wh__resp_lines_add(&l, kind, name, nl, value, vl);
 }
 
 /* ---- writing ---- */
@@ -173,13 +152,14 @@ static int head_into(wh_http_req *r, char *buf, size_t cap, char **heap, int sta
         .content_type = ctype,
         .content_length = clen,
         .chunked = chunked,
-        .close = r->close,
-        .keep_alive = !r->close && r->p.version == 10,
+        .close = r->close || r->body_unread, /* body bytes still due: we close */
+        .keep_alive = !r->close && !r->body_unread && r->p.version == 10,
         .date = hl ? wh__http_date(hl) : NULL,
         .server = r->srv->opts.server_name,
         .extra = r->hdrs,
         .extra_len = r->hlen,
     };
+    wh__resp_head_own(&h);
     *heap = NULL;
     int n = wh_http_format_head(buf, cap, &h);
     if (n == -ENOSPC) {
@@ -192,12 +172,6 @@ static int head_into(wh_http_req *r, char *buf, size_t cap, char **heap, int sta
     return n;
 }
 
-static bool bodyless_status(int status)
-{
-    /* RFC 9110 §6.4.1: 1xx, 204 and 304 never have content. */
-    return status < 200 || status == 204 || status == 304;
-}
-
 static void fail_conn(wh_http_req *r)
 {
     /* Out of memory while queueing: nothing sane to send. */
@@ -205,13 +179,20 @@ static void fail_conn(wh_http_req *r)
     wh_conn_abort(r->conn);
 }
 
+/* Arguments a response is refused for before anything is queued, so that
+ * r can still be answered (a handler's fallback, or the engine's 500). */
+static bool args_ok(int status, const char *content_type)
+{
+    return wh__resp_status_ok(status) && (!content_type || wh__resp_value_ok(content_type));
+}
+
 int wh_http_respond(wh_http_req *r, int status, const char *content_type, const void *body,
                     size_t len)
 {
     int rc = start_check(r);
     if (rc) return rc;
-    if (status < 100 || status > 999) return -EINVAL;
-    bool bodyless = bodyless_status(status);
+    if (!args_ok(status, content_type) || (!body && len)) return -EINVAL;
+    bool bodyless = wh__resp_bodyless(status);
     bool send_body = !bodyless && !r->head_only && len > 0;
     char buf[2048], *heap;
     int n = head_into(r, buf, sizeof buf, &heap, status, bodyless ? NULL : content_type,
@@ -241,13 +222,17 @@ int wh_http_respond_file(wh_http_req *r, int status, const char *content_type, i
                          size_t len, bool close_fd)
 {
     int rc = start_check(r);
+    if (!rc && !args_ok(status, content_type)) rc = -EINVAL;
     if (rc) {
         if (close_fd) close(fd);
         return rc;
     }
+    /* As wh_http_respond: 204 must not have a Content-Length (RFC 9110 §8.6). */
+    bool bodyless = wh__resp_bodyless(status);
     char buf[2048], *heap;
-    int n = head_into(r, buf, sizeof buf, &heap, status, content_type, (int64_t)len, false);
-    bool send_body = !r->head_only && len > 0 && !bodyless_status(status);
+    int n = head_into(r, buf, sizeof buf, &heap, status, bodyless ? NULL : content_type,
+                      bodyless ? -1 : (int64_t)len, false);
+    bool send_body = !r->head_only && len > 0 && !bodyless;
     if (n < 0 || wh_conn_write(r->conn, heap ? heap : buf, (size_t)n) < 0) {
         fail_conn(r);
         send_body = false;
@@ -272,23 +257,26 @@ int wh_http_respond_file(wh_http_req *r, int status, const char *content_type, i
 
 int wh_http_respond_error(wh_http_req *r, int status)
 {
-    char body[WH__HTTP_ERROR_PAGE_MAX];
-    int bl = wh__http_error_page(status, body, sizeof body);
-    if (bl < 0) bl = 0;
-    /* Errors that leave the request stream in doubt close the connection. */
-    if (status == 400 || status == 408 || status == 413 || status == 414 || status == 431 ||
-        status == 505)
-        r->close = true;
-    return wh_http_respond(r, status, WH__HTTP_ERROR_PAGE_TYPE, body, (size_t)bl);
+    char body[WH__HTTP_ERROR_BODY_MAX];
+    const char *type;
+    int bl =
+        wh__http_error_body(&r->srv->opts, r->srv->hooks_ud, status, r, body, sizeof body, &type);
+    /* r was framed whole (head and body read, or the body still due, which
+     * closes anyway): the stream is in no doubt, so an error answer keeps the
+     * connection, except 408, which says the server is done waiting (RFC 9110
+     * §15.5.9). Framing errors never reach here (server.c answers them). */
+    if (status == 408) r->close = true;
+    return wh_http_respond(r, status, type, body, (size_t)bl);
 }
 
 int wh_http_resp_begin_stream(wh_http_req *r, int status, const char *content_type)
 {
     int rc = start_check(r);
     if (rc) return rc;
+    if (!args_ok(status, content_type)) return -EINVAL;
     /* HTTP/1.0 has no chunked coding: the body ends when we close. */
     if (r->p.version == 10) r->close = true;
-    r->chunked = r->p.version == 11 && !bodyless_status(status);
+    r->chunked = r->p.version == 11 && !wh__resp_bodyless(status);
     char buf[2048], *heap;
     int n = head_into(r, buf, sizeof buf, &heap, status, content_type, -1, r->chunked);
     if (n < 0 || wh_conn_write(r->conn, heap ? heap : buf, (size_t)n) < 0) fail_conn(r);
@@ -302,11 +290,11 @@ int wh_http_resp_stream(wh_http_req *r, const void *data, size_t len)
 {
     if (r->state != WH__R_STREAMING) return -EINVAL;
     if (!r->conn) return -EPIPE;
-    if (r->head_only || len == 0 || bodyless_status(r->status)) return 0;
+    if (r->head_only || len == 0 || wh__resp_bodyless(r->status)) return 0;
     int rc;
     if (r->chunked) {
         char sz[24];
-        int n = snprintf(sz, sizeof sz, "%zx\r\n", len);
+        int n = wh__resp_chunk_line(sz, len);
         rc = wh_conn_write(r->conn, sz, (size_t)n);
         if (rc >= 0) rc = wh_conn_write(r->conn, data, len);
         if (rc >= 0) rc = wh_conn_write(r->conn, "\r\n", 2);

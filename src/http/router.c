@@ -5,11 +5,17 @@
  * route; among prefixes the longest wins; otherwise the first added wins.
  * A path that matches only routes of other methods gets 405 with Allow
  * (RFC 9110 §15.5.6), or 204 + Allow for OPTIONS; HEAD falls back to a GET
- * route (§9.3.2: same header fields, the engine drops the body). */
+ * route (§9.3.2: same header fields, the engine drops the body).
+ *
+ * Path parameters reach the handler percent-decoded. A parameter route
+ * whose value has a malformed escape, or decodes to '/' or NUL, does not
+ * match; when no other route matches either, the answer is 400 (414 when
+ * the decoded values overflow the request's buffer), not 404 or 405. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "http/http_internal.h"
+#include "wharf/http_data.h"
 
 enum { RT_EXACT = 3, RT_PARAM = 2, RT_PREFIX = 1 };
 
@@ -93,13 +99,36 @@ void wh_router_set_fallback(wh_router *rt, wh_http_handler h, void *ud)
     rt->fallback_ud = ud;
 }
 
-/* Segment-wise match of a ":param" pattern; records params on r if set. */
-static bool match_params(const route *ro, wh_str path, wh_http_req *r)
+/* Results of matching a path against a route. */
+enum {
+    M_NO = 0,
+    M_YES = 1,
+    M_BAD = -1,  /* the shape matches, a parameter cannot be decoded: 400 */
+    M_LONG = -2, /* the shape matches, decoded parameters overflow r->pbuf: 414 */
+};
+
+/* Segment-wise match of a ":param" pattern. Captured values are
+ * percent-decoded (RFC 3986 §2.1) into r->pbuf when they hold a '%', else
+ * kept as slices of the path: the router runs on every request and must
+ * not allocate. A value that decodes to '/' or NUL is refused: a handler
+ * that joins it into a path or passes it to C strings would be fooled.
+ * The values are recorded on r only if record is set. */
+static int match_params(const route *ro, wh_str path, wh_http_req *r, bool record)
 {
     const char *p = ro->pattern, *pe = ro->pattern + ro->plen;
     const char *s = path.p, *se = path.p + path.len;
+    /* A router inside a handler (nested routers) appends to what the outer
+     * one decoded. */
+    size_t used = 0;
+    for (unsigned i = 0; i < r->nparams; i++) {
+        const char *v = r->params[i].value.p;
+        if (v >= r->pbuf && v <= r->pbuf + sizeof r->pbuf &&
+            (size_t)(v - r->pbuf) + r->params[i].value.len > used)
+            used = (size_t)(v - r->pbuf) + r->params[i].value.len;
+    }
+    int bad = 0;
     while (p < pe && s < se) {
-        if (*p != '/' || *s != '/') return false;
+        if (*p != '/' || *s != '/') return M_NO;
         p++;
         s++;
         const char *pseg = p, *sseg = s;
@@ -108,30 +137,42 @@ static bool match_params(const route *ro, wh_str path, wh_http_req *r)
         while (s < se && *s != '/')
             s++;
         if (pseg < p && *pseg == ':') {
-            if (s == sseg) return false; /* a parameter is never empty */
-            if (r)
-                wh__http_req_add_param(r, pseg + 1, (size_t)(p - pseg - 1),
-                                       (wh_str){sseg, (size_t)(s - sseg)});
+            wh_str v = {sseg, (size_t)(s - sseg)};
+            if (v.len == 0) return M_NO; /* a parameter is never empty */
+            if (!bad && memchr(v.p, '%', v.len)) {
+                ssize_t n = wh_http_pct_decode(v, r->pbuf + used, sizeof r->pbuf - used);
+                if (n == -ENOSPC) {
+                    bad = M_LONG;
+                } else if (n < 0 || memchr(r->pbuf + used, '/', (size_t)n) ||
+                           memchr(r->pbuf + used, '\0', (size_t)n)) {
+                    bad = M_BAD;
+                } else {
+                    v = (wh_str){r->pbuf + used, (size_t)n};
+                    used += (size_t)n;
+                }
+            }
+            if (record && !bad) wh__http_req_add_param(r, pseg + 1, (size_t)(p - pseg - 1), v);
         } else if ((size_t)(p - pseg) != (size_t)(s - sseg) ||
                    memcmp(pseg, sseg, (size_t)(p - pseg)) != 0) {
-            return false;
+            return M_NO;
         }
     }
-    return p == pe && s == se;
+    if (p != pe || s != se) return M_NO;
+    return bad ? bad : M_YES;
 }
 
-static bool match(const route *ro, wh_str path, wh_http_req *r)
+static int match(const route *ro, wh_str path, wh_http_req *r)
 {
     switch (ro->kind) {
     case RT_EXACT:
         return path.len == ro->plen && !memcmp(path.p, ro->pattern, ro->plen);
     case RT_PREFIX:
-        if (path.len >= ro->plen && !memcmp(path.p, ro->pattern, ro->plen)) return true;
+        if (path.len >= ro->plen && !memcmp(path.p, ro->pattern, ro->plen)) return M_YES;
         /* "/static/" + "*" also takes "/static" itself */
         return ro->plen > 1 && path.len == ro->plen - 1 &&
                !memcmp(path.p, ro->pattern, ro->plen - 1);
     default:
-        return match_params(ro, path, r);
+        return match_params(ro, path, r, false);
     }
 }
 
@@ -166,13 +207,16 @@ void wh_router_handle(wh_http_req *r, void *router)
     const route *best = NULL;
     int best_rank = 0, best_exactm = 0;
     bool path_seen = false;
+    int bad = 0; /* 400 or 414: a route whose parameter could not be decoded */
     char allow[256];
     size_t alen = 0;
     allow[0] = 0;
 
     for (size_t i = 0; i < rt->n; i++) {
         const route *ro = &rt->v[i];
-        if (!match(ro, path, NULL)) continue;
+        int mr = match(ro, path, r);
+        if (mr < 0 && !bad) bad = mr == M_LONG ? 414 : 400;
+        if (mr <= 0) continue;
         path_seen = true;
         int exactm = 0;
         if (!ro->method)
@@ -194,8 +238,17 @@ void wh_router_handle(wh_http_req *r, void *router)
         }
     }
     if (best) {
-        if (best->kind == RT_PARAM) match_params(best, path, r);
+        if (best->kind == RT_PARAM && match_params(best, path, r, true) != M_YES) {
+            wh_http_respond_error(r, 500); /* the same match just succeeded */
+            return;
+        }
         best->h(r, best->ud);
+        return;
+    }
+    if (bad) {
+        /* A parameter route had the path's shape but its value was
+         * malformed: the request is bad, not aimed at a missing resource. */
+        wh_http_respond_error(r, bad);
         return;
     }
     if (path_seen) {

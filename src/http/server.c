@@ -133,11 +133,11 @@ static int req_detach(wh_http_req *r, const char *buf)
 /* Answers status with a small body and closes (framing errors, timeouts). */
 static void send_fatal(wh_http_server *s, wh__http_loop *hl, wh_conn *c, int status)
 {
-    char body[WH__HTTP_ERROR_PAGE_MAX], head[512];
-    int bl = wh__http_error_page(status, body, sizeof body);
-    if (bl < 0) bl = 0;
+    char body[WH__HTTP_ERROR_BODY_MAX], head[WH__HTTP_ERROR_BODY_MAX + 512];
+    const char *type;
+    int bl = wh__http_error_body(&s->opts, s->hooks_ud, status, NULL, body, sizeof body, &type);
     wh_http_head_spec h = {.status = status,
-                           .content_type = WH__HTTP_ERROR_PAGE_TYPE,
+                           .content_type = type,
                            .content_length = bl,
                            .close = true,
                            .date = wh__http_date(hl),
@@ -183,6 +183,8 @@ static void req_init(wh_http_req *r, wh_http_server *s, const wh__http_loop *hl,
     r->status = 0;
     r->state = WH__R_NEW;
     r->deferred = r->upgraded = r->chunked = false;
+    r->body_unread = r->body_stream = r->body_paused = r->from_head = false;
+    r->drain_cb = NULL;
     r->head_only = r->p.method_id == WH_HTTP_M_HEAD;
     r->close = !r->p.keep_alive || hl->stopping;
     r->bytes = 0;
@@ -244,6 +246,222 @@ static wh__http_conn *body_wait(wh_http_server *s, wh__http_loop *hl, wh_conn *c
     return hc;
 }
 
+/* ---- bodies in pieces (wh_http_req_read_body) ---- */
+
+/* How on_read goes on: stop here keeping the rest (WAIT), parse what follows
+ * (GO), drop everything because the connection closes (DONE), or stop after
+ * the bytes just consumed (STOP: the exchange went async or upgraded). */
+enum { NEXT_WAIT, NEXT_GO, NEXT_DONE, NEXT_STOP };
+
+/* The exchange hc->req reached its response (inside a body callback or an
+ * on_head hook, where exchange_done left r to us): release it and say how
+ * on_read goes on. */
+static int stream_finish(wh_http_server *s, wh__http_loop *hl, wh_conn *c, wh_http_req *r)
+{
+    bool closing = r->close || r->body_unread;
+    hc_put(hl, c);
+    wh__http_req_release(r);
+    if (closing) return NEXT_DONE;
+    wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
+    wh_conn_set_busy(c, false);
+    return NEXT_GO;
+}
+
+static void deliver(wh_http_req *r, const char *p, size_t n, int status)
+{
+    r->in_handler = true;
+    r->body_cb(r, p, n, status, r->body_ud);
+    r->in_handler = false;
+}
+
+/* Feeds the body bytes in buf[0..n) to the streaming exchange of hc; sets
+ * *used and returns NEXT_WAIT (paused, or the buffer is used up), NEXT_GO
+ * (body and response done: parse what follows) or NEXT_DONE (closing). */
+static int stream_feed(wh_http_server *s, wh__http_loop *hl, wh_conn *c, wh__http_conn *hc,
+                       char *buf, size_t n, size_t *used)
+{
+    wh_http_req *r = hc->req;
+    size_t pos = 0;
+    int status = WH_HTTP_BODY_MORE;
+    while (!r->body_paused && status == WH_HTTP_BODY_MORE && r->state != WH__R_DONE) {
+        size_t start = pos, plen;
+        if (r->p.framing == WH_HTTP_BODY_LENGTH) {
+            plen = n - pos < hc->body_left ? n - pos : (size_t)hc->body_left;
+            if (plen == 0) break;
+            pos += plen;
+            hc->body_left -= plen;
+            if (!hc->body_left) status = WH_HTTP_BODY_END;
+        } else {
+            /* Decoded in place: the output never overtakes the input. */
+            size_t in = pos, out = pos;
+            int cr = wh_http_chunked_decode(&hc->ck, buf, n, &in, &out);
+            plen = out - start;
+            pos = in;
+            if (cr == WH_HTTP_ERROR)
+                status = -EPROTO;
+            else if (cr == 0)
+                status = WH_HTTP_BODY_END;
+            else if (plen == 0)
+                break;
+        }
+        if (status != WH_HTTP_BODY_MORE) {
+            r->body_stream = false;
+            /* The whole body is in: a response may keep the connection. */
+            if (status == WH_HTTP_BODY_END) r->body_unread = false;
+        }
+        deliver(r, buf + start, plen, status);
+    }
+    *used = pos;
+    if (r->state == WH__R_DONE) return stream_finish(s, hl, c, r);
+    if (status == WH_HTTP_BODY_MORE) return NEXT_WAIT;
+    r->from_head = false;
+    /* Body over, answer still to come: wait for it as for any async one. */
+    hc->st = WH__HC_ASYNC;
+    wh_conn_pause(c);
+    wh_conn_set_timeout(c, s->opts.write_timeout_ms);
+    return NEXT_WAIT;
+}
+
+/* Turns r into an exchange that outlives this read (deferred, streaming, or
+ * an open streamed response) and parks it on the connection as state st.
+ * False on -ENOMEM (the connection is aborted). */
+static bool exchange_keep(wh_http_server *s, wh__http_loop *hl, wh_conn *c, wh_http_req *r,
+                          const char *buf, uint8_t st)
+{
+    wh__http_conn *hc = hc_get(hl, c);
+    if (!hc || req_detach(r, buf) < 0) {
+        if (hc) hc_put(hl, c);
+        /* r stays the spare; the handler's pointer dies with the conn */
+        r->conn = NULL;
+        hl->spare = NULL;
+        wh_conn_abort(c);
+        return false;
+    }
+    hl->spare = NULL; /* r now belongs to the exchange */
+    hc->st = st;
+    hc->req = r;
+    wh_conn_set_busy(c, true);
+    return true;
+}
+
+/* Starts delivering the body of r (from on_head, or later from a deferred r). */
+static void stream_start(wh_http_server *s, wh_conn *c, wh__http_conn *hc, wh_http_req *r,
+                         bool body_started)
+{
+    hc->st = WH__HC_STREAM;
+    r->body_unread = true; /* until the last piece: a response before it closes */
+    if (r->p.framing == WH_HTTP_BODY_LENGTH)
+        hc->body_left = r->p.content_length;
+    else
+        wh_http_chunked_init(&hc->ck, 0); /* the callee bounds what it keeps */
+    wh_conn_set_timeout(c, s->opts.header_timeout_ms);
+    if (r->p.expect_continue && !body_started) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        wh_conn_write_ref(c, cont, sizeof cont - 1, NULL, NULL);
+    }
+}
+
+int wh_http_req_read_body(wh_http_req *r, wh_http_body_cb cb, void *ud)
+{
+    if (!cb || !r->from_head || r->state != WH__R_NEW || r->upgraded || r->body_stream ||
+        r->p.framing == WH_HTTP_BODY_NONE)
+        return -EINVAL;
+    if (!r->conn) return -EPIPE;
+    r->body_stream = true;
+    r->body_cb = cb;
+    r->body_ud = ud;
+    wh__http_conn *hc = wh_conn_data(r->conn);
+    if (hc && hc->req == r && hc->st == WH__HC_ASYNC) {
+        /* Deferred from on_head, now taken: the body bytes kept in the read
+         * buffer are offered again at the end of the iteration. */
+        stream_start(r->srv, r->conn, hc, r, false);
+        wh_conn_resume(r->conn);
+    }
+    return 0; /* inside on_head: on_read sets the stream up when it returns */
+}
+
+void wh_http_req_pause_body(wh_http_req *r)
+{
+    if (r->body_paused || !r->conn) return;
+    r->body_paused = true;
+    wh_conn_pause(r->conn);
+    /* The application holds the client back, not the client us: no
+     * inactivity limit while paused (header_timeout_ms again on resume). */
+    wh_conn_set_timeout(r->conn, 0);
+}
+
+void wh_http_req_resume_body(wh_http_req *r)
+{
+    if (!r->body_paused || !r->conn) return;
+    r->body_paused = false;
+    wh_conn_set_timeout(r->conn, r->srv->opts.header_timeout_ms);
+    wh_conn_resume(r->conn);
+}
+
+bool wh_http_req_has_body(const wh_http_req *r)
+{
+    return r->p.framing == WH_HTTP_BODY_CHUNKED ||
+           (r->p.framing == WH_HTTP_BODY_LENGTH && r->p.content_length > 0);
+}
+
+int64_t wh_http_req_content_length(const wh_http_req *r)
+{
+    return r->p.framing == WH_HTTP_BODY_LENGTH ? (int64_t)r->p.content_length : -1;
+}
+
+bool wh_http_resp_writable(const wh_http_req *r)
+{
+    return r->conn && wh_conn_writable(r->conn);
+}
+
+void wh_http_resp_on_drain(wh_http_req *r, void (*cb)(wh_http_req *r, void *ud), void *ud)
+{
+    r->drain_cb = cb;
+    r->drain_ud = ud;
+}
+
+/* on_head for a fresh head in buf (head bytes of n). Returns NEXT_GO when
+ * on_read goes on after *skip bytes (answered, or streaming the body that
+ * follows), NEXT_STOP after *skip bytes (async or upgraded), NEXT_DONE when
+ * the connection closes, or -1 when on_head left the request to the
+ * buffered path. */
+static int head_hook(wh_http_server *s, wh__http_loop *hl, wh_conn *c, wh_http_req *r, char *buf,
+                     size_t n, size_t head, size_t *skip)
+{
+    req_init(r, s, hl, c, (wh_str){buf + head, 0});
+    bool whole = r->p.framing == WH_HTTP_BODY_NONE ||
+                 (r->p.framing == WH_HTTP_BODY_LENGTH && n - head >= r->p.content_length);
+    r->body_unread = !whole;
+    r->from_head = true;
+    r->in_handler = true;
+    s->opts.on_head(r, s->hooks_ud);
+    r->in_handler = false;
+    if (r->upgraded) {
+        *skip = head;
+        return NEXT_STOP;
+    }
+    if (r->state == WH__R_DONE) {
+        /* Answered from the head alone; a body still due was refused with it
+         * (the connection closes, exchange_done saw body_unread). */
+        *skip = head + (r->p.framing == WH_HTTP_BODY_LENGTH ? (size_t)r->p.content_length : 0);
+        return r->close || r->body_unread ? NEXT_DONE : NEXT_GO;
+    }
+    if (!r->body_stream && !r->deferred && r->state == WH__R_NEW) return -1;
+    /* Streaming, deferred or answering in a stream: the request outlives buf. */
+    *skip = head;
+    if (!r->body_unread && r->p.framing != WH_HTTP_BODY_NONE && !r->body_stream)
+        r->body_unread = true; /* its body stays in the buffer until taken */
+    if (!exchange_keep(s, hl, c, r, buf, WH__HC_ASYNC)) return NEXT_DONE;
+    wh__http_conn *hc = wh_conn_data(c);
+    if (r->body_stream) {
+        stream_start(s, c, hc, r, n > head);
+        return NEXT_GO; /* on_read feeds the body that follows the head */
+    }
+    wh_conn_pause(c);
+    wh_conn_set_timeout(c, s->opts.write_timeout_ms);
+    return NEXT_STOP;
+}
+
 static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
 {
     wh_http_server *s = ud;
@@ -257,6 +475,13 @@ static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
         wh__http_conn *hc = wh_conn_data(c);
         if (hc && hc->st == WH__HC_ASYNC)
             break; /* an exchange is pending: keep the bytes for later */
+        if (hc && hc->st == WH__HC_STREAM) {
+            size_t used;
+            int next = stream_feed(s, hl, c, hc, data + consumed, len - consumed, &used);
+            consumed += used;
+            if (next == NEXT_GO) continue;
+            return next == NEXT_DONE ? len : consumed;
+        }
         wh_http_req *r = req_get(hl);
         if (!r) {
             wh_conn_abort(c);
@@ -275,10 +500,31 @@ static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
             return len;
         }
         size_t head = (size_t)rc, total;
+        bool head_ran = false;
+        if (s->opts.on_head && !(hc && hc->head_seen)) {
+            size_t skip = 0;
+            int next = head_hook(s, hl, c, r, buf, n, head, &skip);
+            if (next == NEXT_DONE) return len;
+            if (next == NEXT_STOP) return consumed + skip;
+            if (next == NEXT_GO) {
+                consumed += skip;
+                continue;
+            }
+            /* Left to the buffered path, whose body limit the parser (run
+             * without one so on_head could see any size) did not check. */
+            if (r->p.framing == WH_HTTP_BODY_LENGTH && s->opts.max_body &&
+                r->p.content_length > s->opts.max_body) {
+                send_fatal(s, hl, c, 413);
+                return len;
+            }
+            head_ran = true;
+        }
         wh_str body = {buf + head, 0};
         if (r->p.framing == WH_HTTP_BODY_LENGTH) {
             if (n - head < r->p.content_length) {
-                if (!body_wait(s, hl, c, r, n > head)) return len;
+                wh__http_conn *h2 = body_wait(s, hl, c, r, n > head);
+                if (!h2) return len;
+                h2->head_seen |= head_ran; /* on_head runs once per request */
                 break;
             }
             body.len = (size_t)r->p.content_length;
@@ -289,7 +535,7 @@ static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
             bool resume = hc && hc->st == WH__HC_BODY;
             wh_http_chunked *d = resume ? &hc->ck : &tmp;
             size_t *in = resume ? &hc->ck_in : &tin, *out = resume ? &hc->ck_out : &tout;
-            if (!resume) wh_http_chunked_init(&tmp, s->lim.max_body);
+            if (!resume) wh_http_chunked_init(&tmp, s->opts.max_body);
             int cr = wh_http_chunked_decode(d, buf, n, in, out);
             if (cr == WH_HTTP_ERROR) {
                 send_fatal(s, hl, c, d->status);
@@ -298,6 +544,7 @@ static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
             if (cr == WH_HTTP_INCOMPLETE) {
                 wh__http_conn *h2 = body_wait(s, hl, c, r, n > head);
                 if (!h2) return len;
+                h2->head_seen |= head_ran;
                 if (!resume) {
                     h2->ck = tmp;
                     h2->ck_in = tin;
@@ -332,21 +579,9 @@ static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
         }
         /* Async (deferred, or a stream still open): the request must outlive
          * this buffer, and later requests wait for its response. */
-        hc = hc_get(hl, c);
-        if (!hc || req_detach(r, buf) < 0) {
-            if (hc) hc_put(hl, c);
-            /* r stays the spare; the handler's pointer dies with the conn */
-            r->conn = NULL;
-            hl->spare = NULL;
-            wh_conn_abort(c);
-            return len;
-        }
-        hl->spare = NULL; /* r now belongs to the exchange */
-        hc->st = WH__HC_ASYNC;
-        hc->req = r;
+        if (!exchange_keep(s, hl, c, r, buf, WH__HC_ASYNC)) return len;
         wh_conn_pause(c);
         wh_conn_set_timeout(c, s->opts.write_timeout_ms);
-        wh_conn_set_busy(c, true);
         consumed += total;
         break;
     }
@@ -359,7 +594,9 @@ void wh__http_exchange_done(wh_http_req *r)
     wh_http_server *s = r->srv;
     wh_conn *c = r->conn;
     r->state = WH__R_DONE;
-    if (s->opts.on_complete) s->opts.on_complete(r, s->ud);
+    /* Body bytes still due cannot be told from the next request: close. */
+    if (r->body_unread) r->close = true;
+    if (s->opts.on_complete) s->opts.on_complete(r, s->hooks_ud);
     if (r->close) wh_conn_close(c);
     if (r->in_handler) return; /* on_read goes on with the next pipelined request */
     /* Async completion: the connection reads again. */
@@ -388,6 +625,13 @@ void wh__http_detach_conn(wh_http_req *r)
     }
 }
 
+static void on_drain(wh_conn *c, void *ud)
+{
+    (void)ud;
+    wh__http_conn *hc = wh_conn_data(c);
+    if (hc && hc->req && hc->req->drain_cb) hc->req->drain_cb(hc->req, hc->req->drain_ud);
+}
+
 static void on_open(wh_conn *c, void *ud)
 {
     wh_http_server *s = ud;
@@ -399,6 +643,17 @@ static void on_eof(wh_conn *c, void *ud)
     /* The peer half-closed. Finish an exchange in progress, then close
      * (RFC 9112 §9.6); anything else closes now. */
     wh__http_conn *hc = wh_conn_data(c);
+    if (hc && hc->st == WH__HC_STREAM && hc->req) {
+        /* The body stops short: tell its reader, then wait for the answer. */
+        wh_http_req *r = hc->req;
+        hc->st = WH__HC_ASYNC;
+        hc->eof = true;
+        r->close = true;
+        r->body_stream = false;
+        deliver(r, NULL, 0, -ECONNRESET);
+        if (r->state == WH__R_DONE) stream_finish(ud, wh__http_loop_get(wh_conn_loop(c)), c, r);
+        return;
+    }
     if (hc && hc->st == WH__HC_ASYNC && hc->req) {
         hc->eof = true;
         hc->req->close = true;
@@ -415,8 +670,17 @@ static void on_close(wh_conn *c, int err, void *ud)
     (void)ud;
     wh__http_conn *hc = wh_conn_data(c);
     if (!hc) return;
-    if (hc->st == WH__HC_ASYNC && hc->req)
+    if (hc->st == WH__HC_STREAM && hc->req) {
+        /* Gone mid-body: the reader learns it; its respond call (now or
+         * later) returns -EPIPE and frees r, so r is not touched after. */
+        wh_http_req *r = hc->req;
+        r->conn = NULL;
+        r->body_stream = false;
+        hc->req = NULL;
+        r->body_cb(r, NULL, 0, -ECONNRESET, r->body_ud);
+    } else if (hc->st == WH__HC_ASYNC && hc->req) {
         hc->req->conn = NULL; /* the handler's respond call frees it */
+    }
     wh__http_loop *hl = wh__http_loop_get(wh_conn_loop(c));
     if (hl)
         hc_put(hl, c);
@@ -466,15 +730,19 @@ int wh_http_server_new(wh_http_server **out, const wh_http_opts *opts, wh_http_h
         wh_http_opts_init(&s->opts);
     s->handler = handler;
     s->ud = ud;
+    s->hooks_ud = s->opts.hooks_ud ? s->opts.hooks_ud : ud;
     s->lim.max_request_line = s->opts.max_request_line;
     s->lim.max_header_bytes = s->opts.max_header_bytes;
     s->lim.max_headers = s->opts.max_headers;
-    s->lim.max_body = s->opts.max_body;
+    /* With on_head the parser takes any body size: on_head may stream it,
+     * and on_read applies max_body only to bodies it buffers. */
+    s->lim.max_body = s->opts.on_head ? 0 : s->opts.max_body;
     s->cbs = (wh_conn_cbs){
         .on_open = on_open,
         .on_read = on_read,
         .on_close = on_close,
         .on_eof = on_eof,
+        .on_drain = on_drain,
         .on_stop = on_stop,
     };
     *out = s;

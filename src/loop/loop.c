@@ -72,9 +72,17 @@ int wh_loop_new(wh_loop **out, const wh_loop_opts *opts)
     return 0;
 }
 
+static void run_defers(wh_loop *loop);
+
 void wh_loop_free(wh_loop *loop)
 {
     if (!loop) return;
+    /* Work handed to the loop is never dropped: queued posts and deferred
+     * callbacks run now, on this thread, while every layer's state is still
+     * in place (they often carry memory only they know how to free). */
+    wh__post_close(loop);
+    for (int i = 0; i < 8 && loop->defer.n; i++) /* bounded: a defer may defer again */
+        run_defers(loop);
     /* Higher layers first: their free_fns may still use lower slots and
      * free their own watchers. */
     for (int i = WH__SLOT_COUNT - 1; i >= 0; i--) {

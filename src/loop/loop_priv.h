@@ -90,6 +90,7 @@ struct wh_loop {
      * (the struct is allocated 64-byte aligned for this). */
     _Alignas(64) pthread_mutex_t post_mu; /* producers' line: lock + queue */
     wh__tvec post_q;                      /* producers push here, under post_mu */
+    bool post_closed;                     /* under post_mu: wh_loop_free began */
     _Alignas(64) atomic_int wake_pending; /* read on every post, written per sleep */
     int evfd;                             /* read-only after creation */
     atomic_ullong wake_writes;            /* written only when a wake-up is sent */
@@ -123,6 +124,8 @@ int wh__timers_timeout(const wh_loop *loop); /* ms until the nearest, -1 none */
 void wh__timers_free_all(wh_loop *loop);
 void wh__signals_free_all(wh_loop *loop);
 int wh__post_init(wh_loop *loop);
+/* wh_loop_free's first step: refuse posts, run the ones still queued. */
+void wh__post_close(wh_loop *loop);
 void wh__post_free(wh_loop *loop);
 
 /* Reads the monotonic clock into loop->now (unless frozen by a test). */

@@ -73,6 +73,21 @@ int wh__post_init(wh_loop *loop)
     return 0;
 }
 
+void wh__post_close(wh_loop *loop)
+{
+    /* Refuse new posts first, so the run below is the last: a task that
+     * posts again (or a producer racing the free) gets -ESHUTDOWN instead
+     * of a callback that silently never runs. */
+    pthread_mutex_lock(&loop->post_mu);
+    loop->post_closed = true;
+    wh__tvec run = loop->post_q;
+    loop->post_q = (wh__tvec){0};
+    pthread_mutex_unlock(&loop->post_mu);
+    for (uint32_t i = 0; i < run.n; i++)
+        run.v[i].fn(loop, run.v[i].arg);
+    free(run.v);
+}
+
 void wh__post_free(wh_loop *loop)
 {
     wh__io_deinit(&loop->evio);
@@ -99,6 +114,10 @@ int wh_loop_post(wh_loop *loop, wh_task_fn fn, void *arg)
 {
     if (!loop || !fn) return -EINVAL;
     pthread_mutex_lock(&loop->post_mu);
+    if (loop->post_closed) {
+        pthread_mutex_unlock(&loop->post_mu);
+        return -ESHUTDOWN;
+    }
     if (wh__tvec_reserve(&loop->post_q) < 0) {
         pthread_mutex_unlock(&loop->post_mu);
         return -ENOMEM;

@@ -21,7 +21,7 @@
  *    wheel, profile), runs the normal net I/O path (user callbacks run here,
  *    wh_conn_loop() is this worker's loop) and then parks it again.
  * A conn is parked only when it is quiet: no output queued, not paused, not
- * closing, not marked busy (wh_server_conn_busy), callbacks not replaced
+ * closing, not marked busy (wh_conn_set_busy), callbacks not replaced
  * (an upgraded conn, e.g. WebSocket, stays on its thread for good). Otherwise it stays owned by
  * the worker as an ordinary conn until a periodic retry finds it quiet; this
  * is what makes asynchronous work (offload) on a conn safe in this model:

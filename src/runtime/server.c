@@ -307,13 +307,29 @@ static void run_on_signal(wh_signal *sig, int signo, void *ud)
 int wh_server_run(wh_server *s)
 {
     if (!s) return -EINVAL;
-    if (s->state == WH__SRV_NEW) {
-        int rc = wh_server_start(s);
-        if (rc < 0) return rc;
-    }
-    if (s->state == WH__SRV_JOINED) return 0;
     sigset_t old;
     pthread_sigmask(SIG_SETMASK, NULL, &old);
+    if (s->opts.handle_signals) {
+        /* Blocked before the threads start, not once the signalfd exists: a
+         * ^C in between would otherwise take its default action and kill
+         * the process instead of stopping it gracefully. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+    }
+    if (s->state == WH__SRV_NEW) {
+        int rc = wh_server_start(s);
+        if (rc < 0) {
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+            return rc;
+        }
+    }
+    if (s->state == WH__SRV_JOINED) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return 0;
+    }
     wh_loop *ctl;
     int rc = wh_loop_new(&ctl, NULL);
     if (rc < 0) {
@@ -322,6 +338,7 @@ int wh_server_run(wh_server *s)
         while (!s->all_done)
             pthread_cond_wait(&s->cv, &s->mu);
         pthread_mutex_unlock(&s->mu);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         return wh_server_wait(s);
     }
     struct run_ctx r = {s, 0};
@@ -366,12 +383,15 @@ void wh_server_free(wh_server *s)
     }
     close_listen_fds(s);
     wh__offload_free(s->offload);
+    /* The acceptor's loop first: tasks still queued there run as it is freed
+     * (wh_loop_free) and may post to the workers' loops, which must still
+     * exist then. */
+    if (s->acc.loop) wh_loop_free(s->acc.loop);
     for (unsigned i = 0; i < s->nthreads; i++) {
         struct wh__worker *w = &s->w[i];
         if (w->loop) wh_loop_free(w->loop);
         wh_ring_free(w->ring);
     }
-    if (s->acc.loop) wh_loop_free(s->acc.loop);
     wh__oneshot_free(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

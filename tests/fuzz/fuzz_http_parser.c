@@ -33,7 +33,19 @@ static void fuzz_head(const char *buf, size_t len, size_t cut)
         if ((size_t)rw > len || whole.head_len != (size_t)rw) abort();
         check_slice(buf, len, whole.method);
         check_slice(buf, len, whole.target);
-        check_slice(buf, len, whole.path);
+        if (whole.path.p >= whole.path_buf &&
+            whole.path.p + whole.path.len <= whole.path_buf + sizeof whole.path_buf) {
+            /* rewritten by dot-segment removal: never one left, never above the root */
+            if (whole.path.len == 0 || whole.path.p[0] != '/') abort();
+            for (size_t k = 0; k + 1 < whole.path.len; k++)
+                if (whole.path.p[k] == '/' && whole.path.p[k + 1] == '.' &&
+                    (k + 2 == whole.path.len || whole.path.p[k + 2] == '/' ||
+                     (whole.path.p[k + 2] == '.' &&
+                      (k + 3 == whole.path.len || whole.path.p[k + 3] == '/'))))
+                    abort();
+        } else {
+            check_slice(buf, len, whole.path);
+        }
         check_slice(buf, len, whole.query);
         for (unsigned i = 0; i < whole.nheaders; i++) {
             check_slice(buf, len, whole.headers[i].name);

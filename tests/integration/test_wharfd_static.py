@@ -180,6 +180,21 @@ try:
             st = raw_status(resp)
             c.check(st in (400, 403, 404) and SECRET not in resp and b"root:" not in resp,
                     "raw %r -> %d" % (r.split(b"\r\n")[0], st))
+        # dot-segments are resolved (RFC 3986 5.2.4) when they stay inside the root
+        for path, want in [(b"/docs/../index.html", b"<h1>home</h1>\n"),
+                           (b"/docs/./index.html", b"<h1>docs</h1>\n"),
+                           (b"/docs/%2e%2e/index.html", b"<h1>home</h1>\n"),
+                           (b"/docs/..", b"<h1>home</h1>\n")]:
+            resp = raw_request(w.port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n"
+                               b"Connection: close\r\n\r\n")
+            c.check(raw_status(resp) == 200 and resp.endswith(b"\r\n\r\n" + want),
+                    "raw %s -> 200 with the resolved file" % path.decode())
+        st, _, body = curl(b + "/docs/../a.txt", "--path-as-is")
+        c.eq((st, len(body)), (200, 1000), "curl --path-as-is /docs/../a.txt")
+        for path in [b"/../index.html", b"/docs/../../index.html", b"/%2e%2e/index.html"]:
+            resp = raw_request(w.port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n"
+                               b"Connection: close\r\n\r\n")
+            c.eq(raw_status(resp), 400, "raw %s -> 400 (above the root)" % path.decode())
 
         # ---- access log (flushed every second by the writer thread) ----
         curl(b + "/a.txt?q=1", "-A", "wharf-test/1.0", "-e", "http://ref.example/")

@@ -1,6 +1,7 @@
 /* Unit tests for the guestbook's pure parts (src/apps/common/guestbook_page.c):
  * form parsing, UTF-8 checks, HTML escaping, rendering, entry encoding. */
 #include "test.h"
+#include "wharf/http_data.h"
 
 #include <errno.h>
 
@@ -53,6 +54,21 @@ TEST(form_percent_decoding)
     /* lower-case hex */
     CHECK_EQ(parse("message=%c3%a9", &f), WH_GB_FORM_OK);
     CHECK(!strcmp(f.message, "\xC3\xA9"));
+}
+
+TEST(form_names_decoded)
+{
+    wh_gb_form f;
+    /* names are decoded like values (wh_http_form_name_eq) */
+    CHECK_EQ(parse("n%61me=Ada&m%65ssage=hi", &f), WH_GB_FORM_OK);
+    CHECK(!strcmp(f.name, "Ada"));
+    CHECK(!strcmp(f.message, "hi"));
+    CHECK_EQ(parse("message=a&mess%61ge=b", &f), WH_GB_FORM_DUPLICATE_FIELD);
+    /* fields we do not use are never decoded: their escapes do not matter */
+    CHECK_EQ(parse("x=%zz&y%=1&message=hi", &f), WH_GB_FORM_OK);
+    /* a malformed name is no known field */
+    CHECK_EQ(parse("name%=x&message=hi", &f), WH_GB_FORM_OK);
+    CHECK(!strcmp(f.name, WH_GB_DEFAULT_NAME));
 }
 
 TEST(form_errors)
@@ -134,9 +150,9 @@ TEST(content_type)
     const char *bad[] = {"", "text/plain", "multipart/form-data; boundary=x",
                          "application/x-www-form-urlencodedx", "application/json"};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-        CHECK(wh_gb_content_type_ok(ok[i], strlen(ok[i])));
+        CHECK(wh_http_media_type_is((wh_str){ok[i], strlen(ok[i])}, WH_GB_CONTENT_TYPE));
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        CHECK(!wh_gb_content_type_ok(bad[i], strlen(bad[i])));
+        CHECK(!wh_http_media_type_is((wh_str){bad[i], strlen(bad[i])}, WH_GB_CONTENT_TYPE));
 }
 
 TEST(utf8)

@@ -1,5 +1,6 @@
 /* HTTP/1.1 request parser and chunked decoder: a table of valid and invalid
- * requests with the status each must get, split-point invariance, limits. */
+ * requests with the status each must get, split-point invariance, limits,
+ * dot-segment removal, and the response-head parser. */
 #include <stdio.h>
 #include <string.h>
 
@@ -88,7 +89,10 @@ static const struct pcase cases[] = {
     {"\r\n\r\n\r\n\n", 400},
     {"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505},
     {"GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505},
-    {"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505},
+    {"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 0}, /* a higher 1.x minor is 1.1 (RFC 9110 2.5) */
+    {"GET / HTTP/1.9\r\nHost: a\r\n\r\n", 0},
+    {"GET / HTTP/1.2\r\n\r\n", 400}, /* ... with 1.1's rules: Host required */
+    {"GET / HTTP/2.1\r\nHost: a\r\n\r\n", 505},
     {"GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505},
     {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
     {"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400},
@@ -103,6 +107,18 @@ static const struct pcase cases[] = {
     {"GET http:// HTTP/1.1\r\nHost: a\r\n\r\n", 400},
     {"GET 1http://x/ HTTP/1.1\r\nHost: a\r\n\r\n", 400},
     {"GET x HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+    /* dot-segments (RFC 3986 5.2.4): resolved inside the root, refused above it */
+    {"GET /img/../index.html" H11 "\r\n", 0},
+    {"GET /a/./b/." H11 "\r\n", 0},
+    {"GET /a/%2E%2e/b" H11 "\r\n", 0},
+    {"GET /.well-known/x" H11 "\r\n", 0},
+    {"GET /?/../../x" H11 "\r\n", 0}, /* in the query: not a path */
+    {"GET /../etc/passwd" H11 "\r\n", 400},
+    {"GET /a/../../x" H11 "\r\n", 400},
+    {"GET /.." H11 "\r\n", 400},
+    {"GET /%2e%2e/x" H11 "\r\n", 400},
+    {"GET /.%2E/x" H11 "\r\n", 400},
+    {"GET http://a/../x" H11 "\r\n", 400},
     /* line endings */
     {"GET / HTTP/1.1\nHost: a\r\n\r\n", 400},
     {"GET / HTTP/1.1\r\nHost: a\n\r\n", 400},
@@ -465,6 +481,209 @@ TEST(limits)
         memcpy(buf + 2 * k, "\r\n", 2);
     CHECK_EQ(wh_http_parse_request(buf, 80, &p, &lim), WH_HTTP_ERROR);
     CHECK_EQ(p.status, 414);
+}
+
+TEST(version_minor)
+{
+    static wh_http_parsed p;
+    const char *r = "GET / HTTP/1.7\r\nHost: a\r\n\r\n";
+    CHECK(wh_http_parse_request(r, strlen(r), &p, NULL) > 0);
+    CHECK_EQ(p.version, 11);
+    CHECK(p.keep_alive);
+    r = "POST / HTTP/1.3\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    CHECK(wh_http_parse_request(r, strlen(r), &p, NULL) > 0);
+    CHECK_EQ(p.framing, WH_HTTP_BODY_CHUNKED);
+    r = "GET / HTTP/0.9\r\nHost: a\r\n\r\n";
+    CHECK_EQ(wh_http_parse_request(r, strlen(r), &p, NULL), WH_HTTP_ERROR);
+    CHECK_EQ(p.status, 505);
+}
+
+/* Parses "GET <target> HTTP/1.1"; the status (0 = parsed). */
+static int parse_target(const char *target, wh_http_parsed *p)
+{
+    static char buf[8192];
+    int n = snprintf(buf, sizeof buf, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", target);
+    int rc = wh_http_parse_request(buf, (size_t)n, p, NULL);
+    if (rc > 0 && !eq(p->target, target)) return -1; /* the target stays as sent */
+    return rc > 0 ? 0 : rc == WH_HTTP_ERROR ? p->status : -2;
+}
+
+TEST(dot_segments)
+{
+    static wh_http_parsed p;
+    static const struct {
+        const char *target;
+        int status;
+        const char *path;
+    } t[] = {
+        {"/img/../index.html", 0, "/index.html"},
+        {"/a/./b", 0, "/a/b"},
+        {"/a/b/..", 0, "/a/"},
+        {"/a/b/.", 0, "/a/b/"},
+        {"/.", 0, "/"},
+        {"/./", 0, "/"},
+        {"/a/..", 0, "/"},
+        {"/a/../", 0, "/"},
+        {"/a/b/../../c", 0, "/c"},
+        {"/a//../b", 0, "/a/b"}, /* an empty segment is a segment */
+        {"//../b", 0, "/b"},
+        {"/a/./../b/./c/.", 0, "/b/c/"},
+        {"/a/%2e%2e/b", 0, "/b"},
+        {"/a/%2E%2E/b", 0, "/b"},
+        {"/a/.%2e/b", 0, "/b"},
+        {"/a/%2e/b", 0, "/a/b"},
+        {"/a/../b?x=/../y", 0, "/b"},
+        {"http://h/a/../b?q", 0, "/b"},
+        {"http://h/./", 0, "/"},
+        /* not dot-segments: left alone */
+        {"/a/.../b", 0, "/a/.../b"},
+        {"/a/..b/.c", 0, "/a/..b/.c"},
+        {"/a/..%2fb", 0, "/a/..%2fb"},
+        {"/a/%2e%2e%2e", 0, "/a/%2e%2e%2e"},
+        {"/a/%2", 0, "/a/%2"},
+        {"/a/%2f", 0, "/a/%2f"},
+        {"/%E2%82%AC/x", 0, "/%E2%82%AC/x"},
+        {"/.well-known/acme", 0, "/.well-known/acme"},
+        {"/a./b.", 0, "/a./b."},
+        /* above the root */
+        {"/..", 400, NULL},
+        {"/../", 400, NULL},
+        {"/../etc/passwd", 400, NULL},
+        {"/a/../../x", 400, NULL},
+        {"/a/./../..", 400, NULL},
+        {"/%2e%2e", 400, NULL},
+        {"/%2E./x", 400, NULL},
+        {"http://h/../x", 400, NULL},
+        {"http://h/a/../../x", 400, NULL},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        int st = parse_target(t[i].target, &p);
+        if (st != t[i].status || (t[i].path && !eq(p.path, t[i].path)))
+            fprintf(stderr, "  %s -> %d %.*s\n", t[i].target, st, (int)p.path.len, p.path.p);
+        CHECK_EQ(st, t[i].status);
+        if (t[i].path) CHECK(eq(p.path, t[i].path));
+    }
+    /* Only a rewritten path leaves the request buffer. */
+    CHECK_EQ(parse_target("/a/b/c", &p), 0);
+    CHECK(p.path.p == p.target.p);
+    CHECK_EQ(parse_target("/.well-known/x", &p), 0);
+    CHECK(p.path.p == p.target.p);
+    CHECK_EQ(parse_target("/a/../b", &p), 0);
+    CHECK(p.path.p == p.path_buf);
+    /* The rewrite has a bounded home: a dotted path up to WH_HTTP_PATH_BUF
+     * bytes is resolved, a longer one gets 414; without dot-segments any
+     * length (within the request-line limit) is fine. */
+    static char big[3001];
+    for (size_t L = WH_HTTP_PATH_BUF; L <= WH_HTTP_PATH_BUF + 1; L++) {
+        memset(big, 'a', L);
+        big[0] = '/';
+        memcpy(big + L - 5, "/../x", 5);
+        big[L] = 0;
+        CHECK_EQ(parse_target(big, &p), L == WH_HTTP_PATH_BUF ? 0 : 414);
+        if (L == WH_HTTP_PATH_BUF) CHECK(eq(p.path, "/x"));
+    }
+    memset(big, 'a', 3000);
+    big[0] = '/';
+    memcpy(big + 3000 - 5, "/./.x", 5);
+    big[3000] = 0;
+    CHECK_EQ(parse_target(big, &p), 414);
+    memcpy(big + 3000 - 5, "/.a/x", 5);
+    CHECK_EQ(parse_target(big, &p), 0);
+    CHECK_EQ(p.path.len, 3000);
+}
+
+/* ---- response heads ---- */
+
+TEST(parse_response)
+{
+    static wh_http_parsed_response p;
+    const char *r = "HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 5\r\nX-A:  b \r\n\r\nhello";
+    int rc = wh_http_parse_response(r, strlen(r), &p, NULL);
+    CHECK_EQ(rc, (int)strlen(r) - 5);
+    CHECK_EQ(p.status, 200);
+    CHECK_EQ(p.version, 11);
+    CHECK(eq(p.reason, "OK"));
+    CHECK_EQ(p.framing, WH_HTTP_BODY_LENGTH);
+    CHECK_EQ(p.content_length, 5);
+    CHECK(p.keep_alive);
+    CHECK_EQ(p.nheaders, 3);
+    CHECK(eq(p.headers[2].name, "X-A"));
+    CHECK(eq(p.headers[2].value, "b"));
+    /* every prefix is incomplete */
+    for (size_t k = 0; k < (size_t)rc; k++)
+        CHECK_EQ(wh_http_parse_response(r, k, &p, NULL), WH_HTTP_INCOMPLETE);
+
+    static const struct {
+        const char *raw;
+        int ok;
+        int framing, keep_alive, status;
+    } t[] = {
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 1, WH_HTTP_BODY_CHUNKED, 1, 200},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", 1, WH_HTTP_BODY_CLOSE, 0, 200},
+        {"HTTP/1.1 200 OK\r\n\r\n", 1, WH_HTTP_BODY_CLOSE, 0, 200},
+        {"HTTP/1.1 204 No Content\r\n\r\n", 1, WH_HTTP_BODY_NONE, 1, 204},
+        {"HTTP/1.1 304 \r\nContent-Length: 9\r\n\r\n", 1, WH_HTTP_BODY_NONE, 1, 304},
+        {"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n", 1, 0, 1, 101},
+        {"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 1,
+         WH_HTTP_BODY_NONE, 0, 404},
+        {"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", 1, WH_HTTP_BODY_LENGTH, 0, 200},
+        {"HTTP/1.0 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\n", 1,
+         WH_HTTP_BODY_LENGTH, 1, 200},
+        {"HTTP/1.1 599 \xff\tx\r\n\r\n", 1, WH_HTTP_BODY_CLOSE, 0, 599},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", 0, 0, 0, 0},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\n", 0, 0, 0, 0},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 0, 0, 0, 0},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 0, 0, 0, 0},
+        {"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 0, 0, 0, 0},
+        {"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", 0, 0, 0, 0},
+        {"HTTP/1.1 200 OK\r\nX : a\r\n\r\n", 0, 0, 0, 0},
+        {"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n", 0, 0, 0, 0},
+        {"HTTP/1.1 200 OK\nX: a\r\n\r\n", 0, 0, 0, 0},
+        {"HTTP/1.1 200\r\n\r\n", 0, 0, 0, 0},
+        {"HTTP/1.1 20 OK\r\n\r\n", 0, 0, 0, 0},
+        {"HTTP/1.1 2000 OK\r\n\r\n", 0, 0, 0, 0},
+        {"HTTP/1.1 099 OK\r\n\r\n", 0, 0, 0, 0},
+        {"HTTP/2.0 200 OK\r\n\r\n", 0, 0, 0, 0},
+        {"http/1.1 200 OK\r\n\r\n", 0, 0, 0, 0},
+        {"HTTP/1.1 200 O\x01K\r\n\r\n", 0, 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        rc = wh_http_parse_response(t[i].raw, strlen(t[i].raw), &p, NULL);
+        if ((rc > 0) != t[i].ok)
+            fprintf(stderr, "  response case %zu: rc %d (%s)\n", i, rc, p.error ? p.error : "");
+        CHECK_EQ(rc > 0, t[i].ok);
+        if (!t[i].ok) {
+            CHECK_EQ(rc, WH_HTTP_ERROR);
+            CHECK(p.error != NULL);
+            continue;
+        }
+        CHECK_EQ(rc, (int)strlen(t[i].raw));
+        CHECK_EQ(p.status, t[i].status);
+        CHECK_EQ(p.framing, t[i].framing);
+        CHECK_EQ(p.keep_alive, t[i].keep_alive);
+    }
+    /* what the engine's formatter writes parses back */
+    char buf[512];
+    wh_http_head_spec h = {.status = 201,
+                           .content_type = "text/plain",
+                           .content_length = 3,
+                           .server = "wharf",
+                           .extra = "X: y\r\n",
+                           .extra_len = 6};
+    int n = wh_http_format_head(buf, sizeof buf, &h);
+    CHECK_EQ(wh_http_parse_response(buf, (size_t)n, &p, NULL), n);
+    CHECK_EQ(p.status, 201);
+    CHECK(eq(p.reason, "Created"));
+    CHECK_EQ(p.content_length, 3);
+    CHECK_EQ(p.nheaders, 4);
+    /* limits: a status line past max_request_line, too many fields */
+    wh_http_limits lim;
+    wh_http_limits_init(&lim);
+    lim.max_request_line = 10;
+    CHECK_EQ(wh_http_parse_response(buf, (size_t)n, &p, &lim), WH_HTTP_ERROR);
+    lim.max_request_line = 8192;
+    lim.max_headers = 3;
+    CHECK_EQ(wh_http_parse_response(buf, (size_t)n, &p, &lim), WH_HTTP_ERROR);
 }
 
 /* ---- chunked ---- */

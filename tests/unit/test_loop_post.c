@@ -114,4 +114,34 @@ TEST(wake_from_thread)
     wh_loop_free(loop);
 }
 
+/* A post is never lost: what is queued when the loop is freed runs inside
+ * wh_loop_free, and posts from then on are refused with -ESHUTDOWN. */
+static int freed_ran, repost_rc = 1;
+static void at_free_task(wh_loop *loop, void *arg)
+{
+    freed_ran++;
+    free(arg); /* the memory a task carries is released, not leaked */
+    repost_rc = wh_loop_post(loop, at_free_task, NULL);
+}
+
+static void *post_from_thread(void *arg)
+{
+    wh_loop *loop = arg;
+    for (int i = 0; i < 3; i++)
+        if (wh_loop_post(loop, at_free_task, malloc(64)) < 0) return NULL;
+    return NULL;
+}
+
+TEST(queued_posts_run_when_freed)
+{
+    wh_loop *loop;
+    CHECK_EQ(wh_loop_new(&loop, NULL), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, post_from_thread, loop), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    wh_loop_free(loop); /* never ran: the three tasks run here */
+    CHECK_EQ(freed_ran, 3);
+    CHECK_EQ(repost_rc, -ESHUTDOWN);
+}
+
 WH_TEST_MAIN()

@@ -661,6 +661,18 @@ static void deadline_opts(wh_server_opts *o)
     o->shutdown_timeout_ms = 600;
 }
 
+/* Sends until the peer has stopped taking bytes for 200 ms (at most 3 s). */
+static void fill_until_stuck(int fd, const char *buf, size_t len)
+{
+    uint64_t start = now_ms(), last = start;
+    while (now_ms() - last < 200 && now_ms() - start < 3000) {
+        if (send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL) > 0)
+            last = now_ms();
+        else
+            usleep(5000);
+    }
+}
+
 TEST(graceful_stop_deadline_then_forced)
 {
     wh_conn_cbs cbs = {.on_read = echo_read};
@@ -670,14 +682,15 @@ TEST(graceful_stop_deadline_then_forced)
     int small = 4096;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     static char junk[1 << 20];
-    /* Fill both directions: the server's queue holds what we do not read. */
-    for (int i = 0; i < 8; i++)
-        if (send(fd, junk, sizeof(junk), MSG_DONTWAIT | MSG_NOSIGNAL) <= 0) break;
-    usleep(100000);
+    /* Fill both directions: the server's queue holds what we do not read.
+     * Keep pushing for a while: kernel buffers alone can absorb several MiB
+     * (autotuned), and only past them does the echo queue in the server. */
+    fill_until_stuck(fd, junk, sizeof junk);
     uint64_t t0 = now_ms();
     wh_server_stop(s, true);
     CHECK_EQ(wh_server_wait(s), 0);
     uint64_t dt = now_ms() - t0;
+    if (!(dt >= 400 && dt < 3000)) fprintf(stderr, "  deadline stop took %llu ms\n", (unsigned long long)dt);
     CHECK(dt >= 400 && dt < 3000);
     close(fd);
     wh_server_free(s);
@@ -687,9 +700,7 @@ TEST(graceful_stop_deadline_then_forced)
     CHECK(s);
     fd = cli_connect(server_port(s, 0));
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    for (int i = 0; i < 8; i++)
-        if (send(fd, junk, sizeof(junk), MSG_DONTWAIT | MSG_NOSIGNAL) <= 0) break;
-    usleep(100000);
+    fill_until_stuck(fd, junk, sizeof junk);
     t0 = now_ms();
     wh_server_stop(s, true);
     usleep(200000);

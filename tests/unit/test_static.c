@@ -102,8 +102,10 @@ TEST(clean_path_table)
         {"/%41", 200, "A"},
         {"/../secret.txt", 400, NULL},
         {"/sub/../../secret.txt", 400, NULL},
-        {"/./a.txt", 400, NULL},
-        {"/sub/..", 400, NULL},
+        {"/..", 400, NULL},
+        {"/sub/../..", 400, NULL},
+        {"/sub/./../../secret.txt", 400, NULL},
+        {"/%2e%2e", 400, NULL},
         {"/%2e%2e/secret.txt", 400, NULL},
         {"/%2E%2E/secret.txt", 400, NULL},
         {"/.%2e/secret.txt", 400, NULL},
@@ -119,6 +121,19 @@ TEST(clean_path_table)
         {"/%2ehidden", 404, NULL},
         {"a.txt", 400, NULL},
         {"", 400, NULL},
+        /* dot-segments that stay inside the root are resolved (RFC 3986 5.2.4) */
+        {"/./a.txt", 200, "a.txt"},
+        {"/sub/..", 200, ""},
+        {"/sub/../", 200, ""},
+        {"/sub/.", 200, "sub"},
+        {"/img/../index.html", 200, "index.html"},
+        {"/a/./b", 200, "a/b"},
+        {"/a/b/../../c", 200, "c"},
+        {"/sub/%2e%2e/a.txt", 200, "a.txt"},
+        {"/sub/.%2E/a.txt", 200, "a.txt"},
+        {"/sub/%2e/a.txt", 200, "sub/a.txt"},
+        {"//sub//..//a.txt", 200, "a.txt"},
+        {"/sub/.../x", 404, NULL}, /* "..." is a dotfile name, not a dot-segment */
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         char out[WH_STATIC_PATH_MAX];
@@ -133,6 +148,13 @@ TEST(clean_path_table)
     CHECK_EQ(clean("/sub/", out, &slash), 200);
     CHECK(slash);
     CHECK_EQ(clean("/sub", out, &slash), 200);
+    CHECK(!slash);
+    CHECK_EQ(clean("/sub/x/..", out, &slash), 200); /* a final ".." names a directory */
+    CHECK(slash);
+    CHECK(strcmp(out, "sub") == 0);
+    CHECK_EQ(clean("/sub/.", out, &slash), 200);
+    CHECK(slash);
+    CHECK_EQ(clean("/sub/../a.txt", out, &slash), 200);
     CHECK(!slash);
     CHECK_EQ(wh_static_clean_path("/.hidden", 8, true, out, sizeof out, &slash), 200);
     char big[3000];
@@ -177,6 +199,13 @@ TEST(resolve_confinement)
     CHECK_EQ(resolve(&root, "/%252e%252e", &f), 200); /* the file literally named %2e%2e */
     CHECK_EQ(resolve(&root, "/%252e%252e/secret.txt", &f), 404);
     CHECK_EQ(resolve(&root, "/%2e%2e", &f), 400);
+    CHECK_EQ(resolve(&root, "/sub/../a.txt", &f), 200);
+    CHECK(strcmp(f.rel, "a.txt") == 0);
+    CHECK_EQ(resolve(&root, "/sub/..", &f), 200); /* the root's index */
+    CHECK(strcmp(f.rel, "index.html") == 0);
+    CHECK_EQ(resolve(&root, "/sub/../../secret.txt", &f), 400);
+    /* lexical: the link is never followed, so it cannot lead out */
+    CHECK_EQ(resolve(&root, "/dirlink_out/../a.txt", &f), 200);
     /* The fallback path (no openat2) must refuse the same escapes. */
     root.have_openat2 = 0;
     CHECK_EQ(resolve(&root, "/link_out", &f), 403);

@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+
+#include "wharf/http_data.h"
 
 /* ---- growable string ---------------------------------------------------- */
 
@@ -140,38 +141,6 @@ bool wh_gb_utf8_valid(const char *str, size_t n)
 
 /* ---- form ---------------------------------------------------------------- */
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
-/* Decodes one urlencoded component into dst (cap bytes). Returns the decoded
- * length, -1 for a malformed escape, -2 if it does not fit. */
-static long url_decode(const char *s, size_t n, char *dst, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            /* WHATWG's parser keeps a stray '%' literally; we refuse it:
-             * a browser never sends one, so it means a broken client. */
-            if (n - i < 3) return -1;
-            int h = hexval((unsigned char)s[i + 1]), l = hexval((unsigned char)s[i + 2]);
-            if (h < 0 || l < 0) return -1;
-            c = (unsigned char)(h << 4 | l);
-            i += 2;
-        }
-        if (o >= cap) return -2;
-        dst[o++] = (char)c;
-    }
-    return (long)o;
-}
-
 static bool is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
@@ -212,70 +181,54 @@ static int check_field(char *buf, size_t *len, bool is_message)
     return WH_GB_FORM_OK;
 }
 
+/* Decodes a field's value into dst[0..cap) (NUL-terminated, so dst holds
+ * cap + 1 bytes), checks it and trims it. A value longer than cap before
+ * trimming is decoded on the heap first: it may be padded with blanks. */
+static int field_value(wh_str raw, bool is_message, char *dst, size_t cap, size_t *out_len)
+{
+    int too_long = is_message ? WH_GB_FORM_MESSAGE_TOO_LONG : WH_GB_FORM_NAME_TOO_LONG;
+    ssize_t n = wh_http_form_decode(raw, NULL, 0);
+    if (n < 0) return WH_GB_FORM_BAD_ENCODING;
+    char *buf = dst;
+    if ((size_t)n > cap) {
+        buf = malloc((size_t)n + 1);
+        if (!buf) return too_long;
+    }
+    wh_http_form_decode(raw, buf, (size_t)n);
+    buf[n] = '\0';
+    size_t fl = (size_t)n;
+    int r = check_field(buf, &fl, is_message);
+    if (r == WH_GB_FORM_OK && fl > cap) r = too_long;
+    if (buf != dst) {
+        if (r == WH_GB_FORM_OK) memcpy(dst, buf, fl + 1);
+        free(buf);
+    }
+    *out_len = fl;
+    return r;
+}
+
 int wh_gb_form_parse(const char *body, size_t len, wh_gb_form *out)
 {
     memset(out, 0, sizeof(*out));
     if (len > WH_GB_BODY_MAX) return WH_GB_FORM_BODY_TOO_LARGE;
     bool have_name = false, have_msg = false;
-    size_t i = 0;
-    while (i < len) {
-        size_t end = i;
-        while (end < len && body[end] != '&')
-            end++;
-        size_t eq = i;
-        while (eq < end && body[eq] != '=')
-            eq++;
-        const char *key = body + i;
-        size_t klen = eq - i;
-        const char *val = eq < end ? body + eq + 1 : body + end;
-        size_t vlen = eq < end ? end - eq - 1 : 0;
-        /* Field names are plain ASCII here; compare the raw bytes (a name
-         * spelt with escapes, like "n%61me", is simply an unknown field). */
-        bool is_name = klen == 4 && !memcmp(key, WH_GB_FIELD_NAME, 4);
-        bool is_msg = klen == 7 && !memcmp(key, WH_GB_FIELD_MESSAGE, 7);
-        if (is_name || is_msg) {
-            if ((is_name && have_name) || (is_msg && have_msg)) return WH_GB_FORM_DUPLICATE_FIELD;
-            char *dst = is_name ? out->name : out->message;
-            size_t cap = is_name ? WH_GB_NAME_MAX : WH_GB_MESSAGE_MAX;
-            long n = url_decode(val, vlen, dst, cap);
-            if (n == -1) return WH_GB_FORM_BAD_ENCODING;
-            if (n == -2) {
-                /* Too long before trimming; decode fully to tell a long
-                 * value from one padded with spaces (rare; fine to scan). */
-                char *tmp = malloc(vlen + 1);
-                if (!tmp) return is_name ? WH_GB_FORM_NAME_TOO_LONG : WH_GB_FORM_MESSAGE_TOO_LONG;
-                long m = url_decode(val, vlen, tmp, vlen);
-                int r = WH_GB_FORM_OK;
-                if (m < 0) {
-                    r = WH_GB_FORM_BAD_ENCODING;
-                } else {
-                    size_t tl = (size_t)m;
-                    r = check_field(tmp, &tl, is_msg);
-                    if (r == WH_GB_FORM_OK && tl > cap)
-                        r = is_name ? WH_GB_FORM_NAME_TOO_LONG : WH_GB_FORM_MESSAGE_TOO_LONG;
-                    if (r == WH_GB_FORM_OK) {
-                        memcpy(dst, tmp, tl);
-                        dst[tl] = '\0';
-                        n = (long)tl;
-                    }
-                }
-                free(tmp);
-                if (r != WH_GB_FORM_OK) return r;
-            } else {
-                dst[n] = '\0';
-            }
-            size_t fl = (size_t)n;
-            int r = check_field(dst, &fl, is_msg);
-            if (r != WH_GB_FORM_OK) return r;
-            if (is_name) {
-                out->name_len = fl;
-                have_name = true;
-            } else {
-                out->message_len = fl;
-                have_msg = true;
-            }
-        }
-        i = end + 1;
+    wh_http_form_iter it;
+    wh_http_form_pair kv;
+    wh_http_form_iter_init(&it, (wh_str){body, len});
+    while (wh_http_form_next(&it, &kv)) {
+        /* Names are compared decoded, as a browser would have encoded them
+         * ("n%61me" is "name"); values of fields we do not use are never
+         * decoded, so their escapes do not matter. */
+        bool is_name = wh_http_form_name_eq(kv.name, WH_GB_FIELD_NAME);
+        bool is_msg = !is_name && wh_http_form_name_eq(kv.name, WH_GB_FIELD_MESSAGE);
+        if (!is_name && !is_msg) continue;
+        if ((is_name && have_name) || (is_msg && have_msg)) return WH_GB_FORM_DUPLICATE_FIELD;
+        int r = is_name ? field_value(kv.value, false, out->name, WH_GB_NAME_MAX, &out->name_len)
+                        : field_value(kv.value, true, out->message, WH_GB_MESSAGE_MAX,
+                                      &out->message_len);
+        if (r != WH_GB_FORM_OK) return r;
+        have_name |= is_name;
+        have_msg |= is_msg;
     }
     if (out->message_len == 0) return WH_GB_FORM_MESSAGE_EMPTY;
     if (out->name_len == 0) {
@@ -326,21 +279,6 @@ int wh_gb_form_status(int result)
     default:
         return 400;
     }
-}
-
-bool wh_gb_content_type_ok(const char *v, size_t n)
-{
-    static const char want[] = "application/x-www-form-urlencoded";
-    const size_t wl = sizeof(want) - 1;
-    while (n && (*v == ' ' || *v == '\t'))
-        v++, n--;
-    if (n < wl || strncasecmp(v, want, wl) != 0) return false;
-    /* RFC 9110 8.3.1: media-type *( OWS ";" OWS parameter ) */
-    for (size_t i = wl; i < n; i++) {
-        if (v[i] == ';') return true;
-        if (v[i] != ' ' && v[i] != '\t') return false;
-    }
-    return true;
 }
 
 /* ---- HTML ---------------------------------------------------------------- */
@@ -619,7 +557,7 @@ static int jr_hex4(struct jr *j, unsigned *out)
     if (j->n - j->i < 4) return -1;
     unsigned v = 0;
     for (int k = 0; k < 4; k++) {
-        int h = hexval((unsigned char)j->s[j->i + (size_t)k]);
+        int h = wh_http_hex_digit((unsigned char)j->s[j->i + (size_t)k]);
         if (h < 0) return -1;
         v = v << 4 | (unsigned)h;
     }

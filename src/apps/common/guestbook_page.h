@@ -46,8 +46,9 @@
 #define WH_GB_KEY_ENTRIES  "guestbook:entries"
 #define WH_GB_KEY_VISITORS "guestbook:visitors"
 
-/* Routes and form field names. */
+/* Routes, the form's media type and its field names. */
 #define WH_GB_PATH          "/guestbook"
+#define WH_GB_CONTENT_TYPE  "application/x-www-form-urlencoded"
 #define WH_GB_FIELD_NAME    "name"
 #define WH_GB_FIELD_MESSAGE "message"
 
@@ -106,17 +107,16 @@ typedef struct wh_gb_form {
     size_t message_len;
 } wh_gb_form;
 
-/* Parses an application/x-www-form-urlencoded body (WHATWG URL "urlencoded
- * parser": '&'-separated, '+' is space, %XX decoded); unknown fields ignored.
- * Returns WH_GB_FORM_OK or a wh_gb_form_result error. */
+/* Parses an application/x-www-form-urlencoded body with the decoder of
+ * wharf/http_data.h (wh_http_form_next, wh_http_form_decode: '&'-separated,
+ * '+' is space, %XX decoded, a malformed escape refused), then validates
+ * the two fields; unknown fields are ignored. Returns WH_GB_FORM_OK or a
+ * wh_gb_form_result error. */
 int wh_gb_form_parse(const char *body, size_t len, wh_gb_form *out);
 /* One-sentence reason for a wh_gb_form_result, for the error page; never NULL. */
 const char *wh_gb_form_strerror(int result);
 /* HTTP status for a wh_gb_form_result: 200 for OK, else 400, 413 or 415. */
 int wh_gb_form_status(int result);
-/* True if a Content-Type value is application/x-www-form-urlencoded
- * (case-insensitive, parameters such as "; charset=UTF-8" allowed). */
-bool wh_gb_content_type_ok(const char *value, size_t len);
 /* True if s[0..n) is valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
 bool wh_gb_utf8_valid(const char *s, size_t n);
 

@@ -22,6 +22,7 @@
 #include "apps/common/guestbook_page.h"
 #include "apps/common/guestbook_store.h"
 #include "apps/wharfd/log.h"
+#include "wharf/http_data.h"
 #include "apps/wharfd/mounts.h"
 
 struct gb_app {
@@ -129,7 +130,7 @@ static void gb_post(wh_http_req *r, void *ud)
 {
     struct gb_app *app = ud;
     wh_str ct = wh_http_req_header(r, "Content-Type");
-    if (!ct.p || !wh_gb_content_type_ok(ct.p, ct.len)) {
+    if (!wh_http_media_type_is(ct, WH_GB_CONTENT_TYPE)) {
         respond_error_page(r, wh_gb_form_status(WH_GB_FORM_BAD_CONTENT_TYPE),
                            wh_gb_form_strerror(WH_GB_FORM_BAD_CONTENT_TYPE));
         return;
