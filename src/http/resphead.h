@@ -25,11 +25,18 @@ int wh__resp_field_check(const char *name, const char *value, size_t *nl, size_t
 bool wh__resp_value_ok(const char *s);
 
 /* True for a status a final response may carry (RFC 9110 §15: 1xx are
- * interim and the engine's own, 600 and above are invalid). */
-bool wh__resp_status_ok(int status);
+ * interim and the engine's own, 600 and above are invalid). Inline: every
+ * response asks. */
+static inline bool wh__resp_status_ok(int status)
+{
+    return status >= 200 && status <= 599;
+}
 
 /* True for a status whose response never has content (RFC 9110 §6.4.1). */
-bool wh__resp_bodyless(int status);
+static inline bool wh__resp_bodyless(int status)
+{
+    return status < 200 || status == 204 || status == 304;
+}
 
 /* A handler's extra lines, "Name: value\r\n" each. Its own Server, then its
  * own Date, come first, so the head builder sees them without a search.

@@ -159,7 +159,7 @@ static int head_into(wh_http_req *r, char *buf, size_t cap, char **heap, int sta
         .extra = r->hdrs,
         .extra_len = r->hlen,
     };
-    wh__resp_head_own(&h);
+    if (h.extra_len) wh__resp_head_own(&h); /* most responses add no field */
     *heap = NULL;
     int n = wh_http_format_head(buf, cap, &h);
     if (n == -ENOSPC) {

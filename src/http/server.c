@@ -172,8 +172,8 @@ static bool hl_stopping(wh_loop *loop)
 }
 
 /* Fills r for a freshly parsed request. */
-static void req_init(wh_http_req *r, wh_http_server *s, const wh__http_loop *hl, wh_conn *c,
-                     wh_str body)
+static inline void req_init(wh_http_req *r, wh_http_server *s, const wh__http_loop *hl, wh_conn *c,
+                            wh_str body)
 {
     r->srv = s;
     r->conn = c;

@@ -72,7 +72,7 @@ int wh_loop_new(wh_loop **out, const wh_loop_opts *opts)
     return 0;
 }
 
-static void run_defers(wh_loop *loop);
+static inline void run_defers(wh_loop *loop);
 
 void wh_loop_free(wh_loop *loop)
 {
@@ -127,7 +127,7 @@ static void dispatch(wh_loop *loop, unsigned n)
     }
 }
 
-static void run_defers(wh_loop *loop)
+static inline void run_defers(wh_loop *loop)
 {
     if (!loop->defer.n) return;
     wh__tvec run = loop->defer;
