@@ -1,6 +1,6 @@
 /* Test helpers for HTTP engine tests: an HTTP server on a bare wh_loop run
  * by a thread of the test (no wh_server), and a blocking loopback client.
- * Header-only (static functions): include it once per test program. */
+ * Header-only (static inline functions, so a test may use only some). */
 #ifndef WH_TEST_HTTP_HOST_H
 #define WH_TEST_HTTP_HOST_H
 
@@ -23,7 +23,7 @@ typedef struct http_host {
     int port;
 } http_host;
 
-static void *http_host_run(void *arg)
+static inline void *http_host_run(void *arg)
 {
     http_host *h = arg;
     wh_loop_run(h->loop, WH_RUN_DEFAULT);
@@ -31,7 +31,7 @@ static void *http_host_run(void *arg)
 }
 
 /* Starts serving srv on 127.0.0.1:0 from a new thread. 0 or negative errno. */
-static int http_host_start(http_host *h, wh_http_server *srv)
+static inline int http_host_start(http_host *h, wh_http_server *srv)
 {
     memset(h, 0, sizeof *h);
     h->srv = srv;
@@ -45,7 +45,7 @@ static int http_host_start(http_host *h, wh_http_server *srv)
     return rc;
 }
 
-static void http_host_check(wh_timer *t, void *ud)
+static inline void http_host_check(wh_timer *t, void *ud)
 {
     http_host *h = ud;
     if (wh_net_conn_count(h->loop) == 0) {
@@ -55,7 +55,7 @@ static void http_host_check(wh_timer *t, void *ud)
 }
 
 /* A graceful stop the way a program with its own loop does it. */
-static void http_host_stop_task(wh_loop *loop, void *arg)
+static inline void http_host_stop_task(wh_loop *loop, void *arg)
 {
     http_host *h = arg;
     wh_listener_close(h->listener);
@@ -64,7 +64,7 @@ static void http_host_stop_task(wh_loop *loop, void *arg)
 }
 
 /* Drains, joins the thread and frees the loop; the connection count left. */
-static size_t http_host_stop(http_host *h)
+static inline size_t http_host_stop(http_host *h)
 {
     wh_loop_post(h->loop, http_host_stop_task, h);
     pthread_join(h->thread, NULL);
@@ -74,7 +74,7 @@ static size_t http_host_stop(http_host *h)
 }
 
 /* A blocking loopback client connected to port, or -1. */
-static int http_connect(int port)
+static inline int http_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -87,7 +87,7 @@ static int http_connect(int port)
 }
 
 /* Sends all of s (stops quietly if the peer is gone). */
-static void http_send(int fd, const void *s, size_t n)
+static inline void http_send(int fd, const void *s, size_t n)
 {
     const char *p = s;
     while (n) {
@@ -100,8 +100,8 @@ static void http_send(int fd, const void *s, size_t n)
 
 /* Reads into buf (NUL-terminated) until `until` was seen `count` times, EOF
  * (*eof = 1) or ms of silence. Returns the bytes read. */
-static size_t http_recv_until(int fd, char *buf, size_t cap, const char *until, int count, int ms,
-                              int *eof)
+static inline size_t http_recv_until(int fd, char *buf, size_t cap, const char *until, int count,
+                                     int ms, int *eof)
 {
     size_t len = 0;
     *eof = 0;

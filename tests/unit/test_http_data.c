@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http_host.h"
 #include "test.h"
 #include "wharf/http.h"
 #include "wharf/http_data.h"
@@ -703,11 +704,7 @@ TEST(multipart_next_and_get)
 
 static wh_http_server *srv;
 static wh_router *rt;
-static wh_loop *loop;
-static wh_listener *listener;
-static pthread_t thread;
-static wh_timer *stop_timer;
-static int port;
+static http_host host;
 
 static void reply(wh_http_req *r, const char *s)
 {
@@ -815,51 +812,7 @@ static void h_form(wh_http_req *r, void *ud)
     reply(r, msg);
 }
 
-static void *run_loop(void *arg)
-{
-    wh_loop_run(loop, WH_RUN_DEFAULT);
-    return NULL;
-}
-
-static void stop_check(wh_timer *t, void *ud)
-{
-    if (wh_net_conn_count(loop) == 0) {
-        wh_timer_stop(t);
-        wh_loop_stop(loop);
-    }
-}
-
-static void stop_task(wh_loop *l, void *arg)
-{
-    wh_listener_close(listener);
-    wh_http_server_drain(srv, l);
-    wh_timer_start(stop_timer, 0, 10);
-}
-
-static int connect_srv(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 static char rbuf[1 << 16];
-
-static void send_req(int fd, const char *req)
-{
-    size_t n = strlen(req);
-    while (n) {
-        ssize_t w = send(fd, req, n, MSG_NOSIGNAL);
-        if (w <= 0) return;
-        req += w;
-        n -= (size_t)w;
-    }
-}
 
 /* Reads the response of a "Connection: close" request to EOF; returns its
  * status and points *body at its body (in rbuf). */
@@ -882,9 +835,9 @@ static int recv_resp(int fd, const char **body)
 
 static int ask(const char *req, const char **body)
 {
-    int fd = connect_srv();
+    int fd = http_connect(host.port);
     if (fd < 0) return -1;
-    send_req(fd, req);
+    http_send(fd, req, strlen(req));
     return recv_resp(fd, body);
 }
 
@@ -911,15 +864,7 @@ TEST(engine_start)
     wh_http_opts o;
     wh_http_opts_init(&o);
     CHECK_EQ(wh_http_server_new(&srv, &o, wh_router_handle, rt), 0);
-    CHECK_EQ(wh_loop_new(&loop, NULL), 0);
-    CHECK_EQ(wh_http_server_listen(srv, loop, "127.0.0.1:0", NULL, &listener), 0);
-    wh_sockaddr a;
-    CHECK_EQ(wh_listener_local(listener, &a), 0);
-    CHECK_EQ(wh_timer_new(loop, stop_check, NULL, &stop_timer), 0);
-    char as[64];
-    CHECK(wh_addr_format(&a, as, sizeof as) > 0);
-    port = atoi(strrchr(as, ':') + 1);
-    CHECK_EQ(pthread_create(&thread, NULL, run_loop, NULL), 0);
+    CHECK_EQ(http_host_start(&host, srv), 0);
 }
 
 TEST(router_decodes_params)
@@ -984,9 +929,10 @@ TEST(router_async_param)
 {
     /* A deferred request keeps its decoded value while other requests are
      * routed meanwhile. */
-    int fd = connect_srv();
+    int fd = http_connect(host.port);
     CHECK(fd >= 0);
-    send_req(fd, "GET /async/%41%41 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    static const char req[] = "GET /async/%41%41 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    http_send(fd, req, sizeof req - 1);
     const char *b;
     for (int i = 0; i < 5; i++) {
         CHECK_EQ(get("/items/%42", &b), 200);
@@ -1100,11 +1046,7 @@ TEST(req_form_get)
 
 TEST(engine_stop)
 {
-    CHECK_EQ(wh_loop_post(loop, stop_task, NULL), 0);
-    CHECK_EQ(pthread_join(thread, NULL), 0);
-    CHECK_EQ(wh_net_conn_count(loop), 0);
-    wh_timer_free(stop_timer);
-    wh_loop_free(loop);
+    CHECK_EQ(http_host_stop(&host), 0);
     wh_http_server_free(srv);
     wh_router_free(rt);
 }

@@ -17,42 +17,14 @@
 
 #include <pthread.h>
 
+#include "http_host.h"
 #include "test.h"
 #include "wharf/http.h"
 #include "wharf/server.h"
 
 static wh_http_server *srv;
 #ifdef WH_HTTP_TEST_BARE
-static wh_loop *bare_loop;
-static wh_listener *bare_listener;
-static pthread_t bare_thread;
-static wh_timer *bare_timer;
-
-static void *bare_run(void *arg)
-{
-    (void)arg;
-    wh_loop_run(bare_loop, WH_RUN_DEFAULT);
-    return NULL;
-}
-
-/* Stops the loop once the drain has closed every connection. */
-static void bare_check(wh_timer *t, void *ud)
-{
-    (void)ud;
-    if (wh_net_conn_count(bare_loop) == 0) {
-        wh_timer_stop(t);
-        wh_loop_stop(bare_loop);
-    }
-}
-
-/* A graceful stop as a program with its own loop does it. */
-static void bare_stop_task(wh_loop *loop, void *arg)
-{
-    (void)arg;
-    wh_listener_close(bare_listener);
-    wh_http_server_drain(srv, loop);
-    wh_timer_start(bare_timer, 0, 10);
-}
+static http_host host;
 #else
 static wh_server *base;
 #endif
@@ -176,54 +148,11 @@ static void h_notfound(wh_http_req *r, void *ud)
 
 static int connect_srv(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return http_connect(port);
 }
 
-static void send_all(int fd, const char *s, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-        if (w <= 0) return;
-        s += w;
-        n -= (size_t)w;
-    }
-}
-
-/* Reads until `until` appears `count` times in the buffer, EOF (*eof = 1) or
- * ms of silence. Returns bytes read. */
-static size_t recv_until(int fd, char *buf, size_t cap, const char *until, int count, int ms,
-                         int *eof)
-{
-    size_t len = 0;
-    *eof = 0;
-    for (;;) {
-        if (until) {
-            int seen = 0;
-            buf[len] = 0;
-            for (const char *p = buf;
-                 (p = memmem(p, len - (size_t)(p - buf), until, strlen(until))) != NULL; p++)
-                seen++;
-            if (seen >= count) return len;
-        }
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        if (poll(&pfd, 1, ms) <= 0) return len;
-        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
-        if (n <= 0) {
-            *eof = 1;
-            buf[len] = 0;
-            return len;
-        }
-        len += (size_t)n;
-        if (len + 1 >= cap) return len;
-    }
-}
+#define send_all   http_send
+#define recv_until http_recv_until
 
 static char rbuf[1 << 20];
 
@@ -285,15 +214,11 @@ TEST(start)
     o.keepalive_timeout_ms = 400;
     o.max_body = 100000;
     CHECK_EQ(wh_http_server_new(&srv, &o, wh_router_handle, rt), 0);
-    wh_sockaddr a;
 #ifdef WH_HTTP_TEST_BARE
-    /* Set up before the thread runs the loop, so no call races it. */
-    CHECK_EQ(wh_loop_new(&bare_loop, NULL), 0);
-    CHECK_EQ(wh_http_server_listen(srv, bare_loop, "127.0.0.1:0", NULL, &bare_listener), 0);
-    CHECK_EQ(wh_listener_local(bare_listener, &a), 0);
-    CHECK_EQ(wh_timer_new(bare_loop, bare_check, NULL, &bare_timer), 0);
-    CHECK_EQ(pthread_create(&bare_thread, NULL, bare_run, NULL), 0);
+    CHECK_EQ(http_host_start(&host, srv), 0);
+    port = host.port;
 #else
+    wh_sockaddr a;
     wh_server_opts so;
     wh_server_opts_init(&so);
     so.threads = 1;
@@ -304,10 +229,10 @@ TEST(start)
     CHECK_EQ(wh_server_listen(base, "127.0.0.1:0"), 0);
     CHECK_EQ(wh_server_local_addr(base, 0, &a), 0);
     CHECK_EQ(wh_server_start(base), 0);
-#endif
     char as[64];
     CHECK(wh_addr_format(&a, as, sizeof as) > 0);
     port = atoi(strrchr(as, ':') + 1);
+#endif
 }
 
 TEST(keepalive_and_close)
@@ -602,11 +527,7 @@ TEST(async_client_gone)
 TEST(stop)
 {
 #ifdef WH_HTTP_TEST_BARE
-    CHECK_EQ(wh_loop_post(bare_loop, bare_stop_task, NULL), 0);
-    CHECK_EQ(pthread_join(bare_thread, NULL), 0);
-    CHECK_EQ(wh_net_conn_count(bare_loop), 0);
-    wh_timer_free(bare_timer);
-    wh_loop_free(bare_loop);
+    CHECK_EQ(http_host_stop(&host), 0);
 #else
     wh_server_stop(base, true);
     CHECK_EQ(wh_server_wait(base), 0);
