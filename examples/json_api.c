@@ -449,8 +449,9 @@ static bool authorized(const wh_http_req *r, const char *token)
 
 /* Runs for every request once its head is in, before any of its body is read. All but
  * the upload return at once and take the usual buffered path to the router. Answering
- * here refuses the body unread: a client that sent Expect: 100-continue never sends it,
- * and the connection closes after the answer if body bytes were due. */
+ * here refuses the body unread: a client that sent Expect: 100-continue never sends it.
+ * If body bytes were due, the connection closes after the answer, unless they were
+ * already coming and at most max_discard remain: those are dropped as they arrive. */
 static void on_head(wh_http_req *r, void *ud)
 {
     struct app *a = ud;

@@ -3,7 +3,8 @@
  *
  *   ws_echo [PORT | HOST:PORT] [--threads N] [--max-message BYTES]
  *           [--ping-interval MS] [--pong-timeout MS] [--protocol NAME]
- *           [--origin ORIGIN] [--room-max-queued BYTES]
+ *           [--origin ORIGIN] [--room-max-queued BYTES] [--room-max-pending BYTES]
+ *           [--fragment-timeout MS]
  *
  *   GET /echo  (WebSocket): every message comes back as received
  *   GET /room  (WebSocket): every message is broadcast to every /room member
@@ -17,8 +18,13 @@
  * printed as "listening ADDR". SIGINT/SIGTERM stop it (1001 to every peer).
  * --protocol picks NAME when a client offers it (Sec-WebSocket-Protocol);
  * --origin refuses (403) any other Origin. --room-max-queued sets how far
- * behind a /room member may fall before it is closed (1008).
+ * behind a /room member may fall before it is closed (1008), in bytes of
+ * memory its queue holds; --room-max-pending how much a thread's queue of
+ * broadcasts not yet processed may hold before a broadcast is refused (the
+ * sender then gets a text "busy"). --fragment-timeout is the time a message
+ * may take to arrive whole (1008 after it).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +66,9 @@ static void room_open(wh_ws *ws, void *ud)
 
 static void room_message(wh_ws *ws, const char *data, size_t len, bool text, void *ud)
 {
-    wh_ws_hub_broadcast(room, data, len, text);
+    /* -EAGAIN: the room's threads are behind; nobody got it, so say so. */
+    if (wh_ws_hub_broadcast(room, data, len, text) == -EAGAIN && wh_ws_writable(ws))
+        wh_ws_send_text(ws, "busy", 4);
 }
 
 /* /flood: a producer that respects backpressure. */
@@ -146,7 +154,7 @@ int main(int argc, char **argv)
     so.threads = 2;
     const char *addr = "127.0.0.1:9001";
     char abuf[64];
-    size_t room_max = 0;
+    size_t room_max = 0, room_pending = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v && !strcmp(a, "--threads") && ++i)
@@ -163,6 +171,10 @@ int main(int argc, char **argv)
             want_origin = v;
         else if (v && !strcmp(a, "--room-max-queued") && ++i)
             room_max = (size_t)strtoull(v, NULL, 10);
+        else if (v && !strcmp(a, "--room-max-pending") && ++i)
+            room_pending = (size_t)strtoull(v, NULL, 10);
+        else if (v && !strcmp(a, "--fragment-timeout") && ++i)
+            wo.fragment_timeout_ms = (uint32_t)atoi(v);
         else if (a[0] != '-' && strchr(a, ':'))
             addr = a;
         else if (a[0] != '-') {
@@ -171,7 +183,8 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr, "usage: ws_echo [PORT|HOST:PORT] [--threads N] [--max-message BYTES]"
                             " [--ping-interval MS] [--pong-timeout MS] [--protocol NAME]"
-                            " [--origin ORIGIN] [--room-max-queued BYTES]\n");
+                            " [--origin ORIGIN] [--room-max-queued BYTES]"
+                            " [--room-max-pending BYTES] [--fragment-timeout MS]\n");
             return 2;
         }
     }
@@ -186,6 +199,7 @@ int main(int argc, char **argv)
     if (rc == 0) rc = wh_server_new(&s, &so, wh_http_server_cbs(hs), hs);
     if (rc == 0) rc = wh_ws_hub_new(&room);
     if (rc == 0 && room_max) wh_ws_hub_set_max_queued(room, room_max);
+    if (rc == 0 && room_pending) wh_ws_hub_set_max_pending(room, room_pending);
     if (rc == 0) rc = wh_server_listen(s, addr);
     if (rc == 0) rc = wh_server_start(s);
     wh_sockaddr a;

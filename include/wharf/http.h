@@ -49,29 +49,52 @@ typedef void (*wh_http_handler)(wh_http_req *r, void *ud);
  * the peer went away; -EPROTO: malformed chunked coding); then no further
  * call comes, and r must still be answered (the respond call returns -EPIPE
  * if the connection is gone). data is valid during the call only. */
-typedef void (*wh_http_body_cb)(wh_http_req *r, const char *data, size_t len, int status,
-                                void *ud);
+typedef void (*wh_http_body_cb)(wh_http_req *r, const char *data, size_t len, int status, void *ud);
 enum { WH_HTTP_BODY_MORE = 0, WH_HTTP_BODY_END = 1 };
 
 typedef struct wh_http_opts {
-    size_t max_request_line;       /* longer -> 414: 8192 */
-    size_t max_header_bytes;       /* whole header block, longer -> 431: 16384 */
-    unsigned max_headers;          /* more -> 431: 64 */
-    size_t max_body;               /* larger -> 413: 1 MiB */
+    size_t max_request_line; /* longer -> 414: 8192 */
+    size_t max_header_bytes; /* whole header block, longer -> 431: 16384 */
+    unsigned max_headers;    /* more -> 431: 64 */
+    /* The in-memory body budget: the most body bytes the engine holds for
+     * one request. A buffered body (Content-Length, or chunked after
+     * decoding) above it gets 413; a declared Content-Length above it is
+     * refused from the head, before any of the body is read. Larger bodies
+     * are for on_head + wh_http_req_read_body, which hold one read buffer
+     * whatever the size. Raise it for an application that must buffer more;
+     * each connection may then hold that much. 0 = no limit. 32 KiB. */
+    size_t max_body;
     uint32_t header_timeout_ms;    /* whole request head must arrive within: 10000 */
     uint32_t keepalive_timeout_ms; /* idle between requests: 5000 */
     uint32_t write_timeout_ms;     /* no write progress for: 30000 */
     const char *server_name;       /* Server header value, NULL = none: "wharf" */
     /* Called on the loop thread when each exchange finishes (access log,
-     * metrics); r's accessors are still valid during the call. */
+     * metrics); r's accessors are still valid during the call. Every request
+     * the engine sees comes here once, its own refusals included:
+     *  - answered by the application: status and body bytes as sent;
+     *  - refused by the engine (400, 413, 414, 431, 501, 505 ... for a head
+     *    or body it cannot accept, 408 for a head that came too slowly):
+     *    the status sent, and the connection closes after it. When the head
+     *    did not parse, the fields the parser could not read are empty
+     *    slices (.p NULL, len 0), version is 0 and there are no headers;
+     *  - given up on: a head or body that stopped arriving and ran out of
+     *    header_timeout_ms is reported as 408 with 0 bytes although nothing
+     *    could be sent (the connection is gone, wh_http_req_conn is valid
+     *    only during the call);
+     *  - upgraded (wh_http_req_upgrade): status 101 and 0 bytes, during the
+     *    upgrade call, before the new protocol writes its answer.
+     * A client that leaves in the middle of a request is not reported.
+     * wh_http_req_start_ms is when the head was complete, or for a refusal
+     * when its first byte arrived. */
     void (*on_complete)(wh_http_req *r, void *ud);
     /* Called when a request head is complete, before its body is read (NULL
      * = none). It may answer at once (401, 413, 417 for an unwanted Expect:
-     * the body is then not read, and the connection closes if body bytes
-     * were still due), take the body in pieces (wh_http_req_read_body), or
-     * return having done neither: the body is then buffered up to max_body
-     * and the handler runs as usual (response headers set here are dropped).
-     * With on_head set, max_body applies to buffered bodies only. */
+     * the body is then not given to anyone; see max_discard for whether the
+     * connection stays open), take the body in pieces
+     * (wh_http_req_read_body), or return having done neither: the body is
+     * then buffered up to max_body and the handler runs as usual (response
+     * headers set here are dropped). With on_head set, max_body applies to
+     * buffered bodies only. */
     void (*on_head)(wh_http_req *r, void *ud);
     /* Renders the body of the engine's own error responses (malformed
      * requests, 404/405 from the router, 500 for a failed handler,
@@ -85,6 +108,19 @@ typedef struct wh_http_opts {
      * handler's (with wh_router_handle as the handler that is the router,
      * rarely what the hooks want). */
     void *hooks_ud;
+    /* A request answered before its whole body was read (from on_head, or
+     * in the middle of wh_http_req_read_body) leaves body bytes on the
+     * connection that cannot be told from a next request. When the body is
+     * already on its way (some of it arrived, or 100 Continue was sent) and
+     * at most max_discard bytes of it are still due, the response keeps the
+     * connection and the engine reads and drops the rest as it arrives
+     * (holding none of it), then serves the next request; a chunked body is
+     * dropped until its end or until max_discard more decoded bytes, then
+     * the connection closes. Otherwise the response says Connection: close
+     * (RFC 9112 §9.6; RFC 9110 §10.1.1: a client that sent Expect:
+     * 100-continue and got no 100 may never send the body). 0 = always
+     * close. 64 KiB. */
+    size_t max_discard;
 } wh_http_opts;
 
 /* Fills opts with the documented defaults. */
@@ -97,9 +133,13 @@ int wh_http_server_new(wh_http_server **out, const wh_http_opts *opts, wh_http_h
 /* The connection callbacks that speak HTTP; give them to a host with s as
  * their ud (wh_server_new, wh_listen, wh_conn_adopt). Valid while s lives. */
 const wh_conn_cbs *wh_http_server_cbs(const wh_http_server *s);
-/* Raises o->read_buf_max so that a whole request (head + max_body) fits a
- * connection's read buffer; call it on the net options of every host that
- * carries s (wh_http_server_listen does it for you). */
+/* Raises o->read_buf_max, if needed, so that what the engine keeps of one
+ * request fits a connection's read buffer: the head limits plus max_body,
+ * and an eighth more for chunk framing not yet squeezed out (the engine
+ * decodes a chunked body as it arrives and keeps the decoded bytes). With
+ * the defaults that is 67 KiB, under the net layer's 1 MiB, so nothing
+ * changes. Call it on the net options of every host that carries s
+ * (wh_http_server_listen does it for you). */
 void wh_http_server_net_opts(const wh_http_server *s, wh_net_opts *o);
 /* Listens on addr on loop (no threads) and serves HTTP on every connection;
  * opts NULL = wh_net_opts_init defaults. Close with wh_listener_close.
@@ -142,7 +182,8 @@ bool wh_http_req_has_body(const wh_http_req *r);
 /* The Content-Length, or -1 when the body is chunked or absent. */
 int64_t wh_http_req_content_length(const wh_http_req *r);
 /* Takes the body in pieces instead of buffered: cb(r, piece, len, status, ud)
- * runs as bytes arrive, so an upload of any size costs one read buffer.
+ * runs as bytes arrive, so an upload of any size costs one read buffer
+ * (max_body does not apply: cb bounds what it keeps).
  * Call from on_head (or later while r is deferred from on_head); the handler
  * is then not called: cb and the code it starts answer r. 100 Continue is
  * sent if the client waits for it. 0, or -EINVAL (no body, already reading,
@@ -219,9 +260,10 @@ void wh_http_resp_close(wh_http_req *r);
 int wh_http_req_defer(wh_http_req *r);
 
 /* Upgrade: take the connection away from HTTP (e.g. WebSocket). The caller
- * writes its own response (e.g. 101) with wh_conn_write and installs its
- * callbacks with wh_conn_set_cbs; bytes after the request head are offered to
- * the new on_read. r is invalid afterwards. Returns the connection, whose
+ * writes its own response (101, RFC 9110 §15.2.2) with wh_conn_write and
+ * installs its callbacks with wh_conn_set_cbs; bytes after the request head
+ * are offered to the new on_read. wh_http_opts.on_complete runs first, with
+ * status 101. r is invalid afterwards. Returns the connection, whose
  * user data is then NULL (free for the new owner), which is not busy and has
  * no timeout (the new owner sets its own). NULL if r already responded or its
  * connection is gone. */

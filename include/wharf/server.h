@@ -23,13 +23,19 @@ typedef enum wh_model {
 } wh_model;
 
 typedef struct wh_server_opts {
-    wh_net_opts net;              /* socket options (wh_net_opts_init defaults) */
-    unsigned threads;             /* worker threads: 0 = online CPUs */
-    wh_model model;               /* WH_MODEL_REUSEPORT */
-    bool pin_threads;             /* pin thread i to CPU i: true */
-    bool dispatch_least_loaded;   /* DISPATCH model: least-loaded instead of round-robin: false */
-    unsigned max_conns;           /* open connections per server; 0 = unlimited (bounded by fds).
-                                     At the cap, new connections are accepted and closed at once. */
+    wh_net_opts net;            /* socket options (wh_net_opts_init defaults) */
+    unsigned threads;           /* worker threads: 0 = online CPUs */
+    wh_model model;             /* WH_MODEL_REUSEPORT */
+    bool pin_threads;           /* pin thread i to CPU i: true */
+    bool dispatch_least_loaded; /* DISPATCH model: least-loaded instead of round-robin: false */
+    /* Open connections per server. At the cap a new connection is accepted
+     * and closed at once (the client sees EOF) and counted in
+     * wh_server_stats.rejected. 0 = derived when the server starts: three
+     * quarters of the soft RLIMIT_NOFILE (the rest is kept for listeners,
+     * the loops' own descriptors, open files, Redis and logs), no cap when
+     * that limit is unlimited. UINT_MAX = no cap (the descriptors bound it:
+     * the listeners back off on EMFILE). Default 0. */
+    unsigned max_conns;
     uint32_t idle_timeout_ms;     /* close a conn after this long without I/O: 60000; 0 = never */
     uint32_t shutdown_timeout_ms; /* graceful stop deadline: 10000 */
     bool handle_signals; /* wh_server_run handles SIGINT/SIGTERM (graceful; a second = now): true */

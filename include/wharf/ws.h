@@ -60,10 +60,16 @@ typedef struct wh_ws_cbs {
 } wh_ws_cbs;
 
 typedef struct wh_ws_opts {
-    size_t max_message;        /* larger message -> close 1009: 1 MiB */
+    size_t max_message;        /* larger message -> close 1009: 1 MiB (0 = the default) */
     uint32_t ping_interval_ms; /* ping after this long without input: 30000; 0 = never */
     uint32_t pong_timeout_ms;  /* no input this long after a ping -> drop (1006): 10000 */
     uint32_t close_timeout_ms; /* wait for the peer's close reply this long: 5000 */
+    /* A message (all its fragments, or one frame still arriving) must be
+     * complete this long after its first byte, or the connection is closed
+     * with 1008 and the partial message freed: 30000. Without it a peer that
+     * trickles in bytes keeps up to max_message buffered indefinitely (every
+     * byte counts as activity for the pings). 0 = the default. */
+    uint32_t fragment_timeout_ms;
     /* Subprotocol choice (Sec-WebSocket-Protocol, RFC 6455 §4.2.2): return the
      * index of one of the n offered tokens, or -1 for none. NULL = none. */
     int (*select_protocol)(const wh_str *offered, unsigned n, void *ud);
@@ -108,10 +114,22 @@ wh_loop *wh_ws_loop(const wh_ws *ws);
 
 /* Hubs: a set of connections, on any number of loops (threads), that can be
  * broadcast to. Each loop keeps its own member list, so join/leave/send never
- * take a lock; a broadcast encodes the frame once and posts it to every loop
- * that has had a member (wh_loop_post), which writes it to its local members
- * by reference. The hub needs no host: it learns a loop when a WebSocket on
- * that loop first joins. */
+ * take a lock; a broadcast encodes the frame once and appends it to a queue
+ * per loop that has had a member, and one posted task (wh_loop_post) per
+ * loop drains that queue, writing each frame to the loop's members by
+ * reference. The hub needs no host: it learns a loop when a WebSocket on
+ * that loop first joins.
+ *
+ * Memory is bounded three ways, counted as real memory (allocations and
+ * their overhead, about 150 bytes per queued broadcast beyond its frame),
+ * not payload bytes:
+ *  - per member (wh_ws_hub_set_max_queued, 8 MiB): a member that does not
+ *    read is dropped before it holds more;
+ *  - per loop, all members together (wh_ws_hub_set_max_loop_queued, 32 MiB);
+ *  - per loop, broadcasts not yet processed (wh_ws_hub_set_max_pending,
+ *    1 MiB): past it wh_ws_hub_broadcast() fails with -EAGAIN.
+ * Bytes the kernel has taken (each socket's send buffer, up to net.ipv4.
+ * tcp_wmem's maximum) are outside these bounds. */
 /* Creates an empty hub. 0, -EINVAL or -ENOMEM. */
 int wh_ws_hub_new(wh_ws_hub **out);
 /* Frees the hub (NULL is fine); call once its loops no longer run (stopped
@@ -122,13 +140,33 @@ void wh_ws_hub_free(wh_ws_hub *hub);
 int wh_ws_hub_join(wh_ws_hub *hub, wh_ws *ws);
 /* Removes ws from its hub (no-op if none). */
 void wh_ws_hub_leave(wh_ws *ws);
-/* Sets the most bytes a member may have queued when a broadcast reaches it
- * (default 8 MiB); a member above it is closed with 1008 instead of
- * buffering without bound. Call before any member joins. */
+/* Sets the most memory a member's send queue may hold (default 8 MiB, 0 =
+ * the default): its bytes plus about 150 bytes per queued message. A member
+ * that a broadcast would take past it is closed with 1008 at once: on_close
+ * reports 1008 "too slow", the peer sees the TCP connection reset (a close
+ * frame queued behind what it does not read would never reach it, §7.1.7),
+ * and everything queued for it is freed. Call before any member joins. */
 void wh_ws_hub_set_max_queued(wh_ws_hub *hub, size_t bytes);
+/* Sets the most memory one loop's queue of broadcasts not yet processed may
+ * hold (default 1 MiB, 0 = the default). Normally that queue is drained
+ * within one loop iteration; it fills when producers outrun a loop. A
+ * message always fits an empty queue, whatever its size. Call before any
+ * member joins. */
+void wh_ws_hub_set_max_pending(wh_ws_hub *hub, size_t bytes);
+/* Sets the most memory the broadcasts queued to all members on one loop may
+ * hold together (default 32 MiB, 0 = the default): many slow members, each
+ * under max_queued, add up too. Past it the loop stops handing out
+ * broadcasts for an iteration so that its writes flush; if the loop then
+ * still holds more than 3/4 of it, each member holding more than an even
+ * share of that (3/4 of this / members on the loop) is closed as by
+ * max_queued (1008). Broadcasts meanwhile wait, then fail with -EAGAIN once
+ * max_pending fills. Call before any member joins. */
+void wh_ws_hub_set_max_loop_queued(wh_ws_hub *hub, size_t bytes);
 /* Any thread, while the hub's loops exist: sends one message to every member
  * on every loop (see wh_ws_hub_set_max_queued for members that cannot keep
- * up). 0 or -ENOMEM. */
+ * up). All or nothing: 0 when every loop took it, -EAGAIN when a loop's
+ * queue is full (see wh_ws_hub_set_max_pending; no member gets it: slow
+ * down, drop the message or tell its sender), -ENOMEM. */
 int wh_ws_hub_broadcast(wh_ws_hub *hub, const void *data, size_t len, bool text);
 /* Members on all loops (approximate while joins/leaves are in flight). */
 size_t wh_ws_hub_count(const wh_ws_hub *hub);

@@ -33,18 +33,20 @@ typedef struct wh__http_conn {
     bool eof;           /* the peer half-closed: close after the exchange */
     size_t last_len;    /* bytes of the partial head already scanned */
     uint64_t head_start_ms;
-    wh_http_chunked ck; /* chunked body decoder */
+    wh_http_chunked ck; /* chunked body decoder (BODY, STREAM, DISCARD) */
     size_t ck_in, ck_out;
-    uint64_t body_left; /* STREAM with Content-Length: body bytes still to come */
+    uint64_t body_left; /* STREAM, DISCARD with Content-Length: body bytes still to come */
     bool head_seen;     /* on_head already ran for the request being read */
+    bool drop_chunked;  /* DISCARD: the body being dropped is chunked */
     wh_http_req *req;   /* async or streaming exchange */
 } wh__http_conn;
 
 enum {
-    WH__HC_HEAD = 1,  /* part of a head received */
-    WH__HC_BODY = 2,  /* head complete, body incomplete */
-    WH__HC_ASYNC = 3,  /* handler answers later; reading paused */
-    WH__HC_STREAM = 4, /* body delivered in pieces to r->body_cb */
+    WH__HC_HEAD = 1,    /* part of a head received */
+    WH__HC_BODY = 2,    /* head complete, body incomplete */
+    WH__HC_ASYNC = 3,   /* handler answers later; reading paused */
+    WH__HC_STREAM = 4,  /* body delivered in pieces to r->body_cb */
+    WH__HC_DISCARD = 5, /* answered, keep-alive: the rest of the body is dropped as it comes */
 };
 
 struct wh_http_req {
@@ -57,19 +59,21 @@ struct wh_http_req {
     uint8_t state; /* WH__R_* */
     bool deferred;
     bool upgraded;
-    bool head_only;  /* HEAD: never a body */
-    bool close;      /* close after this response */
-    bool chunked;    /* streaming with chunked coding */
-    bool in_handler; /* inside the synchronous handler call */
-    bool body_unread;  /* body bytes not yet consumed: a response now must close */
-    bool body_stream;  /* wh_http_req_read_body: the body goes to body_cb */
-    bool from_head;    /* went through on_head, body not yet given to anyone */
-    bool body_paused;  /* wh_http_req_pause_body */
+    bool head_only;   /* HEAD: never a body */
+    bool close;       /* close after this response */
+    bool chunked;     /* streaming with chunked coding */
+    bool in_handler;  /* inside the synchronous handler call */
+    bool body_unread; /* body bytes not yet consumed: a response now closes or drops them */
+    bool body_stream; /* wh_http_req_read_body: the body goes to body_cb */
+    bool from_head;   /* went through on_head, body not yet given to anyone */
+    bool body_paused; /* wh_http_req_pause_body */
+    bool body_coming; /* a body byte arrived or 100 Continue went out: the body will follow
+                         (set from the head on, read only while body_unread) */
     wh_http_body_cb body_cb;
     void *body_ud;
     void (*drain_cb)(wh_http_req *r, void *ud); /* wh_http_resp_on_drain */
     void *drain_ud;
-    uint64_t bytes;  /* body bytes sent */
+    uint64_t bytes; /* body bytes sent */
     unsigned nparams;
     struct {
         const char *name;
@@ -77,8 +81,8 @@ struct wh_http_req {
         wh_str value;
     } params[WH__HTTP_MAX_PARAMS];
     char pbuf[256]; /* router: percent-decoded path parameters (router.c) */
-    char *own;  /* owned copy of the request bytes (async) */
-    char *hdrs; /* extra response header lines */
+    char *own;      /* owned copy of the request bytes (async) */
+    char *hdrs;     /* extra response header lines */
     size_t hlen, hcap;
     char hbuf[384];
     wh_http_parsed p;
@@ -111,6 +115,9 @@ const char *wh__http_date(wh__http_loop *hl);
 int wh__http_loop_on_stop(wh_loop *loop, void (*fn)(wh_loop *loop, void *arg), void *arg);
 /* True once the host began draining loop. */
 bool wh__http_loop_stopping(wh_loop *loop);
+/* Whether a response to r, given now with body bytes still due, may keep
+ * the connection and drop the rest of the body (wh_http_opts.max_discard). */
+bool wh__http_discardable(const wh_http_req *r);
 /* Router: records a path parameter on r. */
 void wh__http_req_add_param(wh_http_req *r, const char *name, size_t nlen, wh_str value);
 

@@ -147,13 +147,17 @@ static int head_into(wh_http_req *r, char *buf, size_t cap, char **heap, int sta
                      const char *ctype, int64_t clen, bool chunked)
 {
     wh__http_loop *hl = wh__http_loop_get(r->loop);
+    /* Body bytes still due cannot be told from a next request: either they
+     * are dropped as they come (cheap: the body is small and on its way) or
+     * we close (RFC 9112 §9.6). Decided once, here, as the head says it. */
+    if (r->body_unread && !r->close && !wh__http_discardable(r)) r->close = true;
     wh_http_head_spec h = {
         .status = status,
         .content_type = ctype,
         .content_length = clen,
         .chunked = chunked,
-        .close = r->close || r->body_unread, /* body bytes still due: we close */
-        .keep_alive = !r->close && !r->body_unread && r->p.version == 10,
+        .close = r->close,
+        .keep_alive = !r->close && r->p.version == 10,
         .date = hl ? wh__http_date(hl) : NULL,
         .server = r->srv->opts.server_name,
         .extra = r->hdrs,
@@ -326,6 +330,11 @@ wh_conn *wh_http_req_upgrade(wh_http_req *r)
         wh__http_req_release(r);
         return NULL;
     }
+    /* The exchange ends here for HTTP: logs and metrics see it as 101
+     * (RFC 9110 §15.2.2), the one status an upgrade is answered with. */
+    r->status = 101;
+    r->bytes = 0;
+    if (r->srv->opts.on_complete) r->srv->opts.on_complete(r, r->srv->hooks_ud);
     wh__http_detach_conn(r);
     return c;
 }

@@ -22,6 +22,7 @@
  * inactivity limit while a body arrives; write_timeout_ms while an async
  * handler works or a large response drains.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,16 @@ void wh_http_opts_init(wh_http_opts *o)
     o->max_request_line = lim.max_request_line;
     o->max_header_bytes = lim.max_header_bytes;
     o->max_headers = lim.max_headers;
-    o->max_body = (size_t)lim.max_body;
+    /* Not the parser's 1 MiB: the engine may hold a buffered body for every
+     * connection at once, so 1,000 slow uploads of 1 MiB held a gigabyte.
+     * 32 KiB takes forms and small JSON documents; 1,000 slow senders of
+     * the largest body it accepts hold 54 MiB (with 64 KiB, 92 MiB: head +
+     * body pass 64 KiB and the read buffer doubles to 128), well under the
+     * 100 MiB we allow 1,000 hostile connections. Larger uploads are
+     * streamed (on_head + wh_http_req_read_body) or refused from their
+     * Content-Length before they are read. */
+    o->max_body = 32u << 10;
+    o->max_discard = 64u << 10;
     o->header_timeout_ms = 10000;
     o->keepalive_timeout_ms = 5000;
     o->write_timeout_ms = 30000;
@@ -130,8 +140,41 @@ static int req_detach(wh_http_req *r, const char *buf)
 
 /* ---- errors without a request object ---- */
 
-/* Answers status with a small body and closes (framing errors, timeouts). */
-static void send_fatal(wh_http_server *s, wh__http_loop *hl, wh_conn *c, int status)
+static inline void req_init(wh_http_req *r, wh_http_server *s, const wh__http_loop *hl, wh_conn *c,
+                            wh_str body);
+
+/* Gives on_complete a request the engine refused or gave up on, so that logs
+ * and metrics see every request (r: the loop's spare request object). When
+ * the head did not parse, its fields are blanked rather than left from an
+ * earlier request: the accessors then return empty slices. */
+static void report(wh_http_server *s, wh__http_loop *hl, wh_conn *c, wh_http_req *r, bool parsed,
+                   int status, uint64_t bytes, uint64_t start_ms)
+{
+    if (!s->opts.on_complete || !r) return;
+    if (!parsed) memset(&r->p, 0, offsetof(wh_http_parsed, headers));
+    req_init(r, s, hl, c, (wh_str){NULL, 0});
+    r->start_ms = start_ms;
+    r->status = status;
+    r->bytes = bytes;
+    r->state = WH__R_DONE;
+    r->close = true;
+    s->opts.on_complete(r, s->hooks_ud);
+}
+
+/* When the request being read began: its first byte for a head that came in
+ * pieces, else now. */
+static uint64_t began_ms(wh__http_loop *hl, wh_conn *c)
+{
+    const wh__http_conn *hc = wh_conn_data(c);
+    if (hc && (hc->st == WH__HC_HEAD || hc->st == WH__HC_BODY)) return hc->head_start_ms;
+    return wh_loop_now(hl->loop);
+}
+
+/* Answers status with a small body and closes (framing errors, limits,
+ * timeouts). r holds what the parser made of the head (parsed), or is the
+ * spare request object with nothing in it; on_complete gets it either way. */
+static void send_fatal(wh_http_server *s, wh__http_loop *hl, wh_conn *c, int status, wh_http_req *r,
+                       bool parsed)
 {
     char body[WH__HTTP_ERROR_BODY_MAX], head[WH__HTTP_ERROR_BODY_MAX + 512];
     const char *type;
@@ -143,10 +186,12 @@ static void send_fatal(wh_http_server *s, wh__http_loop *hl, wh_conn *c, int sta
                            .date = wh__http_date(hl),
                            .server = s->opts.server_name};
     int n = wh_http_format_head(head, sizeof head, &h);
+    bool sent = false;
     if (n > 0 && (size_t)n + (size_t)bl <= sizeof head) {
         memcpy(head + n, body, (size_t)bl);
-        wh_conn_write(c, head, (size_t)n + (size_t)bl);
+        sent = wh_conn_write(c, head, (size_t)n + (size_t)bl) == 0;
     }
+    report(s, hl, c, r, parsed, status, sent ? (uint64_t)bl : 0, began_ms(hl, c));
     hc_put(hl, c);
     wh_conn_set_busy(c, false);
     wh_conn_close(c);
@@ -198,7 +243,7 @@ static inline void req_init(wh_http_req *r, wh_http_server *s, const wh__http_lo
 }
 
 /* Head incomplete: remember progress, enforce the whole-head deadline. */
-static bool head_wait(wh_http_server *s, wh__http_loop *hl, wh_conn *c, size_t n)
+static bool head_wait(wh_http_server *s, wh__http_loop *hl, wh_conn *c, wh_http_req *r, size_t n)
 {
     wh__http_conn *hc = hc_get(hl, c);
     if (!hc) {
@@ -212,7 +257,7 @@ static bool head_wait(wh_http_server *s, wh__http_loop *hl, wh_conn *c, size_t n
         hc->head_start_ms = now;
         wh_conn_set_busy(c, true);
     } else if (limit && now - hc->head_start_ms >= limit) {
-        send_fatal(s, hl, c, 408);
+        send_fatal(s, hl, c, 408, r, false);
         return false;
     }
     hc->last_len = n;
@@ -234,7 +279,10 @@ static wh__http_conn *body_wait(wh_http_server *s, wh__http_loop *hl, wh_conn *c
         return NULL;
     }
     if (hc->st != WH__HC_BODY) {
-        if (hc->st != WH__HC_HEAD) wh_conn_set_busy(c, true);
+        if (hc->st != WH__HC_HEAD) {
+            wh_conn_set_busy(c, true);
+            hc->head_start_ms = wh_loop_now(hl->loop);
+        }
         hc->st = WH__HC_BODY;
         wh_conn_set_timeout(c, s->opts.header_timeout_ms);
     }
@@ -253,18 +301,107 @@ static wh__http_conn *body_wait(wh_http_server *s, wh__http_loop *hl, wh_conn *c
  * the bytes just consumed (STOP: the exchange went async or upgraded). */
 enum { NEXT_WAIT, NEXT_GO, NEXT_DONE, NEXT_STOP };
 
+/* Between requests: no HTTP state, the keep-alive timeout, not busy. */
+static void conn_idle(wh_http_server *s, wh__http_loop *hl, wh_conn *c)
+{
+    hc_put(hl, c);
+    wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
+    wh_conn_set_busy(c, false);
+}
+
+/* ---- bodies dropped after the answer (WH__HC_DISCARD) ---- */
+
+bool wh__http_discardable(const wh_http_req *r)
+{
+    uint64_t cap = r->srv->opts.max_discard;
+    if (!cap || !r->conn || !r->body_coming) return false;
+    const wh__http_conn *hc = wh_conn_data(r->conn);
+    bool going = hc && hc->req == r && hc->st == WH__HC_STREAM;
+    if (r->p.framing == WH_HTTP_BODY_CHUNKED)
+        /* Its length is unknown: dropping stops at cap decoded bytes. A
+         * chunk already announced larger than that will not end in time. */
+        return !(going && hc->ck.remaining > cap);
+    return (going ? hc->body_left : r->p.content_length) <= cap;
+}
+
+/* r was answered, keeping the connection, before its body was all read
+ * (wh__http_discardable said yes): the rest is read and dropped as it
+ * arrives, then the next request is served (RFC 9112 §9.6). A body reader
+ * in progress (STREAM) goes on from where it is; otherwise dropping starts
+ * at the first body byte. False when the connection closes instead. */
+static bool discard_start(wh_http_server *s, wh__http_loop *hl, wh_conn *c, wh_http_req *r)
+{
+    wh__http_conn *hc = hc_get(hl, c);
+    if (!hc) {
+        wh_conn_close(c);
+        return false;
+    }
+    bool going = hc->st == WH__HC_STREAM && hc->req == r;
+    hc->drop_chunked = r->p.framing == WH_HTTP_BODY_CHUNKED;
+    if (hc->drop_chunked) {
+        if (going)
+            hc->ck.max_body = hc->ck.total + s->opts.max_discard;
+        else
+            wh_http_chunked_init(&hc->ck, s->opts.max_discard);
+    } else if (!going) {
+        hc->body_left = r->p.content_length;
+    }
+    hc->st = WH__HC_DISCARD;
+    hc->req = NULL;
+    wh_conn_set_busy(c, true);
+    wh_conn_set_timeout(c, s->opts.header_timeout_ms);
+    if (r->body_paused) wh_conn_resume(c);
+    return true;
+}
+
+/* Drops body bytes from buf[0..n) (DISCARD); sets *used and returns
+ * NEXT_WAIT (more to come), NEXT_GO (the body is past: parse what follows)
+ * or NEXT_DONE (closing). */
+__attribute__((noinline)) static int discard_feed(wh_http_server *s, wh__http_loop *hl, wh_conn *c,
+                                                  wh__http_conn *hc, char *buf, size_t n,
+                                                  size_t *used)
+{
+    bool end;
+    if (hc->drop_chunked) {
+        size_t in = 0, out = 0;
+        int cr = wh_http_chunked_decode(&hc->ck, buf, n, &in, &out);
+        *used = in;
+        if (cr == WH_HTTP_ERROR) {
+            /* Past max_discard, or malformed: the answer is out already,
+             * and the rest is not worth reading. */
+            hc_put(hl, c);
+            wh_conn_set_busy(c, false);
+            wh_conn_close(c);
+            return NEXT_DONE;
+        }
+        end = cr == 0;
+    } else {
+        size_t k = n < hc->body_left ? n : (size_t)hc->body_left;
+        hc->body_left -= k;
+        *used = k;
+        end = hc->body_left == 0;
+    }
+    if (!end) return NEXT_WAIT;
+    conn_idle(s, hl, c);
+    return NEXT_GO;
+}
+
 /* The exchange hc->req reached its response (inside a body callback or an
  * on_head hook, where exchange_done left r to us): release it and say how
  * on_read goes on. */
 static int stream_finish(wh_http_server *s, wh__http_loop *hl, wh_conn *c, wh_http_req *r)
 {
-    bool closing = r->close || r->body_unread;
-    hc_put(hl, c);
+    int next = NEXT_GO;
+    if (r->close) {
+        hc_put(hl, c);
+        next = NEXT_DONE;
+    } else if (r->body_unread) {
+        if (!discard_start(s, hl, c, r)) next = NEXT_DONE;
+    } else {
+        conn_idle(s, hl, c);
+    }
     wh__http_req_release(r);
-    if (closing) return NEXT_DONE;
-    wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
-    wh_conn_set_busy(c, false);
-    return NEXT_GO;
+    return next;
 }
 
 static void deliver(wh_http_req *r, const char *p, size_t n, int status)
@@ -277,12 +414,14 @@ static void deliver(wh_http_req *r, const char *p, size_t n, int status)
 /* Feeds the body bytes in buf[0..n) to the streaming exchange of hc; sets
  * *used and returns NEXT_WAIT (paused, or the buffer is used up), NEXT_GO
  * (body and response done: parse what follows) or NEXT_DONE (closing). */
-static int stream_feed(wh_http_server *s, wh__http_loop *hl, wh_conn *c, wh__http_conn *hc,
-                       char *buf, size_t n, size_t *used)
+__attribute__((noinline)) static int stream_feed(wh_http_server *s, wh__http_loop *hl, wh_conn *c,
+                                                 wh__http_conn *hc, char *buf, size_t n,
+                                                 size_t *used)
 {
     wh_http_req *r = hc->req;
     size_t pos = 0;
     int status = WH_HTTP_BODY_MORE;
+    r->body_coming = true;
     while (!r->body_paused && status == WH_HTTP_BODY_MORE && r->state != WH__R_DONE) {
         size_t start = pos, plen;
         if (r->p.framing == WH_HTTP_BODY_LENGTH) {
@@ -358,7 +497,9 @@ static void stream_start(wh_http_server *s, wh_conn *c, wh__http_conn *hc, wh_ht
     if (r->p.expect_continue && !body_started) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         wh_conn_write_ref(c, cont, sizeof cont - 1, NULL, NULL);
+        r->body_coming = true; /* asked for: the client sends it now */
     }
+    if (body_started) r->body_coming = true;
 }
 
 int wh_http_req_read_body(wh_http_req *r, wh_http_body_cb cb, void *ud)
@@ -432,6 +573,7 @@ static int head_hook(wh_http_server *s, wh__http_loop *hl, wh_conn *c, wh_http_r
     bool whole = r->p.framing == WH_HTTP_BODY_NONE ||
                  (r->p.framing == WH_HTTP_BODY_LENGTH && n - head >= r->p.content_length);
     r->body_unread = !whole;
+    r->body_coming = n > head;
     r->from_head = true;
     r->in_handler = true;
     s->opts.on_head(r, s->hooks_ud);
@@ -441,10 +583,16 @@ static int head_hook(wh_http_server *s, wh__http_loop *hl, wh_conn *c, wh_http_r
         return NEXT_STOP;
     }
     if (r->state == WH__R_DONE) {
-        /* Answered from the head alone; a body still due was refused with it
-         * (the connection closes, exchange_done saw body_unread). */
+        /* Answered from the head alone. A body still due either closes the
+         * connection or is dropped as it comes (the head said which). */
+        if (r->close) return NEXT_DONE;
+        if (r->body_unread) {
+            *skip = head;
+            return discard_start(s, hl, c, r) ? NEXT_GO : NEXT_DONE;
+        }
         *skip = head + (r->p.framing == WH_HTTP_BODY_LENGTH ? (size_t)r->p.content_length : 0);
-        return r->close || r->body_unread ? NEXT_DONE : NEXT_GO;
+        if (wh_conn_data(c)) conn_idle(s, hl, c); /* the head came in pieces */
+        return NEXT_GO;
     }
     if (!r->body_stream && !r->deferred && r->state == WH__R_NEW) return -1;
     /* Streaming, deferred or answering in a stream: the request outlives buf. */
@@ -462,6 +610,57 @@ static int head_hook(wh_http_server *s, wh__http_loop *hl, wh_conn *c, wh_http_r
     return NEXT_STOP;
 }
 
+/* What body_chunked says (two words: returned in registers, so the
+ * keep-alive path of on_read keeps its locals there too). */
+typedef struct {
+    size_t total; /* the request's length; 0: incomplete; SIZE_MAX: the connection is done */
+    size_t len;   /* complete: the decoded body's; incomplete: bytes on_read consumes */
+} body_step;
+
+/* A chunked body on the buffered path (buf: the request, head bytes of n),
+ * decoded in place behind its head as it arrives, across reads. */
+__attribute__((noinline)) static body_step body_chunked(wh_http_server *s, wh__http_loop *hl,
+                                                        wh_conn *c, wh_http_req *r, char *buf,
+                                                        size_t n, size_t head, bool head_ran)
+{
+    wh__http_conn *hc = wh_conn_data(c);
+    wh_http_chunked tmp;
+    size_t tin = head, tout = head;
+    bool resume = hc && hc->st == WH__HC_BODY;
+    wh_http_chunked *d = resume ? &hc->ck : &tmp;
+    size_t *in = resume ? &hc->ck_in : &tin, *out = resume ? &hc->ck_out : &tout;
+    if (!resume) wh_http_chunked_init(&tmp, s->opts.max_body);
+    int cr = wh_http_chunked_decode(d, buf, n, in, out);
+    if (cr == WH_HTTP_ERROR) {
+        send_fatal(s, hl, c, d->status, r, true);
+        return (body_step){SIZE_MAX, 0};
+    }
+    if (cr == 0) return (body_step){*in, *out - head};
+    hc = body_wait(s, hl, c, r, n > head);
+    if (!hc) return (body_step){SIZE_MAX, 0};
+    hc->head_seen |= head_ran; /* on_head runs once per request */
+    if (!resume) {
+        hc->ck = tmp;
+        hc->ck_in = tin;
+        hc->ck_out = tout;
+    }
+    /* The decoded body grows behind the head, and the framing it came in
+     * (sizes, extensions, CRLFs: RFC 9112 §7.1) is left between it and the
+     * input still to decode. Squeeze that out, so that the read buffer
+     * holds what max_body counts, not the framing: 100-byte chunks carry 6
+     * bytes or more each, an extension up to 4 KiB. Moving head and body
+     * costs their size, so it waits until the gap is an eighth of it: at
+     * most 8 bytes moved per framing byte, and the buffer at most 9/8 of
+     * head + body (wh_http_server_net_opts). */
+    size_t gap = hc->ck_in - hc->ck_out;
+    if (gap && gap >= hc->ck_out / 8) {
+        memmove(buf + gap, buf, hc->ck_out);
+        hc->ck_in = hc->ck_out;
+        return (body_step){0, gap};
+    }
+    return (body_step){0, 0};
+}
+
 static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
 {
     wh_http_server *s = ud;
@@ -475,9 +674,11 @@ static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
         wh__http_conn *hc = wh_conn_data(c);
         if (hc && hc->st == WH__HC_ASYNC)
             break; /* an exchange is pending: keep the bytes for later */
-        if (hc && hc->st == WH__HC_STREAM) {
+        if (hc && hc->st >= WH__HC_STREAM) {
             size_t used;
-            int next = stream_feed(s, hl, c, hc, data + consumed, len - consumed, &used);
+            int next = hc->st == WH__HC_STREAM
+                           ? stream_feed(s, hl, c, hc, data + consumed, len - consumed, &used)
+                           : discard_feed(s, hl, c, hc, data + consumed, len - consumed, &used);
             consumed += used;
             if (next == NEXT_GO) continue;
             return next == NEXT_DONE ? len : consumed;
@@ -492,11 +693,11 @@ static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
         size_t last = hc && hc->st == WH__HC_HEAD ? hc->last_len : 0;
         int rc = wh_http_parse_request_from(buf, n, last, &r->p, &s->lim);
         if (rc == WH_HTTP_INCOMPLETE) {
-            if (!head_wait(s, hl, c, n)) return len;
+            if (!head_wait(s, hl, c, r, n)) return len;
             break;
         }
         if (rc == WH_HTTP_ERROR) {
-            send_fatal(s, hl, c, r->p.status);
+            send_fatal(s, hl, c, r->p.status, r, true);
             return len;
         }
         size_t head = (size_t)rc, total;
@@ -514,7 +715,7 @@ static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
              * without one so on_head could see any size) did not check. */
             if (r->p.framing == WH_HTTP_BODY_LENGTH && s->opts.max_body &&
                 r->p.content_length > s->opts.max_body) {
-                send_fatal(s, hl, c, 413);
+                send_fatal(s, hl, c, 413, r, true);
                 return len;
             }
             head_ran = true;
@@ -530,30 +731,11 @@ static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
             body.len = (size_t)r->p.content_length;
             total = head + body.len;
         } else if (r->p.framing == WH_HTTP_BODY_CHUNKED) {
-            wh_http_chunked tmp;
-            size_t tin = head, tout = head;
-            bool resume = hc && hc->st == WH__HC_BODY;
-            wh_http_chunked *d = resume ? &hc->ck : &tmp;
-            size_t *in = resume ? &hc->ck_in : &tin, *out = resume ? &hc->ck_out : &tout;
-            if (!resume) wh_http_chunked_init(&tmp, s->opts.max_body);
-            int cr = wh_http_chunked_decode(d, buf, n, in, out);
-            if (cr == WH_HTTP_ERROR) {
-                send_fatal(s, hl, c, d->status);
-                return len;
-            }
-            if (cr == WH_HTTP_INCOMPLETE) {
-                wh__http_conn *h2 = body_wait(s, hl, c, r, n > head);
-                if (!h2) return len;
-                h2->head_seen |= head_ran;
-                if (!resume) {
-                    h2->ck = tmp;
-                    h2->ck_in = tin;
-                    h2->ck_out = tout;
-                }
-                break;
-            }
-            body.len = *out - head;
-            total = *in;
+            body_step st = body_chunked(s, hl, c, r, buf, n, head, head_ran);
+            if (st.total == SIZE_MAX) return len;
+            if (st.total == 0) return consumed + st.len;
+            total = st.total;
+            body.len = st.len;
         } else {
             total = head;
         }
@@ -594,18 +776,23 @@ void wh__http_exchange_done(wh_http_req *r)
     wh_http_server *s = r->srv;
     wh_conn *c = r->conn;
     r->state = WH__R_DONE;
-    /* Body bytes still due cannot be told from the next request: close. */
-    if (r->body_unread) r->close = true;
+    /* Body bytes still due (body_unread): the response head said whether
+     * the connection closes or they are dropped (head_into). */
     if (s->opts.on_complete) s->opts.on_complete(r, s->hooks_ud);
     if (r->close) wh_conn_close(c);
     if (r->in_handler) return; /* on_read goes on with the next pipelined request */
     /* Async completion: the connection reads again. */
     wh__http_loop *hl = wh__http_loop_get(r->loop);
-    if (hl) hc_put(hl, c);
-    if (!r->close) {
-        wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
-        wh_conn_set_busy(c, false);
-        wh_conn_resume(c); /* pipelined bytes are offered at the end of the iteration */
+    if (!r->close && r->body_unread) {
+        if (hl) discard_start(s, hl, c, r);
+        wh_conn_resume(c); /* the body bytes kept meanwhile are dropped first */
+    } else {
+        if (hl) hc_put(hl, c);
+        if (!r->close) {
+            wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
+            wh_conn_set_busy(c, false);
+            wh_conn_resume(c); /* pipelined bytes are offered at the end of the iteration */
+        }
     }
     wh__http_req_release(r);
 }
@@ -666,10 +853,15 @@ static void on_eof(wh_conn *c, void *ud)
 
 static void on_close(wh_conn *c, int err, void *ud)
 {
-    (void)err;
-    (void)ud;
     wh__http_conn *hc = wh_conn_data(c);
     if (!hc) return;
+    if (err == -ETIMEDOUT && (hc->st == WH__HC_HEAD || hc->st == WH__HC_BODY)) {
+        /* A head or body that stopped coming: the request ends here, with
+         * no answer (the socket is gone), and logs see it as 408 (RFC 9110
+         * §15.5.9), as a head that came too slowly is answered. */
+        wh__http_loop *hl = wh__http_loop_get(wh_conn_loop(c));
+        if (hl) report(ud, hl, c, req_get(hl), false, 408, 0, hc->head_start_ms);
+    }
     if (hc->st == WH__HC_STREAM && hc->req) {
         /* Gone mid-body: the reader learns it; its respond call (now or
          * later) returns -EPIPE and frees r, so r is not touched after. */
@@ -756,9 +948,13 @@ const wh_conn_cbs *wh_http_server_cbs(const wh_http_server *s)
 
 void wh_http_server_net_opts(const wh_http_server *s, wh_net_opts *o)
 {
-    /* A whole request (head + body) must fit the connection's read buffer. */
-    size_t need = s->opts.max_request_line + s->opts.max_header_bytes + s->opts.max_body + 4096;
-    if (s->opts.max_body && o->read_buf_max < need) o->read_buf_max = need;
+    /* What on_read leaves unconsumed: at most a head and a buffered body,
+     * plus chunk framing up to an eighth of them (see the squeeze in
+     * on_read) and a little slack. Streamed and dropped bodies are not kept. */
+    if (!s->opts.max_body) return; /* unbounded bodies: the host's limit stands */
+    size_t keep = s->opts.max_request_line + s->opts.max_header_bytes + s->opts.max_body;
+    size_t need = keep + keep / 8 + 4096;
+    if (o->read_buf_max < need) o->read_buf_max = need;
 }
 
 int wh_http_server_listen(wh_http_server *s, wh_loop *loop, const char *addr,

@@ -211,4 +211,12 @@ bool wh__wq_head_is_file(const wh__wq *q);
  * (once, when a loop first uses the net layer). */
 ssize_t wh__wq_write(wh__wq *q, int fd, bool *again);
 
+/* What one queued segment costs beyond the bytes it carries: its header plus
+ * the allocator's per-block overhead (a reference segment is one malloc of
+ * this size). Lets a layer that queues many small references (WebSocket
+ * broadcasts) count the memory they really hold, not just their bytes. */
+#define WH__WQ_SEG_COST 64u
+/* Segments in c's write queue (chunks, references and files). O(1). */
+unsigned wh__conn_queued_segs(const wh_conn *c);
+
 #endif

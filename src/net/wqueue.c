@@ -14,7 +14,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "net/net_internal.h"
+#include "net/net_priv.h"
 
 enum { SEG_CHUNK = 0, SEG_REF = 1, SEG_FILE = 2 };
 
@@ -303,4 +303,13 @@ ssize_t wh__wq_write(wh__wq *q, int fd, bool *again)
         }
     }
     return (ssize_t)total;
+}
+
+/* A reference segment is one malloc of sizeof(wh__wseg); glibc adds an
+ * 8-byte chunk header and rounds to 16 (malloc(3) usable size). */
+_Static_assert(sizeof(wh__wseg) + 8 <= WH__WQ_SEG_COST, "WH__WQ_SEG_COST undercounts a segment");
+
+unsigned wh__conn_queued_segs(const wh_conn *c)
+{
+    return c->wq ? c->wq->nsegs : 0;
 }

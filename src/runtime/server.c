@@ -18,9 +18,11 @@
  * UDP listeners are the same in every model: one SO_REUSEPORT socket per
  * worker bound to the same address (datagrams have no accept step to share).
  */
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -129,6 +131,22 @@ void wh_server_on_thread(wh_server *s, void (*start)(wh_loop *loop, unsigned idx
     s->thread_ud = ud;
 }
 
+/* max_conns 0: three quarters of the soft RLIMIT_NOFILE. Each connection is
+ * one descriptor, and the rest is left for what serving them needs besides:
+ * listeners, each loop's epoll, eventfd and timers, files being sent (and an
+ * application's cache of open files), Redis and log files. Without a cap a
+ * flood of connections takes every descriptor, and then a file or a Redis
+ * reconnect fails for the clients already in; at the cap the newcomer is
+ * turned away instead. No limit: no cap. */
+static unsigned derived_max_conns(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY) return UINT_MAX;
+    rlim_t cap = rl.rlim_cur - rl.rlim_cur / 4;
+    if (cap == 0) cap = 1;
+    return cap >= UINT_MAX ? UINT_MAX : (unsigned)cap;
+}
+
 /* REUSEPORT: bind the other threads' sockets to the address the first one
  * actually got (port 0 resolved), so they join its reuseport group. */
 static int open_per_thread_fds(wh_server *s)
@@ -195,6 +213,8 @@ int wh_server_start(wh_server *s)
     if (!s || s->state != WH__SRV_NEW) return -EINVAL;
     if (s->nls == 0) return -EDESTADDRREQ;
     s->state = WH__SRV_STARTED;
+    /* Read now, not in wh_server_new: a program may raise its limit between. */
+    if (s->opts.max_conns == 0) s->opts.max_conns = derived_max_conns();
     int rc = open_per_thread_fds(s);
     if (rc == 0)
         rc = wh__offload_new(&s->offload,

@@ -16,6 +16,7 @@
  * The idle test runs outside any connection callback (from a timer or a
  * task), so "not inside a callback" holds by construction.
  */
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -57,11 +58,13 @@ void wh__worker_init_cbs(wh_server *s)
 void wh__worker_adopt(struct wh__worker *w, int fd)
 {
     wh_server *s = w->srv;
-    /* max_conns: the connection is accepted and closed at once (the client
-     * sees EOF), so the backlog drains instead of filling with connections
-     * nobody will serve. Checked against a racy sum of per-thread counters:
-     * threads accepting at the same instant may overshoot by threads-1. */
-    if (s->opts.max_conns && wh__server_open_conns(s) >= s->opts.max_conns) {
+    /* max_conns (set by wh_server_start: the option, or one derived from
+     * RLIMIT_NOFILE; UINT_MAX = none): the connection is accepted and closed
+     * at once (the client sees EOF), so the backlog drains instead of
+     * filling with connections nobody will serve. Checked against a racy
+     * sum of per-thread counters: threads accepting at the same instant may
+     * overshoot by threads-1. */
+    if (s->opts.max_conns != UINT_MAX && wh__server_open_conns(s) >= s->opts.max_conns) {
         wh__ctr_add(&w->rejected, 1); /* before close: a client may look at stats on EOF */
         close(fd);
         return;

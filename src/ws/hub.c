@@ -3,50 +3,112 @@
  * hub's loop list the first time one of its WebSockets joins, so a hub spans
  * a wh_server's workers, a single loop of your own, or anything between.
  *
- * No lock anywhere on the send path. Each loop keeps the hub's members that
- * live on it (wh__ws_loop.hubs), touched only by that loop's thread, so
- * join/leave are list operations. A broadcast encodes the frame once into a
- * refcounted buffer and posts it to every loop of the hub (wh_loop_post); there
- * each member gets it by reference (wh_conn_write_ref, no copy per
- * connection). A per-loop holder counts that loop's outstanding writes with
- * a plain integer, so the shared atomic refcount is touched once per loop,
- * not once per connection.
+ * No lock on the member side. Each loop keeps the hub's members that live on
+ * it (wh__ws_loop.hubs), touched only by that loop's thread, so join/leave
+ * are list operations. A broadcast encodes the frame once into a refcounted
+ * buffer and appends it to each loop's pending queue. One drain task per
+ * loop is in flight at a time (wh_loop_post): the append that finds none
+ * posts it, and it takes one batch per loop iteration until the queue is
+ * empty, so a flood costs one post per loop iteration, not one per message
+ * per loop. There each member gets the frame by reference
+ * (wh_conn_write_ref, no copy per connection). A per-loop holder counts that
+ * loop's outstanding writes with a plain integer, so the shared atomic
+ * refcount is touched once per loop, not once per connection.
+ *
+ * Memory has three bounds, all in bytes of real memory (allocations and the
+ * allocator's overhead, not payload):
+ *  - pending (max_pending): what a loop has been sent but not yet processed.
+ *    Past it, a broadcast fails with -EAGAIN and reaches no loop, so a loop
+ *    that falls behind (or a producer faster than the loops) cannot queue
+ *    without bound, and no member ever silently misses one message.
+ *  - queued (max_queued): what one member's write queue holds. A member about
+ *    to pass it is dropped (1008); its queue is freed at once.
+ *  - loop (max_loop_queued): what the queued broadcasts of all members on one
+ *    loop hold together. Many silent members each under max_queued would
+ *    otherwise add up without bound, and one batch of small messages fanned
+ *    out to many members costs a segment per member per message before any
+ *    of it reaches a socket (writes are flushed when the task returns). Past
+ *    it the loop stops handing out broadcasts for one iteration, so the
+ *    writes flush and members that read free their share; if the loop then
+ *    still holds more than 3/4 of it, the members holding more than an even
+ *    share of that are dropped (1008).
+ *    The rest of the batch waits; producers see -EAGAIN once max_pending fills.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/net_internal.h"
 #include "ws/ws_internal.h"
 
 /* A member this far behind is not coming back: a burst of broadcasts may
  * legitimately pass the 1 MiB high watermark, a stalled reader passes this. */
 #define DEFAULT_MAX_QUEUED (8u << 20)
-
-/* The loops a hub spans: a list that only grows (prepend with a CAS), so
- * a broadcast from any thread walks it without a lock. */
-typedef struct hub_loop {
-    wh_loop *loop;
-    struct hub_loop *next;
-} hub_loop;
-
-struct wh_ws_hub {
-    size_t max_queued; /* set before members join; read-only afterwards */
-    atomic_size_t count;
-    hub_loop *_Atomic loops;
-    atomic_uint nloops;
-};
+/* A loop this far behind is overloaded; telling producers (-EAGAIN) beats
+ * hiding the delay in a queue that only grows. */
+#define DEFAULT_MAX_PENDING (1u << 20)
+/* Four members at max_queued; or 1,000 members 32 KiB behind each. */
+#define DEFAULT_MAX_LOOP_QUEUED (32u << 20)
+/* glibc's per-block overhead, rounded up (a chunk header plus alignment). */
+#define MALLOC_OVERHEAD 16u
 
 typedef struct bmsg {
     wh_ws_hub *hub;
-    atomic_uint refs; /* one per loop the message was posted to */
+    atomic_uint refs; /* one per loop queue it sits in, +1 while broadcasting */
     size_t len;
     uint8_t frame[]; /* header + payload */
 } bmsg;
 
 typedef struct bhold {
     bmsg *m;
-    size_t refs; /* writes still queued on this loop (+1 while sending) */
+    wh__ws_hub_entry *e; /* the loop's member list, whose mem we count into */
+    size_t refs;         /* writes still queued on this loop (+1 while sending) */
+    size_t cost;         /* what this holder and its message count in e->mem */
 } bhold;
+
+/* One loop of the hub: its queue of broadcasts not yet handed to members.
+ * The list of loops only grows (prepend with a CAS), so a broadcast from any
+ * thread walks it without a lock, and two nodes keep their relative order
+ * forever: locking queues in list order cannot deadlock. */
+typedef struct hub_loop {
+    wh_loop *loop;
+    struct hub_loop *next;
+    pthread_mutex_t mu;
+    bmsg **q; /* FIFO: appended by producers, taken whole by drain_task */
+    size_t qn, qcap;
+    size_t qbytes; /* real memory the queued messages stand for */
+    bool posted;   /* a drain_task is on its way or working; cleared when it finds q empty */
+    bmsg **spare;  /* the array drain_task gave back, reused by producers */
+    size_t spare_cap;
+    /* Loop thread only: the batch drain_task took from q, delivered up to
+     * held_i (the rest waits while the loop is past max_loop_queued). */
+    bmsg **held;
+    size_t held_n, held_i, held_cap;
+    bool waited; /* paused one iteration for the writes to flush */
+} hub_loop;
+
+struct wh_ws_hub {
+    size_t max_queued;  /* set before members join; read-only afterwards */
+    size_t max_pending; /* likewise */
+    size_t max_loop_queued;
+    atomic_size_t count;
+    hub_loop *_Atomic loops;
+    atomic_uint nloops;
+};
+
+/* What a member pins for one broadcast beyond the frame bytes: its write
+ * queue segment, plus the loop's holder and the message header. The last two
+ * are shared with the other members on the loop, but a member that alone
+ * stops reading keeps them alive alone, so each member is charged in full. */
+#define MEMBER_MSG_COST                                                                            \
+    (WH__WQ_SEG_COST + sizeof(bhold) + sizeof(bmsg) + WH__WS_MAX_HEADER + 2 * MALLOC_OVERHEAD)
+
+/* Real memory a pending message stands for in one loop's queue. */
+static size_t pending_cost(const bmsg *m)
+{
+    return sizeof(bmsg) + m->len + MALLOC_OVERHEAD + sizeof(bmsg *);
+}
 
 int wh_ws_hub_new(wh_ws_hub **out)
 {
@@ -56,6 +118,8 @@ int wh_ws_hub_new(wh_ws_hub **out)
     atomic_init(&h->loops, NULL);
     atomic_init(&h->nloops, 0);
     h->max_queued = DEFAULT_MAX_QUEUED;
+    h->max_pending = DEFAULT_MAX_PENDING;
+    h->max_loop_queued = DEFAULT_MAX_LOOP_QUEUED;
     atomic_init(&h->count, 0);
     *out = h;
     return 0;
@@ -63,16 +127,40 @@ int wh_ws_hub_new(wh_ws_hub **out)
 
 void wh_ws_hub_set_max_queued(wh_ws_hub *hub, size_t bytes)
 {
-    hub->max_queued = bytes;
+    hub->max_queued = bytes ? bytes : DEFAULT_MAX_QUEUED;
+}
+
+void wh_ws_hub_set_max_pending(wh_ws_hub *hub, size_t bytes)
+{
+    hub->max_pending = bytes ? bytes : DEFAULT_MAX_PENDING;
+}
+
+void wh_ws_hub_set_max_loop_queued(wh_ws_hub *hub, size_t bytes)
+{
+    hub->max_loop_queued = bytes ? bytes : DEFAULT_MAX_LOOP_QUEUED;
+}
+
+static void bmsg_unref(bmsg *m)
+{
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) free(m);
 }
 
 void wh_ws_hub_free(wh_ws_hub *hub)
 {
     /* Member lists live in the loops' state and go with the loops; after the
-     * host stopped nothing refers to the hub any more. */
+     * host stopped nothing refers to the hub any more. A queue can still hold
+     * messages if its loop was freed before it ran the drain (a failed post). */
     if (!hub) return;
     for (hub_loop *l = atomic_load(&hub->loops), *next; l; l = next) {
         next = l->next;
+        for (size_t i = 0; i < l->qn; i++)
+            bmsg_unref(l->q[i]);
+        for (size_t i = l->held_i; i < l->held_n; i++)
+            bmsg_unref(l->held[i]);
+        free(l->q);
+        free(l->held);
+        free(l->spare);
+        pthread_mutex_destroy(&l->mu);
         free(l);
     }
     free(hub);
@@ -81,8 +169,12 @@ void wh_ws_hub_free(wh_ws_hub *hub)
 /* First member on this loop: the loop joins the hub's broadcast list. */
 static int hub_add_loop(wh_ws_hub *hub, wh_loop *loop)
 {
-    hub_loop *l = malloc(sizeof *l);
+    hub_loop *l = calloc(1, sizeof *l);
     if (!l) return -ENOMEM;
+    if (pthread_mutex_init(&l->mu, NULL) != 0) {
+        free(l);
+        return -ENOMEM;
+    }
     l->loop = loop;
     l->next = atomic_load_explicit(&hub->loops, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(&hub->loops, &l->next, l, memory_order_release,
@@ -150,51 +242,184 @@ void wh_ws_hub_leave(wh_ws *ws)
     wh__ws_hub_unlink(ws);
 }
 
-static void bmsg_unref(bmsg *m)
+static void bhold_put(bhold *h)
 {
-    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) free(m);
-}
-
-static void bhold_unref(void *arg)
-{
-    bhold *h = arg;
     if (--h->refs == 0) {
+        h->e->mem -= h->cost;
         bmsg_unref(h->m);
         free(h);
     }
 }
 
-/* Runs on each worker loop: write the frame to this loop's members. */
-static void broadcast_task(wh_loop *loop, void *arg)
+/* A member's write of the frame finished or was dropped. */
+static void bhold_done(void *arg)
 {
-    bmsg *m = arg;
-    wh__ws_loop *wl = wh__loop_slot(loop, WH__SLOT_WS);
-    wh__ws_hub_entry *e = wl ? entry_find(wl, m->hub) : NULL;
-    if (!e || !e->head) {
-        bmsg_unref(m);
-        return;
-    }
-    bhold *h = malloc(sizeof *h);
+    bhold *h = arg;
+    h->e->mem -= WH__WQ_SEG_COST;
+    bhold_put(h);
+}
+
+/* Real memory ws's write queue holds, charged as if ws alone kept each
+ * message alive: its bytes, and for every segment the segment itself and the
+ * holders a broadcast pins (MEMBER_MSG_COST). */
+static size_t member_mem(const wh_ws *ws)
+{
+    return wh_conn_queued(ws->conn) + (size_t)wh__conn_queued_segs(ws->conn) * MEMBER_MSG_COST;
+}
+
+/* Writes one message to this loop's members; consumes the queue's reference. */
+static void deliver(wh__ws_hub_entry *e, bmsg *m)
+{
+    bhold *h = e && e->head ? malloc(sizeof *h) : NULL;
     if (!h) {
         bmsg_unref(m);
         return;
     }
     h->m = m;
+    h->e = e;
     h->refs = 1; /* held while we iterate */
+    h->cost = sizeof *h + sizeof *m + WH__WS_MAX_HEADER + m->len + 2 * MALLOC_OVERHEAD;
+    e->mem += h->cost;
+    size_t max = m->hub->max_queued, cost = m->len + MEMBER_MSG_COST;
     for (wh_ws *ws = e->head, *next; ws; ws = next) {
-        next = ws->h_next;
+        next = ws->h_next; /* ws may leave the list below */
         if (!ws->conn || ws->close_sent) continue;
-        if (wh_conn_queued(ws->conn) > m->hub->max_queued) {
+        if (member_mem(ws) + cost > max) {
             /* A member that cannot keep up would make us buffer without
-             * bound; close it instead (§7.4.1 1008: policy violation). */
-            wh_ws_close(ws, WH_WS_CLOSE_POLICY, "too slow");
+             * bound. §7.4.1 1008 (policy violation) is the reason, but a
+             * close frame queued behind max bytes would never reach a peer
+             * that does not read, so drop the connection (§7.1.7 allows
+             * failing without the close frame) and free its queue now. */
+            wh__ws_drop(ws, WH_WS_CLOSE_POLICY, "too slow");
             continue;
         }
         h->refs++;
-        if (wh_conn_write_ref(ws->conn, m->frame, m->len, bhold_unref, h) < 0)
+        if (wh_conn_write_ref(ws->conn, m->frame, m->len, bhold_done, h) < 0)
             h->refs--; /* done() is not called on failure */
+        else
+            e->mem += WH__WQ_SEG_COST;
     }
-    bhold_unref(h);
+    bhold_put(h);
+}
+
+/* The loop went past max_loop_queued and still holds more than mark after
+ * its writes had an iteration to flush: drop the members that hold more than
+ * an even share of mark. What members are charged adds up to at least what
+ * the loop holds, so someone is above the share unless the memory belongs to
+ * connections no longer in the list (closing ones, gone within their close
+ * timeout). */
+static bool shed(wh__ws_hub_entry *e, size_t mark)
+{
+    size_t share = mark / (e->n ? e->n : 1);
+    bool any = false;
+    for (wh_ws *ws = e->head, *next; ws; ws = next) {
+        next = ws->h_next;
+        if (ws->conn && member_mem(ws) > share) {
+            wh__ws_drop(ws, WH_WS_CLOSE_POLICY, "too slow");
+            any = true;
+        }
+    }
+    return any;
+}
+
+/* Takes the producers' queue as the batch to deliver, recycling the array of
+ * the batch before it. False when the queue is empty: then no drain task is
+ * on its way any more (posted is cleared under the same lock producers check
+ * it with, so the next broadcast posts one). */
+static bool take_batch(hub_loop *hl)
+{
+    pthread_mutex_lock(&hl->mu);
+    if (!hl->qn) {
+        hl->posted = false;
+        pthread_mutex_unlock(&hl->mu);
+        return false;
+    }
+    bmsg **old = hl->held;
+    size_t old_cap = hl->held_cap;
+    hl->held = hl->q;
+    hl->held_n = hl->qn;
+    hl->held_cap = hl->qcap;
+    hl->held_i = 0;
+    hl->q = hl->spare;
+    hl->qcap = hl->spare_cap;
+    hl->spare = NULL;
+    hl->spare_cap = 0;
+    /* Give the old array back, so a steady stream of broadcasts allocates none. */
+    if (hl->q) {
+        hl->spare = old;
+        hl->spare_cap = old_cap;
+    } else {
+        hl->q = old;
+        hl->qcap = old_cap;
+    }
+    hl->qn = 0;
+    hl->qbytes = 0;
+    pthread_mutex_unlock(&hl->mu);
+    return true;
+}
+
+/* Runs on a hub loop: hands the messages queued for it to its members, in
+ * the order they were broadcast. One task per loop is in flight at a time
+ * (posted stays set while it has work), so a pause below really waits for
+ * the loop's next iteration: its writes flush in between. */
+static void drain_task(wh_loop *loop, void *arg)
+{
+    hub_loop *hl = arg;
+    for (;;) {
+        if (hl->held_i == hl->held_n && !take_batch(hl)) return;
+        wh__ws_loop *wl = wh__loop_slot(loop, WH__SLOT_WS);
+        wh_ws_hub *hub = hl->held[hl->held_i]->hub;
+        wh__ws_hub_entry *e = wl ? entry_find(wl, hub) : NULL;
+        size_t budget = hub->max_loop_queued, low = budget / 4 * 3;
+        while (hl->held_i < hl->held_n) {
+            /* Past the budget, first let this iteration's writes flush
+             * (members that read free their part), then, if the loop still
+             * holds more than the low mark, drop those that did not. A
+             * failed post means the loop is being freed: deliver unbounded. */
+            if (hl->waited) {
+                hl->waited = false;
+                if (e && e->head && e->mem > low && shed(e, low) &&
+                    wh_loop_post(loop, drain_task, hl) == 0)
+                    return; /* the dropped queues are freed after this iteration */
+            } else if (e && e->head && e->mem > budget) {
+                hl->waited = true;
+                if (wh_loop_post(loop, drain_task, hl) == 0) return;
+                hl->waited = false;
+            }
+            deliver(e, hl->held[hl->held_i++]);
+        }
+        /* Batch done. What producers queued meanwhile is ours too (posted is
+         * still set), but after this iteration's I/O: a producer faster than
+         * the members must not keep the loop here. */
+        if (wh_loop_post(loop, drain_task, hl) == 0) return;
+    }
+}
+
+/* Room for one more entry in hl's queue (called with hl->mu held). */
+static bool queue_reserve(hub_loop *hl)
+{
+    if (hl->qn < hl->qcap) return true;
+    size_t cap = hl->qcap ? hl->qcap * 2 : 64;
+    bmsg **q = realloc(hl->q, cap * sizeof *q);
+    if (!q) return false;
+    hl->q = q;
+    hl->qcap = cap;
+    return true;
+}
+
+/* Drops what hl's queue holds (its drain task could not be posted). */
+static void queue_discard(hub_loop *hl)
+{
+    pthread_mutex_lock(&hl->mu);
+    size_t n = hl->qn;
+    bmsg **v = hl->q;
+    hl->q = NULL;
+    hl->qcap = hl->qn = hl->qbytes = 0;
+    hl->posted = false;
+    pthread_mutex_unlock(&hl->mu);
+    for (size_t i = 0; i < n; i++)
+        bmsg_unref(v[i]);
+    free(v);
 }
 
 int wh_ws_hub_broadcast(wh_ws_hub *hub, const void *data, size_t len, bool text)
@@ -208,19 +433,46 @@ int wh_ws_hub_broadcast(wh_ws_hub *hub, const void *data, size_t len, bool text)
         wh__ws_frame_header(m->frame, text ? WH_WS_OP_TEXT : WH_WS_OP_BINARY, true, len, NULL);
     if (len) memcpy(m->frame + hn, data, len);
     m->len = hn + len;
-    /* One reference per post, plus one for us while posting, so an early
-     * task cannot free m mid-walk. Loops that join meanwhile are not in our
-     * snapshot of the list; they get the next broadcast. */
+    size_t cost = pending_cost(m);
+
+    /* All or nothing: take every queue's lock (in list order), check that
+     * each has room, then append to all. A broadcast either reaches every
+     * loop or none, so -EAGAIN never means "some members missed it". Loops
+     * that join meanwhile are not in our snapshot of the list; they get the
+     * next broadcast. An empty queue takes any message, however big, so
+     * every size gets through once the loops catch up. */
     unsigned n = 0;
-    for (hub_loop *l = loops; l; l = l->next)
-        n++;
-    atomic_init(&m->refs, n + 1);
     int err = 0;
-    for (hub_loop *l = loops; l; l = l->next) {
-        int rc = wh_loop_post(l->loop, broadcast_task, m);
-        if (rc < 0) {
-            err = rc;
-            bmsg_unref(m);
+    hub_loop *l;
+    for (l = loops; l; l = l->next, n++) {
+        pthread_mutex_lock(&l->mu);
+        if (l->qn && l->qbytes + cost > hub->max_pending) err = -EAGAIN;
+        if (!err && !queue_reserve(l)) err = -ENOMEM;
+        if (err) break;
+    }
+    if (err) {
+        for (hub_loop *u = loops; u != l; u = u->next)
+            pthread_mutex_unlock(&u->mu);
+        pthread_mutex_unlock(&l->mu);
+        free(m);
+        return err;
+    }
+    atomic_init(&m->refs, n + 1); /* one per queue, one for us */
+    for (l = loops; l; l = l->next) {
+        l->q[l->qn++] = m;
+        l->qbytes += cost;
+        bool post = !l->posted;
+        l->posted = true;
+        pthread_mutex_unlock(&l->mu);
+        /* Post a drain only if none is on its way (it takes what we queued).
+         * wh_loop_post takes no hub lock, and the queues still locked only
+         * make a drain wait a moment, never deadlock. */
+        if (post) {
+            int rc = wh_loop_post(l->loop, drain_task, l);
+            if (rc < 0) {
+                err = rc;
+                queue_discard(l);
+            }
         }
     }
     bmsg_unref(m);

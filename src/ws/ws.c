@@ -20,6 +20,7 @@ static const wh_ws_opts ws_defaults = {
     .ping_interval_ms = 30000,
     .pong_timeout_ms = 10000,
     .close_timeout_ms = 5000,
+    .fragment_timeout_ms = 30000,
 };
 
 void wh_ws_opts_init(wh_ws_opts *o)
@@ -29,9 +30,8 @@ void wh_ws_opts_init(wh_ws_opts *o)
 
 /* ---- per-loop state ---- */
 
-static void ws_loop_free(void *p)
+static void ws_loop_release(wh__ws_loop *wl)
 {
-    wh__ws_loop *wl = p;
     while (wl->hubs) {
         wh__ws_hub_entry *e = wl->hubs;
         wl->hubs = e->next;
@@ -39,6 +39,19 @@ static void ws_loop_free(void *p)
     }
     /* Timers are freed with the loop (wh_loop_free frees attached watchers). */
     free(wl);
+}
+
+static void ws_loop_free(void *p)
+{
+    wh__ws_loop *wl = p;
+    /* wh_loop_free frees the higher slots first, so WebSockets still open
+     * get their on_close later, when the net slot aborts their connections;
+     * ws_closed needs this state (lists, hub entries) until the last one. */
+    if (wl->nall) {
+        wl->dying = true;
+        return;
+    }
+    ws_loop_release(wl);
 }
 
 static void ws_loop_stop(wh_loop *loop, void *arg);
@@ -58,6 +71,34 @@ wh__ws_loop *wh__ws_loop_get(wh_loop *loop)
     }
     wh__loop_set_slot(loop, WH__SLOT_WS, wl, ws_loop_free);
     return wl;
+}
+
+/* ---- the one timer: close, fragment, ping and pong deadlines ---- */
+
+/* Points the timer at the earliest deadline that applies now. Input does not
+ * re-arm it (a timer operation per read would cost more than the rare early
+ * wake-up): ws_timer_cb finds the ping deadline moved and arms again. */
+static void ws_arm(wh_ws *ws)
+{
+    if (!ws->timer) return;
+    uint64_t due = UINT64_MAX;
+    if (ws->close_sent) {
+        due = ws->close_due_ms;
+    } else {
+        if (ws->opts.ping_interval_ms)
+            due = ws->ping_out ? ws->ping_sent_ms + ws->opts.pong_timeout_ms
+                               : ws->last_rx_ms + ws->opts.ping_interval_ms;
+        if (ws->rd.in_msg && ws->msg_start_ms + ws->opts.fragment_timeout_ms < due)
+            due = ws->msg_start_ms + ws->opts.fragment_timeout_ms;
+    }
+    if (due == ws->timer_due_ms) return;
+    ws->timer_due_ms = due;
+    if (due == UINT64_MAX) {
+        wh_timer_stop(ws->timer);
+        return;
+    }
+    uint64_t now = wh_loop_now(ws->loop);
+    wh_timer_start(ws->timer, due > now ? due - now : 0, 0);
 }
 
 /* ---- sending ---- */
@@ -111,11 +152,8 @@ static void send_close(wh_ws *ws, int code, const char *reason, size_t len)
     size_t n = code ? wh__ws_close_payload(pl, code, reason, len) : 0;
     (void)send_frame(ws, WH_WS_OP_CLOSE, pl, n);
     ws->close_sent = true;
-    if (ws->timer)
-        wh_timer_start(ws->timer,
-                       ws->opts.close_timeout_ms ? ws->opts.close_timeout_ms
-                                                 : ws_defaults.close_timeout_ms,
-                       0);
+    ws->close_due_ms = wh_loop_now(ws->loop) + ws->opts.close_timeout_ms;
+    ws_arm(ws);
 }
 
 int wh_ws_close(wh_ws *ws, int code, const char *reason)
@@ -136,7 +174,24 @@ static void fail_conn(wh_ws *ws, int code, const char *reason)
 {
     set_code(ws, code, reason, reason ? strlen(reason) : 0);
     send_close(ws, code, reason, reason ? strlen(reason) : 0);
+    ws->close_received = true; /* read nothing more */
+    /* A partial message (up to max_message) is of no use any more: give its
+     * buffer back now rather than after the close handshake. */
+    wh__ws_reader_free(&ws->rd);
     wh_conn_close(ws->conn);
+}
+
+void wh__ws_drop(wh_ws *ws, int code, const char *reason)
+{
+    if (!ws->conn) return;
+    set_code(ws, code, reason, reason ? strlen(reason) : 0);
+    ws->close_sent = true; /* nothing more is queued */
+    ws->close_received = true;
+    wh__ws_hub_unlink(ws);
+    wh__ws_reader_free(&ws->rd);
+    /* The queue (and the broadcasts it references) is freed when the net
+     * layer completes the abort, at the end of this loop iteration. */
+    wh_conn_abort(ws->conn);
 }
 
 bool wh_ws_writable(const wh_ws *ws)
@@ -178,36 +233,42 @@ wh_loop *wh_ws_loop(const wh_ws *ws)
 
 static void ws_timer_cb(wh_timer *t, void *ud)
 {
+    (void)t;
     wh_ws *ws = ud;
     uint64_t now = wh_loop_now(ws->loop);
+    ws->timer_due_ms = 0;
     if (ws->close_sent) {
         /* The peer never answered our close (§7.1.1 allows closing TCP). */
-        wh_conn_abort(ws->conn);
-        return;
-    }
-    if (!ws->opts.ping_interval_ms) return;
-    if (ws->ping_out) {
-        uint64_t waited = now - ws->ping_sent_ms;
-        if (waited >= ws->opts.pong_timeout_ms) {
-            /* Unresponsive peer: no close handshake is possible, so report
-             * 1006 (§7.1.5: closed without a close frame). */
-            set_code(ws, WH_WS_CLOSE_ABNORMAL, "pong timeout", 12);
+        if (now >= ws->close_due_ms) {
             wh_conn_abort(ws->conn);
             return;
         }
-        wh_timer_start(t, ws->opts.pong_timeout_ms - waited, 0);
+    } else if (ws->rd.in_msg && now - ws->msg_start_ms >= ws->opts.fragment_timeout_ms) {
+        /* A message begun and never finished holds its buffer (up to
+         * max_message) for as long as the peer trickles in bytes: every byte
+         * defers the keepalive ping, so only a deadline on the whole message
+         * frees it. Fragmentation is legal (§5.4) and the frames may be
+         * well-formed, so this is a policy, not a protocol error (§7.4.1). */
+        fail_conn(ws, WH_WS_CLOSE_POLICY, "message timeout");
         return;
+    } else if (ws->opts.ping_interval_ms) {
+        if (ws->ping_out) {
+            if (now - ws->ping_sent_ms >= ws->opts.pong_timeout_ms) {
+                /* Unresponsive peer: no close handshake is possible, so
+                 * report 1006 (§7.1.5: closed without a close frame). */
+                set_code(ws, WH_WS_CLOSE_ABNORMAL, "pong timeout", 12);
+                wh_conn_abort(ws->conn);
+                return;
+            }
+        } else if (now - ws->last_rx_ms >= ws->opts.ping_interval_ms) {
+            /* §5.5.2: a ping as a keepalive; any input counts as the answer. */
+            fprintf(stderr, "PING now %lu last_rx %lu interval %u due %lu\n", (unsigned long)now, (unsigned long)ws->last_rx_ms, ws->opts.ping_interval_ms, (unsigned long)ws->timer_due_ms);
+            (void)send_frame(ws, WH_WS_OP_PING, "wharf", 5);
+            ws->ping_out = true;
+            ws->ping_sent_ms = now;
+        }
     }
-    uint64_t idle = now - ws->last_rx_ms;
-    if (idle >= ws->opts.ping_interval_ms) {
-        /* §5.5.2: a ping as a keepalive; any input counts as the answer. */
-        (void)send_frame(ws, WH_WS_OP_PING, "wharf", 5);
-        ws->ping_out = true;
-        ws->ping_sent_ms = now;
-        wh_timer_start(t, ws->opts.pong_timeout_ms ? ws->opts.pong_timeout_ms : 1, 0);
-    } else {
-        wh_timer_start(t, ws->opts.ping_interval_ms - idle, 0);
-    }
+    ws_arm(ws);
 }
 
 static void ws_loop_stop(wh_loop *loop, void *arg)
@@ -227,8 +288,10 @@ static size_t ws_read(wh_conn *c, char *data, size_t len, void *ud)
     wh_ws *ws = ud;
     uint8_t *p = (uint8_t *)data;
     size_t pos = 0;
+    if (ws->close_received) return len; /* failed, or the peer closed (§5.5.1) */
     ws->last_rx_ms = wh_loop_now(ws->loop);
     ws->ping_out = false;
+    bool was_in_msg = ws->rd.in_msg, finished = false;
     while (pos < len || ws->rd.state != 0) {
         wh__ws_event ev;
         size_t used = 0;
@@ -238,6 +301,7 @@ static size_t ws_read(wh_conn *c, char *data, size_t len, void *ud)
         if (ws->close_received) return len; /* nothing after a close frame matters (§5.5.1) */
         switch (t) {
         case WH__WS_EV_MESSAGE:
+            finished = true;
             /* After our close we only wait for the peer's (§7.1.2). */
             if (!ws->close_sent && ws->cbs.on_message)
                 ws->cbs.on_message(ws, (const char *)ev.data, ev.len, ev.opcode == WH_WS_OP_TEXT,
@@ -262,6 +326,12 @@ static size_t ws_read(wh_conn *c, char *data, size_t len, void *ud)
             return len;
         }
         if (!ws->conn || pos >= len) break;
+    }
+    if (ws->rd.in_msg && (finished || !was_in_msg) && !ws->close_sent) {
+        /* A new message began in this read: its deadline starts now. */
+        ws->msg_start_ms = ws->last_rx_ms;
+        if (!ws->timer_due_ms || ws->msg_start_ms + ws->opts.fragment_timeout_ms < ws->timer_due_ms)
+            ws_arm(ws);
     }
     return len;
 }
@@ -293,6 +363,7 @@ static void ws_closed(wh_conn *c, int err, void *ud)
     wh__ws_reader_free(&ws->rd);
     free(ws->protocol);
     free(ws);
+    if (wl->dying && !wl->nall) ws_loop_release(wl);
 }
 
 static const wh_conn_cbs ws_conn_cbs = {
@@ -339,6 +410,8 @@ int wh_ws_accept(wh_http_req *r, const wh_ws_opts *opts, const wh_ws_cbs *cbs, v
     else
         wh_ws_opts_init(&o);
     if (!o.max_message) o.max_message = ws_defaults.max_message;
+    if (!o.close_timeout_ms) o.close_timeout_ms = ws_defaults.close_timeout_ms;
+    if (!o.fragment_timeout_ms) o.fragment_timeout_ms = ws_defaults.fragment_timeout_ms;
 
     hs.method = wh_http_req_method(r);
     hs.version = wh_http_req_version(r);
@@ -433,7 +506,7 @@ int wh_ws_accept(wh_http_req *r, const wh_ws_opts *opts, const wh_ws_cbs *cbs, v
      * ws_loop_stop sends 1001 instead. */
     wh_conn_set_timeout(c, 0);
     wh_conn_set_busy(c, true);
-    if (o.ping_interval_ms) wh_timer_start(ws->timer, o.ping_interval_ms, 0);
+    ws_arm(ws);
     if (out) *out = ws;
     if (cbs->on_open) cbs->on_open(ws, ud);
     /* Installed last: bytes that came with the request head go to ws_read. */

@@ -149,6 +149,7 @@ typedef struct wh__ws_hub_entry {
     wh_ws_hub *hub;
     wh_ws *head;
     size_t n;
+    size_t mem; /* real memory of the broadcasts queued to members here */
     struct wh__ws_hub_entry *next;
 } wh__ws_hub_entry;
 
@@ -158,6 +159,7 @@ typedef struct wh__ws_loop {
     wh_ws *all; /* every open ws on this loop */
     size_t nall;
     wh__ws_hub_entry *hubs; /* member lists, one per hub used on this loop */
+    bool dying;             /* the loop is being freed: the last ws_closed frees this */
 } wh__ws_loop;
 
 struct wh_ws {
@@ -169,9 +171,12 @@ struct wh_ws {
     void *data;
     wh_ws_opts opts;
     wh__ws_reader rd;
-    wh_timer *timer; /* idle ping / pong timeout / close timeout */
+    wh_timer *timer;       /* idle ping / pong timeout / close timeout / fragment timeout */
+    uint64_t timer_due_ms; /* when the timer fires (UINT64_MAX: stopped; 0: being handled) */
     uint64_t last_rx_ms;
     uint64_t ping_sent_ms;
+    uint64_t msg_start_ms; /* when the message in progress (rd.in_msg) began */
+    uint64_t close_due_ms; /* when we stop waiting for the peer's close */
     bool ping_out;
     bool close_sent;
     bool close_received;
@@ -191,5 +196,9 @@ struct wh_ws {
 wh__ws_loop *wh__ws_loop_get(wh_loop *loop);
 /* Takes ws out of its hub (hub.c); no-op if none. */
 void wh__ws_hub_unlink(wh_ws *ws);
+/* Ends ws at once without a close frame (it would sit behind a queue the peer
+ * does not read): on_close reports code and reason, the queue and the
+ * broadcasts it references are freed, ws leaves its hub now. */
+void wh__ws_drop(wh_ws *ws, int code, const char *reason);
 
 #endif

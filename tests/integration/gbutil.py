@@ -7,6 +7,11 @@
   "listening on [::]:PORT". Stopped by PID.
 - http(): one request on a fresh connection with http.client; returns
   (status, headers dict with lower-case names, body bytes).
+- post(): a form post carrying the page's form token (fetched once per
+  wharfd from /guestbook?posted=1, which does not count a visit).
+- Wharfd runs with --guestbook-rate 0 (no post rate limit) unless the
+  test gives --guestbook-rate itself: most tests post far faster than a
+  person would.
 - check_functional(): the functional checks shared by the Redis and the
   embedded backends.
 
@@ -156,9 +161,10 @@ class Wharfd:
         with open(os.path.join(self.root, "index.html"), "w") as f:
             f.write("<p>index</p>\n")
         self.log = os.path.join(self.root, "..", os.path.basename(self.root) + ".log")
+        rate = [] if "--guestbook-rate" in args else ["--guestbook-rate", "0"]
         argv = [os.path.join(BUILD, "wharfd"), "--port", "0", "--bind", "127.0.0.1",
                 "--threads", str(threads), "--root", self.root, "--access-log", "off",
-                "--error-log", self.log] + list(args)
+                "--error-log", self.log] + rate + list(args)
         self.errpath = self.log + ".stderr"  # sanitizer reports land here
         self.returncode = None
         self.stderr = ""
@@ -182,6 +188,7 @@ class Wharfd:
             log = self.log_text()
             self.stop()
             raise RuntimeError("wharfd did not start: " + self.stderr + log)
+        _tokens.pop(self.port, None)  # an earlier wharfd's token on this port is void
 
     def log_text(self):
         try:
@@ -240,9 +247,28 @@ def http(port, method, path, body=None, headers=None, timeout=10):
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
+_tokens = {}  # port -> the form token wharfd gave this address
 
-def post(port, name, message, raw=None, headers=None, timeout=10):
+
+def form_token(port, fresh=False):
+    """The hidden token of the page's form (None if the page is unavailable).
+    Read from /guestbook?posted=1 so that it counts no visit."""
+    if fresh or port not in _tokens:
+        st, _, body = http(port, "GET", "/guestbook?posted=1")
+        m = re.search(rb'name="token" value="([^"]*)"', body) if st == 200 else None
+        if not m:
+            return None
+        _tokens[port] = m.group(1).decode()
+    return _tokens[port]
+
+
+def post(port, name, message, raw=None, headers=None, timeout=10, token=True):
+    """POSTs the form. token: True = the page's token, False = none, or a
+    string to send as the token."""
     body = raw if raw is not None else urllib.parse.urlencode({"name": name, "message": message})
+    tok = form_token(port) if token is True else (token or None)
+    if tok is not None:
+        body += "&token=" + urllib.parse.quote(tok)
     return http(port, "POST", "/guestbook", body=body, headers=headers or FORM, timeout=timeout)
 
 
@@ -258,7 +284,12 @@ def visitors(text):
 
 def shown_messages(text):
     """Messages on the page, newest first, HTML-unescaped."""
-    return [html.unescape(m) for m in re.findall(r'<div class="msg">(.*?)</div>', text, re.S)]
+    return [html.unescape(m) for m in re.findall(r'<bdi class="msg">(.*?)</bdi>', text, re.S)]
+
+
+def shown_names(text):
+    """Names on the page, newest first, HTML-unescaped."""
+    return [html.unescape(m) for m in re.findall(r'<bdi class="name">(.*?)</bdi>', text, re.S)]
 
 
 class Checker:
@@ -296,12 +327,13 @@ def check_functional(check, port, redis=None):
     # post -> 303 -> visible, newest first
     st, hd, _ = post(port, "Ada", "first entry")
     check(st == 303, "POST answers 303 (%s)" % st)
-    check(hd.get("location") == "/guestbook", "303 Location is /guestbook")
+    check(hd.get("location") == "/guestbook?posted=1",
+          "303 Location is /guestbook?posted=1 (%s)" % hd.get("location"))
     post(port, "Bob", "second entry")
     st, _, text = page(port)
     msgs = shown_messages(text)
     check(msgs[:2] == ["second entry", "first entry"], "entries newest first: %r" % msgs[:2])
-    check("<b class=\"name\">Ada</b>" in text, "name shown")
+    check('<bdi class="name">Ada</bdi>' in text, "name shown (isolated in <bdi>)")
 
     # escaping
     evil = "<script>alert('x')</script>"
@@ -350,13 +382,15 @@ def check_functional(check, port, redis=None):
     # HEAD and other methods
     st, hd, b = http(port, "HEAD", "/guestbook")
     check(st == 200 and b == b"", "HEAD /guestbook is 200 without a body (%s)" % st)
+    st, _, b = post(port, "x", "no token", token=False)
+    check(st == 403, "POST without the form token -> 403 (%s)" % st)
     st, hd, b = http(port, "DELETE", "/guestbook")
     check(st == 405, "DELETE /guestbook is 405 (%s)" % st)
 
     # default name
     st, _, _ = post(port, "", "no name given")
     st, _, text = page(port)
-    check('<b class="name">Anonymous</b>' in text, "empty name shown as Anonymous")
+    check('<bdi class="name">Anonymous</bdi>' in text, "empty name shown as Anonymous")
 
     if redis is not None:
         stored = redis.entries()
@@ -368,3 +402,6 @@ def check_functional(check, port, redis=None):
         n = int(redis.cmd("GET", "guestbook:visitors"))
         st, _, text = page(port)
         check(visitors(text) == n + 1, "counter is guestbook:visitors, INCR per view")
+        st, _, b = http(port, "GET", "/guestbook?posted=1")
+        check(visitors(b.decode()) == n + 1 and int(redis.cmd("GET", "guestbook:visitors")) == n + 1,
+              "the page after a post shows the counter without raising it")

@@ -1,9 +1,11 @@
 // Headless Chromium signs the guestbook: wharfd --redis against a
 // redis-server started here (free loopback port, stopped by PID, also on
-// failure). The browser fills in and submits the form, lands back on the
-// page (303 -> GET), sees the entry (escaped: markup shows as text), reloads
-// and still sees it; the entry is in Redis; a too-long name (maxlength
-// removed from the DOM) gets the 413 page with its reason.
+// failure). The browser fills in and submits the form (with its hidden
+// token and the browser's own Origin header: both must pass), lands back on
+// the page (303 -> GET, not counted as a visit), sees the entry (escaped:
+// markup shows as text), reloads and still sees it; the entry is in Redis; a
+// too-long name (maxlength removed from the DOM) gets the 413 page with its
+// reason; a form whose token was tampered with gets 403.
 // A screenshot is saved under $WH_BUILD_DIR/test-artifacts/ on failure.
 //
 // Needs playwright-core from tests/browser/node_modules (scripts/deps.sh runs
@@ -54,18 +56,23 @@ async function main() {
     ]);
     check(nav && nav.status() === 200, 'submit lands on the page again (303 -> GET 200)');
     check(new URL(page.url()).pathname === '/guestbook', `URL is /guestbook (${page.url()})`);
+    check(await page.locator('#gb-form input[name="token"]').count() === 1,
+      'the form carries a token');
     const first = page.locator('#gb-entries .entry').first();
     check((await first.locator('.msg').textContent()) === msg, 'the new entry is shown first, as text');
     check((await first.locator('.name').textContent()) === name, 'with its name');
     check(await first.locator('.msg b').count() === 0, 'markup in the message was escaped');
     const v2 = Number(await page.locator('#gb-visitors').textContent());
-    check(v2 === v1 + 1, `counter went up by one (${v1} -> ${v2})`);
+    check(v2 === v1, `the page after posting is not another visit (${v1} -> ${v2})`);
 
     await page.reload();
     const again = page.locator('#gb-entries .entry').first();
     check((await again.locator('.msg').textContent()) === msg, 'after reload the entry is still there');
     const v3 = Number(await page.locator('#gb-visitors').textContent());
-    check(v3 === v2 + 1, `reload counts as a visit (${v3})`);
+    check(v3 === v2, `reloading the page after posting is not a visit either (${v3})`);
+    await page.goto(base + '/guestbook');
+    const v4 = Number(await page.locator('#gb-visitors').textContent());
+    check(v4 === v3 + 1, `coming back to the guestbook counts (${v4})`);
 
     const stored = execFileSync('redis-cli', ['-p', String(redisPort), 'LINDEX',
       'guestbook:entries', '0']).toString();
@@ -81,6 +88,14 @@ async function main() {
       'the error page says why');
     await page.click('text=Back to the guestbook');
     check(await page.locator('#gb-form').count() === 1, 'the link leads back to the guestbook');
+
+    // A form whose token was changed (a copy of the form on another page
+    // could not have ours): 403 with the reason.
+    await page.evaluate(() => { document.querySelector('#gb-form input[name="token"]').value = '0'.repeat(32); });
+    await page.fill('#gb-message', 'forged');
+    const [nav3] = await Promise.all([page.waitForNavigation(), page.click('#gb-submit')]);
+    check(nav3 && nav3.status() === 403, `tampered token -> 403 (${nav3 && nav3.status()})`);
+    check(/expired/.test(await page.locator('#gb-error').textContent()), 'the 403 page says why');
   } catch (e) {
     h.failException(e);
   }

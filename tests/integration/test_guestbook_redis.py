@@ -63,8 +63,9 @@ def main():
         st, hd, b = gbutil.http(w2.port, "GET", "/guestbook")
         check(st == 503 and hd.get("retry-after") == "1" and b"unavailable" in b,
               "no Redis at all -> 503 page with Retry-After (%s)" % st)
+        # No page, so no form token: the post is refused before the store.
         st, _, _ = post(w2.port, "a", "b")
-        check(st == 503, "POST without Redis -> 503 (%s)" % st)
+        check(st == 403, "POST without Redis and without a form -> 403 (%s)" % st)
         st, _, b = gbutil.http(w2.port, "GET", "/index.html")
         check(st == 200 and b == b"<p>index</p>\n", "static files still served")
     check(w2.clean_exit(), "that wharfd exits cleanly too")

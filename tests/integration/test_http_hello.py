@@ -36,10 +36,14 @@ with Hello("--threads", "2", "--keepalive-ms", "700", "--header-timeout-ms", "70
     rc, out = curl("-H", "Transfer-Encoding: chunked", "--data-binary", "chunky body",
                    base + "/echo")
     t.check(rc == 0 and out == b"chunky body", "curl chunked request body")
-    big = b"x" * 200000
-    r = subprocess.run(["curl", "-s", "--max-time", "10", "--data-binary", "@-", base + "/echo"],
-                       input=big, capture_output=True)
-    t.check(r.returncode == 0 and r.stdout == big, "curl 200 kB body (Expect: 100-continue)")
+    big = b"x" * 30000
+    r = subprocess.run(["curl", "-s", "--max-time", "10", "-H", "Expect: 100-continue",
+                        "--data-binary", "@-", base + "/echo"], input=big, capture_output=True)
+    t.check(r.returncode == 0 and r.stdout == big, "curl 30 kB body (Expect: 100-continue)")
+    r = subprocess.run(["curl", "-s", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
+                        "--data-binary", "@-", base + "/echo"], input=b"x" * 200000,
+                       capture_output=True)
+    t.check(r.stdout == b"413", "curl 200 kB body: 413 (over the 32 KiB body budget)")
     rc, out = curl("-o", "/dev/null", "-w", "%{http_code}", base + "/missing")
     t.check(out == b"404", "curl 404")
     rc, out = curl("-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE", base + "/plaintext")

@@ -52,7 +52,7 @@ os.symlink("..", os.path.join(root, "up"))
 os.symlink("a.txt", os.path.join(root, "link_in"))
 
 try:
-    with Wharfd(root) as w:
+    with Wharfd(root, "--metrics-public") as w:
         b = w.base
         # ---- GET / HEAD ----
         st, h, body = curl(b + "/")
@@ -257,6 +257,7 @@ try:
         c.eq(curl(w.base + "/a.txt")[1].get("cache-control"), "public, max-age=60",
              "--cache-control")
         c.eq(curl(w.base + "/metrics")[0], 404, "with --admin, /metrics is not on the main port")
+        c.eq(curl(w.base + "/healthz")[0], 200, "with --admin, /healthz stays on the main port")
         st, _, body = curl("http://127.0.0.1:%d/metrics" % w.admin_port)
         c.check(st == 200 and b"wharfd_http_requests_total" in body, "/metrics on --admin")
         c.eq(curl("http://127.0.0.1:%d/healthz" % w.admin_port)[0], 200, "/healthz on --admin")

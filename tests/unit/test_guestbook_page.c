@@ -183,6 +183,51 @@ TEST(html_escape)
     wh_gb_buf_free(&b);
 }
 
+TEST(strip_invisible)
+{
+    /* U+202E, U+200B, U+2066..U+2069, U+FEFF, U+0085, U+061C, U+2060 go;
+     * letters, accents, Hebrew and emoji stay. */
+    char s[] = "a\xE2\x80\xAE"
+               "b\xE2\x80\x8B"
+               "c\xE2\x81\xA6\xE2\x81\xA9"
+               "d\xEF\xBB\xBF"
+               "e\xC2\x85"
+               "f\xD8\x9C"
+               "g\xE2\x81\xA0"
+               "\xC3\xA9\xD7\xA9\xF0\x9F\x98\x80";
+    size_t n = wh_gb_strip_invisible(s, strlen(s));
+    CHECK_EQ(n, strlen("abcdefg\xC3\xA9\xD7\xA9\xF0\x9F\x98\x80"));
+    CHECK(!strcmp(s, "abcdefg\xC3\xA9\xD7\xA9\xF0\x9F\x98\x80"));
+    char edge[] = "\xE2\x80"; /* cut short: not a whole sequence, kept */
+    CHECK_EQ(wh_gb_strip_invisible(edge, 2), 2);
+    /* Through the form: stripped before trimming and the empty check. */
+    wh_gb_form f;
+    CHECK_EQ(parse("name=%E2%80%AEx&message=%E2%80%8Bhi%C2%9F", &f), WH_GB_FORM_OK);
+    CHECK(!strcmp(f.name, "x") && !strcmp(f.message, "hi"));
+    CHECK_EQ(parse("message=%E2%80%8B%EF%BB%BF+%E2%81%A7", &f), WH_GB_FORM_MESSAGE_EMPTY);
+}
+
+TEST(render_isolates_user_text)
+{
+    wh_gb_entry e = {.time_s = 0,
+                     .name = "R\xE2\x80\xAEL",
+                     .name_len = 5,
+                     .msg = "m\xE2\x81\xA7<b>",
+                     .msg_len = 7};
+    wh_gb_buf b;
+    wh_gb_buf_init(&b);
+    CHECK_EQ(wh_gb_render_page(&b, &e, 1, 1), 0);
+    CHECK(strstr(b.data, "<bdi class=\"name\">RL</bdi>"));
+    CHECK(strstr(b.data, "<bdi class=\"msg\">m&lt;b&gt;</bdi>"));
+    CHECK(!strstr(b.data, "name=\"token\""));
+    wh_gb_buf_reset(&b);
+    const char *item = "{\"t\":1,\"name\":\"n\",\"msg\":\"m\"}";
+    size_t len = strlen(item);
+    CHECK_EQ(wh_gb_render_page_token(&b, &item, &len, 1, 1, "abc\"def"), 0);
+    CHECK(strstr(b.data, "<input type=\"hidden\" name=\"token\" value=\"abc&quot;def\">"));
+    wh_gb_buf_free(&b);
+}
+
 TEST(buf_on_caller_storage_grows)
 {
     char mem[8];

@@ -223,4 +223,70 @@ TEST(clf_lines)
     CHECK_EQ(wh_clf_format(&f, NULL, 0), n);
 }
 
+TEST(clf_refused_request)
+{
+    /* What the engine reports for a request line it could not parse. */
+    wh_clf f;
+    memset(&f, 0, sizeof f);
+    f.host = "10.0.0.1";
+    f.time = "[06/Nov/1994:08:49:37 +0000]";
+    f.status = 400;
+    f.bytes = 150;
+    char buf[256];
+    size_t n = wh_clf_format(&f, buf, sizeof buf);
+    buf[n] = '\0';
+    const char *want = "10.0.0.1 - - [06/Nov/1994:08:49:37 +0000] \"-\" 400 150 \"-\" \"-\"\n";
+    CHECK(strcmp(buf, want) == 0);
+    f.method = (wh_str){"GET", 3}; /* parsed, target too long to keep */
+    n = wh_clf_format(&f, buf, sizeof buf);
+    buf[n] = '\0';
+    CHECK(strstr(buf, "\"GET - -\" 400 150"));
+    f.version = 11;
+    n = wh_clf_format(&f, buf, sizeof buf);
+    buf[n] = '\0';
+    CHECK(strstr(buf, "\"GET - HTTP/1.1\" 400 150"));
+}
+
+TEST(clf_line_cap)
+{
+    static char agent[30000], line[70000];
+    memset(agent, 0xff, sizeof agent); /* 4 bytes each in the line */
+    wh_clf f;
+    memset(&f, 0, sizeof f);
+    f.host = "127.0.0.1";
+    f.time = "[06/Nov/1994:08:49:37 +0000]";
+    f.method = (wh_str){"GET", 3};
+    f.target = (wh_str){"/short", 6};
+    f.version = 11;
+    f.status = 200;
+    f.bytes = 5;
+    f.referer = (wh_str){"http://r/", 9};
+    f.user_agent = (wh_str){agent, sizeof agent};
+    bool cut;
+    size_t full = wh_clf_format(&f, NULL, 0);
+    CHECK(full > 65536);
+    size_t n = wh_clf_format_max(&f, line, 65536, &cut);
+    CHECK(cut);
+    CHECK(n <= 65536 && n > 65536 - 8);
+    CHECK(line[n - 1] == '\n');
+    line[n] = '\0';
+    CHECK(strstr(line, "\"GET /short HTTP/1.1\" 200 5 \"http://r/\" \"\\xFF"));
+    CHECK(strstr(line, "\\xFF" WH_CLF_TRUNCATED "\"\n")); /* whole escapes only */
+    /* Two long fields share the room: neither takes it all. */
+    static char target[20000];
+    memset(target, '"', sizeof target);
+    f.target = (wh_str){target, sizeof target};
+    n = wh_clf_format_max(&f, line, 4096, &cut);
+    CHECK(cut && n <= 4096);
+    line[n] = '\0';
+    CHECK(strstr(line, "\\x22" WH_CLF_TRUNCATED " HTTP/1.1\" 200 5 \"http://r/\" \"\\xFF"));
+    char *a = strstr(line, "\"GET "), *b = strstr(line, " HTTP/1.1");
+    CHECK(a && b && b - a > 1500);
+    /* A line within the cap is the plain line. */
+    f.target = (wh_str){"/", 1};
+    f.user_agent = (wh_str){"ua", 2};
+    n = wh_clf_format_max(&f, line, 4096, &cut);
+    CHECK(!cut && n == wh_clf_format(&f, NULL, 0));
+}
+
 WH_TEST_MAIN()

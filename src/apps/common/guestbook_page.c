@@ -139,6 +139,46 @@ bool wh_gb_utf8_valid(const char *str, size_t n)
     return true;
 }
 
+/* ---- invisible characters ------------------------------------------------ */
+
+/* Length of the invisible character encoded at p, or 0. Matching encoded
+ * bytes needs no second UTF-8 decoder: text is validated once, on input
+ * (wh_gb_utf8_valid), and these sequences cannot start inside another
+ * character of valid UTF-8. On invalid bytes (entries other programs put
+ * in Redis) it only ever removes whole matching sequences. */
+static size_t invisible_len(const unsigned char *p, size_t left)
+{
+    if (p[0] < 0xC2) return 0;
+    if (left >= 2 && p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) return 2; /* C1 controls */
+    if (left >= 2 && p[0] == 0xD8 && p[1] == 0x9C) return 2; /* U+061C arabic letter mark */
+    if (left < 3) return 0;
+    unsigned cp = (unsigned)(p[0] & 0x0F) << 12 | (unsigned)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+    if ((p[0] & 0xF0) != 0xE0 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+    if ((cp >= 0x200B && cp <= 0x200F) || /* zero width space/joiners, LRM, RLM */
+        (cp >= 0x202A && cp <= 0x202E) || /* bidi embeddings and overrides */
+        (cp >= 0x2060 && cp <= 0x2064) || /* word joiner, invisible operators */
+        (cp >= 0x2066 && cp <= 0x2069) || /* bidi isolates */
+        cp == 0x180E || cp == 0xFEFF)     /* mongolian vowel separator, BOM */
+        return 3;
+    return 0;
+}
+
+size_t wh_gb_strip_invisible(char *str, size_t n)
+{
+    unsigned char *s = (unsigned char *)str;
+    size_t r = 0, w = 0;
+    while (r < n) {
+        size_t k = invisible_len(s + r, n - r);
+        if (k) {
+            r += k;
+            continue;
+        }
+        s[w++] = s[r++];
+    }
+    if (w < n) s[w] = '\0';
+    return w;
+}
+
 /* ---- form ---------------------------------------------------------------- */
 
 static bool is_space(char c)
@@ -177,6 +217,10 @@ static int check_field(char *buf, size_t *len, bool is_message)
 {
     if (!wh_gb_utf8_valid(buf, *len)) return WH_GB_FORM_BAD_UTF8;
     if (has_bad_control(buf, *len, is_message)) return WH_GB_FORM_CONTROL_CHAR;
+    /* Stored without them: an override (U+202E) reverses what follows it on
+     * the page and invisible characters make look-alike names; nobody needs
+     * them in a guestbook. Before trimming, so what they hid counts. */
+    *len = wh_gb_strip_invisible(buf, *len);
     *len = trim(buf, *len);
     return WH_GB_FORM_OK;
 }
@@ -315,6 +359,29 @@ int wh_gb_html_escape(wh_gb_buf *out, const char *s, size_t n)
     return out->oom ? -ENOMEM : 0;
 }
 
+/* User text on the page: escaped, invisible characters dropped (entries
+ * stored by other programs never went through the form's checks). */
+static void escape_text(wh_gb_buf *out, const char *s, size_t n)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < n;) {
+        size_t skip = invisible_len((const unsigned char *)s + i, n - i);
+        if (skip) {
+            wh_gb_buf_append(out, s + run, i - run);
+            i += skip;
+            run = i;
+            continue;
+        }
+        if (s[i] == '&' || s[i] == '<' || s[i] == '>' || s[i] == '"' || s[i] == '\'') {
+            wh_gb_buf_append(out, s + run, i - run);
+            wh_gb_html_escape(out, s + i, 1);
+            run = i + 1;
+        }
+        i++;
+    }
+    wh_gb_buf_append(out, s + run, n - run);
+}
+
 static const char page_head[] =
     "<!DOCTYPE html>\n"
     "<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -328,13 +395,19 @@ static const char page_head[] =
     "textarea{min-height:5em}\n"
     ".entry{border-top:1px solid #ccc;padding:.6em 0}\n"
     ".entry .meta{color:#666;font-size:.9em}\n"
-    ".entry .msg{white-space:pre-wrap;overflow-wrap:anywhere}\n"
+    ".entry .name{font-weight:bold;color:#222}\n"
+    ".entry .msg{display:block;white-space:pre-wrap;overflow-wrap:anywhere}\n"
     "</style>\n</head>\n<body>\n";
 
-static void render_form(wh_gb_buf *out)
+static void render_form(wh_gb_buf *out, const char *token)
 {
+    wh_gb_buf_puts(out, "<form id=\"gb-form\" method=\"post\" action=\"" WH_GB_PATH "\">\n");
+    if (token) {
+        wh_gb_buf_puts(out, "<input type=\"hidden\" name=\"" WH_GB_FIELD_TOKEN "\" value=\"");
+        wh_gb_html_escape(out, token, strlen(token));
+        wh_gb_buf_puts(out, "\">\n");
+    }
     wh_gb_buf_printf(out,
-                     "<form id=\"gb-form\" method=\"post\" action=\"" WH_GB_PATH "\">\n"
                      "<label>Name <input id=\"gb-name\" name=\"" WH_GB_FIELD_NAME
                      "\" maxlength=\"%d\" placeholder=\"" WH_GB_DEFAULT_NAME "\"></label>\n"
                      "<label>Message <textarea id=\"gb-message\" name=\"" WH_GB_FIELD_MESSAGE
@@ -393,10 +466,12 @@ static bool format_utc(int64_t t, char out[20])
 
 static void render_entry(wh_gb_buf *out, const wh_gb_entry *e)
 {
-    static const char a[] = "<li class=\"entry\"><div class=\"meta\"><b class=\"name\">";
+    /* <bdi>: each user string is its own bidi island, so a right-to-left
+     * name cannot reorder the date or the next entry around it. */
+    static const char a[] = "<li class=\"entry\"><div class=\"meta\"><bdi class=\"name\">";
     wh_gb_buf_append(out, a, sizeof(a) - 1);
-    wh_gb_html_escape(out, e->name, e->name_len);
-    wh_gb_buf_append(out, "</b>", 4);
+    escape_text(out, e->name, e->name_len);
+    wh_gb_buf_append(out, "</bdi>", 6);
     char when[20];
     if (e->time_s > 0 && format_utc(e->time_s, when)) {
         /* <time datetime="2026-11-23T09:30:00Z">2026-11-23 09:30 UTC</time> */
@@ -411,19 +486,19 @@ static void render_entry(wh_gb_buf *out, const wh_gb_entry *e)
         memcpy(t + n, " UTC</time>", 11), n += 11;
         wh_gb_buf_append(out, t, n);
     }
-    static const char b[] = "</div><div class=\"msg\">";
+    static const char b[] = "</div><bdi class=\"msg\">";
     wh_gb_buf_append(out, b, sizeof(b) - 1);
-    wh_gb_html_escape(out, e->msg, e->msg_len);
-    wh_gb_buf_append(out, "</div></li>\n", 12);
+    escape_text(out, e->msg, e->msg_len);
+    wh_gb_buf_append(out, "</bdi></li>\n", 12);
 }
 
-static void render_top(wh_gb_buf *out, uint64_t visitors)
+static void render_top(wh_gb_buf *out, uint64_t visitors, const char *token)
 {
     wh_gb_buf_puts(out, page_head);
     wh_gb_buf_puts(out, "<h1>Guestbook</h1>\n");
     wh_gb_buf_printf(out, "<p>You are visitor number <span id=\"gb-visitors\">%llu</span>.</p>\n",
                      (unsigned long long)visitors);
-    render_form(out);
+    render_form(out, token);
 }
 
 static void render_bottom(wh_gb_buf *out, size_t shown)
@@ -435,7 +510,7 @@ static void render_bottom(wh_gb_buf *out, size_t shown)
 
 int wh_gb_render_page(wh_gb_buf *out, const wh_gb_entry *entries, size_t n, uint64_t visitors)
 {
-    render_top(out, visitors);
+    render_top(out, visitors, NULL);
     wh_gb_buf_puts(out, "<ol id=\"gb-entries\" reversed style=\"list-style:none;padding:0\">\n");
     for (size_t i = 0; i < n; i++)
         render_entry(out, &entries[i]);
@@ -446,7 +521,13 @@ int wh_gb_render_page(wh_gb_buf *out, const wh_gb_entry *entries, size_t n, uint
 int wh_gb_render_page_encoded(wh_gb_buf *out, const char *const *items, const size_t *lens,
                               size_t n, uint64_t visitors)
 {
-    render_top(out, visitors);
+    return wh_gb_render_page_token(out, items, lens, n, visitors, NULL);
+}
+
+int wh_gb_render_page_token(wh_gb_buf *out, const char *const *items, const size_t *lens, size_t n,
+                            uint64_t visitors, const char *token)
+{
+    render_top(out, visitors, token);
     wh_gb_buf_puts(out, "<ol id=\"gb-entries\" reversed style=\"list-style:none;padding:0\">\n");
     /* Entries are at most ~1.2 KiB encoded; bigger ones were not written by
      * us and are decoded on the heap. */
@@ -779,6 +860,14 @@ void wh_gb_cmd_visit(wh_gb_cmd *c)
     memset(c, 0, sizeof(*c));
     c->argc = 2;
     ARG(c, 0, "INCR");
+    ARG(c, 1, WH_GB_KEY_VISITORS);
+}
+
+void wh_gb_cmd_visitors(wh_gb_cmd *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->argc = 2;
+    ARG(c, 0, "GET");
     ARG(c, 1, WH_GB_KEY_VISITORS);
 }
 

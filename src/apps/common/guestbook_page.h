@@ -11,7 +11,8 @@
  *                       {"t":<unix seconds>,"name":"...","msg":"..."}
  *                       (JSON so redis-cli shows it readably, and binary-safe
  *                       because every control byte is \u-escaped).
- *   guestbook:visitors  STRING counter, INCR once per page view.
+ *   guestbook:visitors  STRING counter, INCR once per page view (wharfd:
+ *                       per GET that is not the redirect after a post).
  * A page view is   INCR guestbook:visitors ; LRANGE guestbook:entries 0 99
  * and a post is    LPUSH guestbook:entries <json> ; LTRIM guestbook:entries 0 999
  * each pair pipelined (one round trip). A post is acknowledged (303) only once
@@ -51,6 +52,7 @@
 #define WH_GB_CONTENT_TYPE  "application/x-www-form-urlencoded"
 #define WH_GB_FIELD_NAME    "name"
 #define WH_GB_FIELD_MESSAGE "message"
+#define WH_GB_FIELD_TOKEN   "token" /* wharfd's per-form token (hidden field) */
 
 /* ---- growable string ---------------------------------------------------- */
 
@@ -119,6 +121,13 @@ const char *wh_gb_form_strerror(int result);
 int wh_gb_form_status(int result);
 /* True if s[0..n) is valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
 bool wh_gb_utf8_valid(const char *s, size_t n);
+/* Removes, in place, characters that are invisible or reorder text: C1
+ * controls (U+0080..U+009F), bidi embeddings, overrides and isolates
+ * (U+202A..U+202E, U+2066..U+2069, U+061C), zero-width and invisible
+ * characters (U+200B..U+200F, U+2060..U+2064, U+180E, U+FEFF). s should be
+ * valid UTF-8. Returns the new length (NUL-terminated if shorter).
+ * wh_gb_form_parse applies it to both fields; the page drops them too. */
+size_t wh_gb_strip_invisible(char *s, size_t n);
 
 /* ---- HTML ---------------------------------------------------------------- */
 
@@ -136,12 +145,17 @@ typedef struct wh_gb_entry {
 } wh_gb_entry;
 
 /* Appends the full guestbook page: visitor counter, the form, and entries[0..n)
- * in the given order (callers pass newest first). 0 or -ENOMEM. */
+ * in the given order (callers pass newest first). User text is escaped,
+ * shown without invisible characters (wh_gb_strip_invisible) and inside
+ * <bdi> (class "name" and "msg"). 0 or -ENOMEM. */
 int wh_gb_render_page(wh_gb_buf *out, const wh_gb_entry *entries, size_t n, uint64_t visitors);
 /* Same, from encoded items (as stored in Redis): items[i] has lens[i] bytes.
  * Items that fail to decode are skipped (shown nowhere). 0 or -ENOMEM. */
 int wh_gb_render_page_encoded(wh_gb_buf *out, const char *const *items, const size_t *lens,
                               size_t n, uint64_t visitors);
+/* Same, with a hidden form field WH_GB_FIELD_TOKEN holding token (NULL: none). */
+int wh_gb_render_page_token(wh_gb_buf *out, const char *const *items, const size_t *lens, size_t n,
+                            uint64_t visitors, const char *token);
 /* Appends an error page for status with an escaped reason and a link back. 0 or -ENOMEM. */
 int wh_gb_render_error(wh_gb_buf *out, int status, const char *reason);
 
@@ -171,6 +185,9 @@ typedef struct wh_gb_cmd {
 
 /* INCR guestbook:visitors  (reply: INTEGER, the new count) */
 void wh_gb_cmd_visit(wh_gb_cmd *c);
+/* GET guestbook:visitors  (reply: STRING, or NIL before the first visit):
+ * a page shown without counting a visit (HEAD) */
+void wh_gb_cmd_visitors(wh_gb_cmd *c);
 /* LRANGE guestbook:entries 0 99  (reply: ARRAY of encoded entries, newest first) */
 void wh_gb_cmd_list(wh_gb_cmd *c);
 /* LPUSH guestbook:entries <enc>  (reply: INTEGER, the list length; this is the ack) */

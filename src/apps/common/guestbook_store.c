@@ -114,12 +114,13 @@ long wh_gb_store_count(wh_gb_store *s)
 
 /* ---- embedded ------------------------------------------------------------ */
 
-static int emb_view(wh_gb_store *s, wh_gb_view_cb cb, void *arg)
+static int emb_view(wh_gb_store *s, bool count, wh_gb_view_cb cb, void *arg)
 {
     struct emb_item *taken[WH_GB_PAGE_ENTRIES];
     const char *items[WH_GB_PAGE_ENTRIES];
     size_t lens[WH_GB_PAGE_ENTRIES];
-    uint64_t visitors = atomic_fetch_add(&s->visitors, 1) + 1;
+    uint64_t visitors =
+        count ? atomic_fetch_add(&s->visitors, 1) + 1 : (uint64_t)atomic_load(&s->visitors);
     pthread_mutex_lock(&s->mu);
     size_t n = s->count < WH_GB_PAGE_ENTRIES ? s->count : WH_GB_PAGE_ENTRIES;
     for (size_t i = 0; i < n; i++) {
@@ -196,6 +197,28 @@ static void on_incr(wh_redis *rc, struct redisReply *r, int err, void *arg)
     op->err = e;
 }
 
+/* GET guestbook:visitors: a number as a string, or nil before any visit. */
+static void on_visitors(wh_redis *rc, struct redisReply *r, int err, void *arg)
+{
+    wh_gb_op *op = arg;
+    int e = err;
+    if (!e && r && r->type == REDIS_REPLY_STRING) {
+        char *end;
+        unsigned long long v = strtoull(r->str, &end, 10);
+        if (*end || end == r->str)
+            e = -EIO; /* the key holds something else: the same 503 as INCR's error */
+        else
+            op->visitors = v;
+    } else if (!e && !(r && r->type == REDIS_REPLY_NIL)) {
+        e = -EIO;
+    }
+    if (op->err) {
+        op->view_cb(op->err, NULL, op->arg);
+        return;
+    }
+    op->err = e;
+}
+
 static void on_lrange(wh_redis *rc, struct redisReply *r, int err, void *arg)
 {
     wh_gb_op *op = arg;
@@ -241,7 +264,13 @@ static wh_redis *loop_redis(wh_loop *loop, unsigned ncmds, int *err)
 
 int wh_gb_store_view(wh_gb_store *s, wh_loop *loop, wh_gb_op *op, wh_gb_view_cb cb, void *arg)
 {
-    if (s->kind == STORE_EMBEDDED) return emb_view(s, cb, arg);
+    return wh_gb_store_view_ex(s, loop, op, true, cb, arg);
+}
+
+int wh_gb_store_view_ex(wh_gb_store *s, wh_loop *loop, wh_gb_op *op, bool count, wh_gb_view_cb cb,
+                        void *arg)
+{
+    if (s->kind == STORE_EMBEDDED) return emb_view(s, count, cb, arg);
     int err;
     wh_redis *rc = loop_redis(loop, 2, &err);
     if (!rc) return err;
@@ -250,8 +279,11 @@ int wh_gb_store_view(wh_gb_store *s, wh_loop *loop, wh_gb_op *op, wh_gb_view_cb 
     op->view_cb = cb;
     op->arg = arg;
     wh_gb_cmd c;
-    wh_gb_cmd_visit(&c);
-    int r = wh_redis_command(rc, c.argc, c.argv, c.argvlen, on_incr, op);
+    if (count)
+        wh_gb_cmd_visit(&c);
+    else
+        wh_gb_cmd_visitors(&c);
+    int r = wh_redis_command(rc, c.argc, c.argv, c.argvlen, count ? on_incr : on_visitors, op);
     if (r < 0) return r;
     wh_gb_cmd_list(&c);
     r = wh_redis_command(rc, c.argc, c.argv, c.argvlen, on_lrange, op);

@@ -24,6 +24,7 @@
 #ifndef WH_APPS_GUESTBOOK_STORE_H
 #define WH_APPS_GUESTBOOK_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +76,11 @@ void wh_gb_store_thread_stop(wh_gb_store *s, wh_loop *loop);
 
 /* Counts a visit and fetches the newest WH_GB_PAGE_ENTRIES entries. */
 int wh_gb_store_view(wh_gb_store *s, wh_loop *loop, wh_gb_op *op, wh_gb_view_cb cb, void *arg);
+/* The same, counting the visit only if count (a HEAD, or the page shown
+ * after a post, reads the counter without raising it; Redis: GET instead of
+ * INCR). */
+int wh_gb_store_view_ex(wh_gb_store *s, wh_loop *loop, wh_gb_op *op, bool count, wh_gb_view_cb cb,
+                        void *arg);
 /* Stores an entry (name/msg validated by the caller, e.g. wh_gb_form_parse).
  * cb(0) means it is stored (in Redis: LPUSH acknowledged). */
 int wh_gb_store_add(wh_gb_store *s, wh_loop *loop, wh_gb_op *op, int64_t time_s, const char *name,

@@ -1,5 +1,8 @@
-/* /healthz and /metrics (Prometheus text format 0.0.4), on the main
- * listener or on --admin ADDR. */
+/* /healthz and /metrics (Prometheus text format 0.0.4). main.c routes them
+ * for GET (and so HEAD) only: the router answers 405 with Allow for the
+ * rest. /healthz is on the main listener (load balancers probe it there)
+ * and on --admin; /metrics tells about traffic and internals, so it is on
+ * --admin, and on the main listener only with --metrics-public. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +63,10 @@ void wharfd_metrics_handler(wh_http_req *r, void *ud)
             "# HELP wharfd_access_log_dropped_lines_total Access-log lines lost to a slow disk.\n"
             "# TYPE wharfd_access_log_dropped_lines_total counter\n"
             "wharfd_access_log_dropped_lines_total %llu\n"
+            "# HELP wharfd_access_log_truncated_lines_total Access-log lines cut to 64 KiB "
+            "(marked ...[truncated]).\n"
+            "# TYPE wharfd_access_log_truncated_lines_total counter\n"
+            "wharfd_access_log_truncated_lines_total %llu\n"
             "# HELP wharfd_threads Worker threads.\n"
             "# TYPE wharfd_threads gauge\n"
             "wharfd_threads %u\n"
@@ -68,8 +75,8 @@ void wharfd_metrics_handler(wh_http_req *r, void *ud)
             "wharfd_build_info{version=\"%s\"} 1\n",
             (unsigned long long)st.open_conns, (unsigned long long)st.accepted,
             (unsigned long long)st.rejected, (unsigned long long)st.bytes_in,
-            (unsigned long long)st.bytes_out, (unsigned long long)wharfd_alog_dropped(), n,
-            WH_VERSION);
+            (unsigned long long)st.bytes_out, (unsigned long long)wharfd_alog_dropped(),
+            (unsigned long long)wharfd_alog_truncated(), n, WH_VERSION);
     if (len >= cap) len = cap - 1;
     wh_http_resp_header(r, "Cache-Control", "no-store");
     wh_http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len);

@@ -3,6 +3,7 @@
  * Errors are one line on stderr, prefixed "wharfd: ". */
 #include <ctype.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,8 @@ enum {
     OPT_ADMIN,
     OPT_CONFIG,
     OPT_WS_ECHO,
+    OPT_METRICS_PUBLIC,
+    OPT_GUESTBOOK_RATE,
 };
 
 static const struct option longopts[] = {
@@ -59,6 +62,8 @@ static const struct option longopts[] = {
     {"admin", required_argument, NULL, OPT_ADMIN},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"ws-echo", no_argument, NULL, OPT_WS_ECHO},
+    {"metrics-public", no_argument, NULL, OPT_METRICS_PUBLIC},
+    {"guestbook-rate", required_argument, NULL, OPT_GUESTBOOK_RATE},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -77,7 +82,8 @@ static const char usage[] =
     "      --redis HOST:PORT      Redis for the guestbook (none: in-process store)\n"
     "      --keepalive-timeout S  idle keep-alive timeout, seconds or Nms (5)\n"
     "      --header-timeout S     time allowed for a request head (10)\n"
-    "      --max-conns N          open connections cap (0 = unlimited)\n"
+    "      --max-conns N          open connections cap (0 = 3/4 of the open-files\n"
+    "                             limit; unlimited = none)\n"
     "      --access-log FILE      access log: FILE, - (stdout) or off (-)\n"
     "      --error-log FILE       error log: FILE or - (stderr) (-)\n"
     "      --log-level L          error | warn | info | debug (info)\n"
@@ -87,9 +93,12 @@ static const char usage[] =
     "      --cache-control V      Cache-Control header for files (none)\n"
     "      --follow-symlinks      allow symlinks that leave the root\n"
     "      --dotfiles             serve names starting with '.'\n"
-    "      --admin ADDR           serve /healthz and /metrics on ADDR only\n"
+    "      --admin ADDR           serve /metrics and /healthz on ADDR\n"
+    "      --metrics-public       serve /metrics on the main listeners too (off)\n"
     "      --config FILE          read 'key = value' lines (keys are the long options)\n"
     "      --ws-echo              mount the /ws/echo WebSocket endpoint\n"
+    "      --guestbook-rate N     guestbook posts a minute per client address\n"
+    "                             (10; 0 = unlimited)\n"
     "  -h, --help                 this text\n"
     "  -V, --version              version\n"
     "\n"
@@ -111,6 +120,7 @@ static void defaults(wharfd_config *cfg)
     cfg->error_log = "-";
     cfg->log_level = WHARFD_LOG_INFO;
     cfg->index = "index.html";
+    cfg->guestbook_rate = 10;
 }
 
 static int bad(const char *opt, const char *val, const char *why)
@@ -234,8 +244,12 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
             return bad(name, val, "expected a positive duration (10, 500ms)");
         return 0;
     case OPT_MAX_CONNS:
+        if (strcmp(val, "unlimited") == 0) {
+            cfg->max_conns = UINT_MAX; /* the runtime's "no cap" */
+            return 0;
+        }
         if (parse_uint(val, 10000000, &u) != 0)
-            return bad(name, val, "expected a count (0 = unlimited)");
+            return bad(name, val, "expected a count, 0 (from the open-files limit) or unlimited");
         cfg->max_conns = (unsigned)u;
         return 0;
     case OPT_ACCESS_LOG:
@@ -261,6 +275,7 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
     case OPT_FOLLOW_SYMLINKS:
     case OPT_DOTFILES:
     case OPT_WS_ECHO:
+    case OPT_METRICS_PUBLIC:
         if (from_file && parse_bool(val, &b) != 0) return bad(name, val, "expected yes or no");
         if (id == OPT_LISTING)
             cfg->listing = b;
@@ -270,6 +285,8 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
             cfg->follow_symlinks = b;
         else if (id == OPT_DOTFILES)
             cfg->show_dotfiles = b;
+        else if (id == OPT_METRICS_PUBLIC)
+            cfg->metrics_public = b;
         else
             cfg->ws_echo = b;
         return 0;
@@ -281,6 +298,11 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
     case OPT_ADMIN:
         if (!*val) return bad(name, val, "expected an address");
         cfg->admin = val;
+        return 0;
+    case OPT_GUESTBOOK_RATE:
+        if (parse_uint(val, 1000000, &u) != 0)
+            return bad(name, val, "expected posts a minute (0 = unlimited)");
+        cfg->guestbook_rate = (unsigned)u;
         return 0;
     default:
         return -1;

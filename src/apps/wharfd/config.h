@@ -26,7 +26,7 @@ typedef struct wharfd_config {
     int redis_port;                /* split from redis: 6379 */
     uint32_t keepalive_timeout_ms; /* --keepalive-timeout SECONDS: 5 s */
     uint32_t header_timeout_ms;    /* --header-timeout SECONDS: 10 s */
-    unsigned max_conns;            /* --max-conns: 0 = unlimited */
+    unsigned max_conns;            /* --max-conns: 0 = from RLIMIT_NOFILE; UINT_MAX = none */
     const char *access_log;        /* --access-log FILE|-|off: "-" (stdout) */
     const char *error_log;         /* --error-log FILE|-: "-" (stderr) */
     int log_level;                 /* --log-level error|warn|info|debug: info */
@@ -35,7 +35,9 @@ typedef struct wharfd_config {
     const char *cache_control;     /* --cache-control VALUE: none */
     bool follow_symlinks;          /* --follow-symlinks: off */
     bool show_dotfiles;            /* --dotfiles: off */
-    const char *admin;             /* --admin ADDR: NULL = /healthz, /metrics on main */
+    const char *admin;             /* --admin ADDR: /metrics and /healthz there; NULL = none */
+    bool metrics_public;           /* --metrics-public: /metrics on the main listeners too */
+    unsigned guestbook_rate;       /* --guestbook-rate: posts a minute per client: 10; 0 = no cap */
     const char *config_file;       /* --config FILE */
     bool ws_echo;                  /* --ws-echo: mount /ws/echo */
     /* private: strings read from the config file */

@@ -10,10 +10,18 @@
  *    503 with Retry-After: no request waits for a connection that is not
  *    there, so nothing piles up; the connection comes back by itself.
  * Form errors get a page with the reason: 400, 413 (too long) or 415.
+ *
+ * A POST is checked in this order (guestbook_guard.h): another site (Origin
+ * or Referer against Host) 403; not a form 415; no valid form token 403;
+ * a bad form 400/413; over the client's rate 429 with Retry-After; then it
+ * is stored. The form carries the token, made for the address that fetched
+ * the page. A visit is counted for a GET of the page, not for HEAD and not
+ * for the page a post redirects to (its Location says ?posted=1).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -21,19 +29,27 @@
 
 #include "apps/common/guestbook_page.h"
 #include "apps/common/guestbook_store.h"
+#include "apps/wharfd/guestbook_guard.h"
 #include "apps/wharfd/log.h"
 #include "wharf/http_data.h"
 #include "apps/wharfd/mounts.h"
 
 struct gb_app {
     wh_gb_store *store;
+    wharfd_gb_guard *guard;
 };
 
 /* One exchange waiting for the store. */
 struct gb_ctx {
     wh_gb_op op;
     wh_http_req *r;
+    char token[WHARFD_GB_TOKEN_LEN + 1]; /* for the page's form */
 };
+
+/* Where a post sends the browser: the page, marked so that showing it is
+ * not counted as another visit. */
+#define GB_POSTED_QUERY "posted"
+#define GB_AFTER_POST   WH_GB_PATH "?" GB_POSTED_QUERY "=1"
 
 #define GB_HTML "text/html; charset=utf-8"
 
@@ -75,19 +91,37 @@ static void on_view(int err, const wh_gb_view *v, void *arg)
 {
     struct gb_ctx *x = arg;
     wh_http_req *r = x->r;
-    free(x);
     if (err) {
+        free(x);
         respond_store_error(r, err);
         return;
     }
     char mem[32768]; /* a full page is ~20 KB */
     wh_gb_buf b;
     wh_gb_buf_init_on(&b, mem, sizeof(mem));
-    if (wh_gb_render_page_encoded(&b, v->items, v->lens, v->n, v->visitors) < 0)
+    int rc = wh_gb_render_page_token(&b, v->items, v->lens, v->n, v->visitors, x->token);
+    free(x);
+    if (rc < 0)
         respond_store_error(r, -ENOMEM);
     else
         respond_html(r, 200, b.data, b.len);
     wh_gb_buf_free(&b);
+}
+
+static const wh_sockaddr *peer_of(wh_http_req *r)
+{
+    wh_conn *c = wh_http_req_conn(r);
+    return c ? wh_conn_peer(c) : NULL;
+}
+
+static bool has_query_field(wh_str query, const char *name)
+{
+    wh_http_form_iter it;
+    wh_http_form_pair kv;
+    wh_http_form_iter_init(&it, query);
+    while (wh_http_form_next(&it, &kv))
+        if (wh_http_form_name_eq(kv.name, name)) return true;
+    return false;
 }
 
 static void gb_get(wh_http_req *r, void *ud)
@@ -99,10 +133,14 @@ static void gb_get(wh_http_req *r, void *ud)
         return;
     }
     x->r = r;
+    wharfd_gb_token(app->guard, peer_of(r), time(NULL), x->token);
+    wh_str m = wh_http_req_method(r);
+    bool count = m.len == 3 && memcmp(m.p, "GET", 3) == 0 &&
+                 !has_query_field(wh_http_req_query(r), GB_POSTED_QUERY);
     /* Defer first: the embedded store answers inside the call, Redis later;
      * the engine accepts a response either way once deferred. */
     wh_http_req_defer(r);
-    int e = wh_gb_store_view(app->store, wh_http_req_loop(r), &x->op, on_view, x);
+    int e = wh_gb_store_view_ex(app->store, wh_http_req_loop(r), &x->op, count, on_view, x);
     if (e < 0) {
         free(x);
         respond_store_error(r, e);
@@ -122,13 +160,34 @@ static void on_added(int err, void *arg)
      * (Post/Redirect/Get), so a reload does not post twice. */
     static const char body[] =
         "<!DOCTYPE html>\n<p>Thank you! <a href=\"" WH_GB_PATH "\">Back to the guestbook</a></p>\n";
-    wh_http_resp_header(r, "Location", WH_GB_PATH);
+    wh_http_resp_header(r, "Location", GB_AFTER_POST);
     respond_html(r, 303, body, sizeof(body) - 1);
+}
+
+/* The token field of a form body, decoded into buf; .p NULL when absent or
+ * malformed. Only this field is decoded: a bad escape elsewhere is the form
+ * parser's 400, not a 403. */
+static wh_str form_token(wh_str body, char *buf, size_t cap)
+{
+    wh_http_form_iter it;
+    wh_http_form_pair kv;
+    wh_http_form_iter_init(&it, body);
+    while (wh_http_form_next(&it, &kv)) {
+        if (!wh_http_form_name_eq(kv.name, WH_GB_FIELD_TOKEN)) continue;
+        ssize_t n = wh_http_form_decode(kv.value, buf, cap);
+        return n < 0 ? (wh_str){NULL, 0} : (wh_str){buf, (size_t)n};
+    }
+    return (wh_str){NULL, 0};
 }
 
 static void gb_post(wh_http_req *r, void *ud)
 {
     struct gb_app *app = ud;
+    if (!wharfd_gb_same_origin(wh_http_req_header(r, "Origin"), wh_http_req_header(r, "Referer"),
+                               wh_http_req_header(r, "Host"))) {
+        respond_error_page(r, 403, "This form was sent from another site.");
+        return;
+    }
     wh_str ct = wh_http_req_header(r, "Content-Type");
     if (!wh_http_media_type_is(ct, WH_GB_CONTENT_TYPE)) {
         respond_error_page(r, wh_gb_form_status(WH_GB_FORM_BAD_CONTENT_TYPE),
@@ -136,10 +195,30 @@ static void gb_post(wh_http_req *r, void *ud)
         return;
     }
     wh_str body = wh_http_req_body(r);
+    char tokbuf[WHARFD_GB_TOKEN_LEN + 8];
+    if (!wharfd_gb_token_ok(app->guard, peer_of(r), time(NULL),
+                            form_token(body, tokbuf, sizeof tokbuf))) {
+        respond_error_page(r, 403,
+                           "The form has expired or did not come from this guestbook. Reload "
+                           "the guestbook and send your message again.");
+        return;
+    }
     wh_gb_form f;
     int fr = wh_gb_form_parse(body.p, body.len, &f);
     if (fr != WH_GB_FORM_OK) {
         respond_error_page(r, wh_gb_form_status(fr), wh_gb_form_strerror(fr));
+        return;
+    }
+    /* Charged for a post that would be stored: invalid ones store nothing. */
+    unsigned wait = wharfd_gb_rate_take(app->guard, peer_of(r), wh_loop_now(wh_http_req_loop(r)));
+    if (wait) {
+        char secs[16], reason[128];
+        snprintf(secs, sizeof secs, "%u", wait);
+        snprintf(reason, sizeof reason,
+                 "Too many posts from your address. Please wait %u second%s and try again.", wait,
+                 wait == 1 ? "" : "s");
+        wh_http_resp_header(r, "Retry-After", secs); /* RFC 6585 section 4 */
+        respond_error_page(r, 429, reason);
         return;
     }
     struct gb_ctx *x = malloc(sizeof(*x));
@@ -175,6 +254,7 @@ static void gb_cleanup(void *ud)
 {
     struct gb_app *app = ud;
     wh_gb_store_free(app->store);
+    wharfd_gb_guard_free(app->guard);
     free(app);
 }
 
@@ -246,12 +326,17 @@ int wharfd_mount_guestbook(wh_router *rt, const wharfd_config *cfg, wharfd_hooks
         free(app);
         return e;
     }
-    if ((e = wh_router_add(rt, "GET", WH_GB_PATH, gb_get, app)) < 0 ||
+    if ((e = wharfd_gb_guard_new(&app->guard, cfg->guestbook_rate)) < 0 ||
+        (e = wh_router_add(rt, "GET", WH_GB_PATH, gb_get, app)) < 0 ||
         (e = wh_router_add(rt, "POST", WH_GB_PATH, gb_post, app)) < 0) {
         wh_gb_store_free(app->store);
+        wharfd_gb_guard_free(app->guard);
         free(app);
         return e;
     }
+    if (cfg->guestbook_rate)
+        wharfd_log(WHARFD_LOG_INFO, "guestbook: at most %u posts a minute per client address",
+                   cfg->guestbook_rate);
     hooks->thread_start = gb_thread_start;
     hooks->thread_stop = gb_thread_stop;
     hooks->cleanup = gb_cleanup;

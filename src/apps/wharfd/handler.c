@@ -186,6 +186,10 @@ static void peer_host(wh_http_req *r, char *out, size_t cap)
     snprintf(out, cap, "%s", s);
 }
 
+/* Also runs for requests the engine refused itself (400, 408, 413, 414,
+ * 431, 505: method and target may be empty, headers absent, the start time
+ * unset) and for upgrades (101), so every request shows in the log and in
+ * /metrics: nothing here may assume a parsed request. */
 void wharfd_on_complete(wh_http_req *r, void *ud)
 {
     (void)ud;
@@ -195,7 +199,7 @@ void wharfd_on_complete(wh_http_req *r, void *ud)
     uint64_t bytes = wh_http_resp_bytes(r);
     uint64_t now = wh_loop_now(wh_http_req_loop(r));
     uint64_t start = wh_http_req_start_ms(r);
-    wh_metrics_observe(&t->metrics, status, bytes, now > start ? now - start : 0);
+    wh_metrics_observe(&t->metrics, status, bytes, start && now > start ? now - start : 0);
     if (!t->alog) return;
     time_t sec = time(NULL);
     if (sec != t->clf_sec) {
@@ -215,11 +219,14 @@ void wharfd_on_complete(wh_http_req *r, void *ud)
     f.bytes = bytes;
     f.referer = wh_http_req_header(r, "Referer");
     f.user_agent = wh_http_req_header(r, "User-Agent");
-    /* Upper bound: escaping makes a byte at most 4. */
+    /* Upper bound: escaping makes a byte at most 4. Past the block size the
+     * exact formatter cuts the longest fields instead of losing the line. */
     size_t need =
         160 + strlen(host) + 4 * (f.method.len + f.target.len + f.referer.len + f.user_agent.len);
-    if (need > 60000) need = wh_clf_format(&f, NULL, 0);
+    if (need > WHARFD_ALOG_LINE_MAX) need = WHARFD_ALOG_LINE_MAX;
     char *dst = wharfd_alog_reserve(t->alog, need);
     if (!dst) return;
-    wharfd_alog_commit(t->alog, wh_clf_format(&f, dst, need));
+    bool cut;
+    wharfd_alog_commit(t->alog, wh_clf_format_max(&f, dst, need, &cut));
+    if (cut) wharfd_alog_count_truncated();
 }

@@ -7,7 +7,9 @@
  * workers only swap a pointer under a mutex once per block. The queue is
  * bounded (64 blocks = 4 MiB): when the disk cannot keep up we drop lines
  * and count them (wharfd_access_log_dropped_lines_total) rather than grow
- * memory or stall the loop.
+ * memory or stall the loop. A line longer than a block is cut by its
+ * formatter and counted apart (wharfd_access_log_truncated_lines_total), so
+ * "dropped" keeps meaning "lost to a slow disk".
  *
  * Process-wide state lives here because a process has exactly one pair of
  * log files; the library itself never logs.
@@ -24,7 +26,7 @@
 
 #include "apps/wharfd/log.h"
 
-#define BLK_CAP   (64 * 1024)
+#define BLK_CAP   WHARFD_ALOG_LINE_MAX
 #define MAX_QUEUE 64
 
 struct blk {
@@ -50,7 +52,7 @@ static struct {
     unsigned queued, nfree;
     bool stop, running;
     pthread_t writer;
-    uint64_t dropped;
+    uint64_t dropped, truncated;
 } L = {.level = WHARFD_LOG_INFO,
        .err_fd = 2,
        .acc_fd = -1,
@@ -225,6 +227,16 @@ uint64_t wharfd_alog_dropped(void)
     return __atomic_load_n(&L.dropped, __ATOMIC_RELAXED);
 }
 
+void wharfd_alog_count_truncated(void)
+{
+    __atomic_fetch_add(&L.truncated, 1, __ATOMIC_RELAXED);
+}
+
+uint64_t wharfd_alog_truncated(void)
+{
+    return __atomic_load_n(&L.truncated, __ATOMIC_RELAXED);
+}
+
 wharfd_alog *wharfd_alog_new(void)
 {
     return calloc(1, sizeof(wharfd_alog));
@@ -274,7 +286,10 @@ void wharfd_alog_flush(wharfd_alog *a)
 
 char *wharfd_alog_reserve(wharfd_alog *a, size_t n)
 {
-    if (n > BLK_CAP) return NULL;
+    if (n > BLK_CAP) { /* callers cap their lines; count it rather than lose it unseen */
+        __atomic_fetch_add(&L.dropped, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
     if (a->cur && a->cur->len + n > BLK_CAP) wharfd_alog_flush(a);
     if (!a->cur && !(a->cur = get_block())) {
         __atomic_fetch_add(&L.dropped, 1, __ATOMIC_RELAXED);

@@ -28,8 +28,16 @@ int wharfd_log_reopen(void);
 void wharfd_log_close(void);
 /* True if an access log is configured. */
 bool wharfd_alog_enabled(void);
-/* Lines lost because the writer fell behind (bounded queue). */
+/* Lines lost because the writer fell behind (bounded queue) or a block
+ * could not be allocated: a slow disk, never a long line. */
 uint64_t wharfd_alog_dropped(void);
+/* Longest access-log line: one block. Longer lines are cut (see
+ * wh_clf_format_max) and counted, never dropped. */
+#define WHARFD_ALOG_LINE_MAX (64 * 1024)
+/* Counts one line that was cut to WHARFD_ALOG_LINE_MAX. Any thread. */
+void wharfd_alog_count_truncated(void);
+/* Lines cut so far. */
+uint64_t wharfd_alog_truncated(void);
 
 /* Per-thread access-log buffer. Lines are formatted straight into a 64 KiB
  * block; a full block (or the 1 s flush timer) is handed to the writer
@@ -38,7 +46,8 @@ uint64_t wharfd_alog_dropped(void);
 typedef struct wharfd_alog wharfd_alog;
 /* Creates a buffer for one thread. NULL on ENOMEM. */
 wharfd_alog *wharfd_alog_new(void);
-/* Space for up to n bytes, or NULL (line dropped: writer behind, or n > 64 KiB). */
+/* Space for up to n bytes (n <= WHARFD_ALOG_LINE_MAX), or NULL: the line is
+ * dropped and counted (writer behind, no memory); n too large is a bug. */
 char *wharfd_alog_reserve(wharfd_alog *a, size_t n);
 /* Commits n bytes written at the pointer from wharfd_alog_reserve. */
 void wharfd_alog_commit(wharfd_alog *a, size_t n);

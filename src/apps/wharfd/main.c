@@ -175,10 +175,12 @@ static int run(wharfd_app *app)
 
     if ((rc = wh_router_new(&app->router)) != 0) goto oom;
     wh_router_set_fallback(app->router, wharfd_static_handler, app);
-    if (!cfg->admin) {
-        wh_router_add(app->router, NULL, "/healthz", wharfd_healthz_handler, app);
-        wh_router_add(app->router, NULL, "/metrics", wharfd_metrics_handler, app);
-    }
+    /* GET routes answer HEAD too; the router gives the rest 405 + Allow. */
+    if ((rc = wh_router_add(app->router, "GET", "/healthz", wharfd_healthz_handler, app)) != 0)
+        goto oom;
+    if (cfg->metrics_public &&
+        (rc = wh_router_add(app->router, "GET", "/metrics", wharfd_metrics_handler, app)) != 0)
+        goto oom;
 
     wh_http_opts ho;
     wh_http_opts_init(&ho);
@@ -243,8 +245,11 @@ static int run(wharfd_app *app)
     unsigned admin_nls = 0;
     if (cfg->admin) {
         if ((rc = wh_router_new(&app->admin_router)) != 0) goto oom;
-        wh_router_add(app->admin_router, NULL, "/healthz", wharfd_healthz_handler, app);
-        wh_router_add(app->admin_router, NULL, "/metrics", wharfd_metrics_handler, app);
+        if ((rc = wh_router_add(app->admin_router, "GET", "/healthz", wharfd_healthz_handler,
+                                app)) != 0 ||
+            (rc = wh_router_add(app->admin_router, "GET", "/metrics", wharfd_metrics_handler,
+                                app)) != 0)
+            goto oom;
         wh_http_opts ao;
         wh_http_opts_init(&ao);
         ao.on_complete = wharfd_on_complete;
@@ -280,6 +285,9 @@ static int run(wharfd_app *app)
                app->root.real, wh_server_threads(base), model_names[cfg->model & 3]);
     log_listeners(base, nls, "");
     if (app->admin_srv) log_listeners(app->admin_srv, admin_nls, " (admin)");
+    if (!cfg->admin && !cfg->metrics_public)
+        wharfd_log(WHARFD_LOG_INFO,
+                   "/metrics is not served: give --admin ADDR or --metrics-public");
 
     /* Main thread: signals only. */
     wh_loop *loop = NULL;

@@ -3,9 +3,15 @@
  *    text, binary as binary); used by the conformance tests and the bench;
  *  - /ws/chat: a chat room across all worker threads; every text message a
  *    browser sends is broadcast to every connected browser (public/chat.html).
+ *    A member that stops reading is dropped once its queue holds 8 MiB
+ *    (logged with 1008); when the room is too busy to take a message (the
+ *    hub's per-thread queue is full), the sender is told, at most once a
+ *    second, that its message was not delivered.
  * Routes accept any method so that the WebSocket layer answers a bad
  * handshake itself (400/426) rather than the router (405).
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "apps/wharfd/log.h"
@@ -15,6 +21,14 @@
 /* Chat messages are small JSON objects from chat.html; anything bigger is
  * not a chat line (1009 closes the sender, not the room). */
 #define CHAT_MAX_MESSAGE 4096
+/* Most one "not delivered" notice per sender per this many ms: a flooder
+ * must not turn every refused message into a reply it does not read. */
+#define CHAT_NOTICE_MS 1000
+
+/* In the page's message format, so chat.js shows it like any other line. */
+static const char busy_notice[] =
+    "{\"name\":\"wharfd\",\"text\":\"The room is busy: your last message was not "
+    "delivered. Try again in a moment.\"}";
 
 typedef struct ws_app {
     wh_ws_hub *chat;
@@ -53,11 +67,32 @@ static void chat_message(wh_ws *ws, const char *data, size_t len, bool text, voi
         return;
     }
     /* The page renders with textContent, so relaying the bytes as sent is safe. */
-    if (wh_ws_hub_broadcast(app->chat, data, len, true) < 0)
-        wharfd_log(WHARFD_LOG_WARN, "ws chat: broadcast failed");
+    int rc = wh_ws_hub_broadcast(app->chat, data, len, true);
+    if (rc == 0) return;
+    if (rc != -EAGAIN)
+        wharfd_log(WHARFD_LOG_WARN, "ws chat: broadcast failed: %s", wh_strerror(rc));
+    /* The sender's own data slot holds the loop time of its last notice
+     * (+1, so that 0 means none): no allocation per member. */
+    uint64_t now = wh_loop_now(wh_ws_loop(ws)), last = (uintptr_t)wh_ws_data(ws);
+    if (last && now + 1 - last < CHAT_NOTICE_MS) return;
+    wh_ws_set_data(ws, (void *)(uintptr_t)(now + 1));
+    if (wh_ws_writable(ws)) (void)wh_ws_send_text(ws, busy_notice, sizeof busy_notice - 1);
 }
 
-static const wh_ws_cbs chat_cbs = {.on_open = chat_open, .on_message = chat_message};
+static void chat_close(wh_ws *ws, int code, const char *reason, size_t reason_len, void *ud)
+{
+    (void)ud;
+    /* 1008: dropped by the server (a member that stopped reading, or a
+     * message never finished); worth a line, unlike members who leave. */
+    if (code != WH_WS_CLOSE_POLICY) return;
+    /* No peer address: the socket is gone by now (an aborted member's
+     * especially), and keeping one per member costs 112 bytes each. */
+    wharfd_log(WHARFD_LOG_INFO, "ws chat: closed a member with 1008 (%.*s)", (int)reason_len,
+               reason);
+}
+
+static const wh_ws_cbs chat_cbs = {
+    .on_open = chat_open, .on_message = chat_message, .on_close = chat_close};
 
 static void chat_handler(wh_http_req *r, void *ud)
 {
