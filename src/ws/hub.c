@@ -78,8 +78,12 @@ typedef struct hub_loop {
     bmsg **q; /* FIFO: appended by producers, taken whole by drain_task */
     size_t qn, qcap;
     size_t qbytes; /* real memory the queued messages stand for */
-    bool posted;   /* a drain_task is on its way or working; cleared when it finds q empty */
-    bmsg **spare;  /* the array drain_task gave back, reused by producers */
+    /* qbytes, readable without the lock: a producer facing a full queue
+     * fails without taking any lock, so producers retrying in a flood do
+     * not starve the loop's drain of its mutex. */
+    atomic_size_t qbytes_seen;
+    bool posted;  /* a drain_task is on its way or working; cleared when it finds q empty */
+    bmsg **spare; /* the array drain_task gave back, reused by producers */
     size_t spare_cap;
     /* Loop thread only: the batch drain_task took from q, delivered up to
      * held_i (the rest waits while the loop is past max_loop_queued). */
@@ -105,9 +109,9 @@ struct wh_ws_hub {
     (WH__WQ_SEG_COST + sizeof(bhold) + sizeof(bmsg) + WH__WS_MAX_HEADER + 2 * MALLOC_OVERHEAD)
 
 /* Real memory a pending message stands for in one loop's queue. */
-static size_t pending_cost(const bmsg *m)
+static size_t pending_cost(size_t frame_len)
 {
-    return sizeof(bmsg) + m->len + MALLOC_OVERHEAD + sizeof(bmsg *);
+    return sizeof(bmsg) + frame_len + MALLOC_OVERHEAD + sizeof(bmsg *);
 }
 
 int wh_ws_hub_new(wh_ws_hub **out)
@@ -175,6 +179,7 @@ static int hub_add_loop(wh_ws_hub *hub, wh_loop *loop)
         free(l);
         return -ENOMEM;
     }
+    atomic_init(&l->qbytes_seen, 0);
     l->loop = loop;
     l->next = atomic_load_explicit(&hub->loops, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(&hub->loops, &l->next, l, memory_order_release,
@@ -354,6 +359,7 @@ static bool take_batch(hub_loop *hl)
     }
     hl->qn = 0;
     hl->qbytes = 0;
+    atomic_store_explicit(&hl->qbytes_seen, 0, memory_order_relaxed);
     pthread_mutex_unlock(&hl->mu);
     return true;
 }
@@ -415,6 +421,7 @@ static void queue_discard(hub_loop *hl)
     bmsg **v = hl->q;
     hl->q = NULL;
     hl->qcap = hl->qn = hl->qbytes = 0;
+    atomic_store_explicit(&hl->qbytes_seen, 0, memory_order_relaxed);
     hl->posted = false;
     pthread_mutex_unlock(&hl->mu);
     for (size_t i = 0; i < n; i++)
@@ -426,6 +433,13 @@ int wh_ws_hub_broadcast(wh_ws_hub *hub, const void *data, size_t len, bool text)
 {
     hub_loop *loops = atomic_load_explicit(&hub->loops, memory_order_acquire);
     if (!loops) return 0;
+    /* A full queue refuses without a lock or an allocation (the check under
+     * the lock below decides; this one only spares it). */
+    size_t cost = pending_cost(WH__WS_MAX_HEADER + len);
+    for (hub_loop *l = loops; l; l = l->next) {
+        size_t seen = atomic_load_explicit(&l->qbytes_seen, memory_order_relaxed);
+        if (seen && seen + cost > hub->max_pending) return -EAGAIN;
+    }
     bmsg *m = malloc(sizeof *m + WH__WS_MAX_HEADER + len);
     if (!m) return -ENOMEM;
     m->hub = hub;
@@ -433,7 +447,6 @@ int wh_ws_hub_broadcast(wh_ws_hub *hub, const void *data, size_t len, bool text)
         wh__ws_frame_header(m->frame, text ? WH_WS_OP_TEXT : WH_WS_OP_BINARY, true, len, NULL);
     if (len) memcpy(m->frame + hn, data, len);
     m->len = hn + len;
-    size_t cost = pending_cost(m);
 
     /* All or nothing: take every queue's lock (in list order), check that
      * each has room, then append to all. A broadcast either reaches every
@@ -461,6 +474,7 @@ int wh_ws_hub_broadcast(wh_ws_hub *hub, const void *data, size_t len, bool text)
     for (l = loops; l; l = l->next) {
         l->q[l->qn++] = m;
         l->qbytes += cost;
+        atomic_store_explicit(&l->qbytes_seen, l->qbytes, memory_order_relaxed);
         bool post = !l->posted;
         l->posted = true;
         pthread_mutex_unlock(&l->mu);

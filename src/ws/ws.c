@@ -262,7 +262,6 @@ static void ws_timer_cb(wh_timer *t, void *ud)
             }
         } else if (now - ws->last_rx_ms >= ws->opts.ping_interval_ms) {
             /* §5.5.2: a ping as a keepalive; any input counts as the answer. */
-            fprintf(stderr, "PING now %lu last_rx %lu interval %u due %lu\n", (unsigned long)now, (unsigned long)ws->last_rx_ms, ws->opts.ping_interval_ms, (unsigned long)ws->timer_due_ms);
             (void)send_frame(ws, WH_WS_OP_PING, "wharf", 5);
             ws->ping_out = true;
             ws->ping_sent_ms = now;

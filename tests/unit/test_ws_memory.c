@@ -77,8 +77,8 @@ static void fx_free(fx *f)
     wh_http_server_free(f->hs);
 }
 
-/* Connects one client; returns its fd (blocking), or -1. sndbuf > 0 shrinks
- * the server side's send buffer, so a client that does not read stalls the
+/* Connects one client; returns its fd (blocking), or -1. sndbuf > 0 sets the
+ * server side's send buffer: small, a client that does not read stalls the
  * server's writes after a few KiB instead of the kernel absorbing them. */
 static int client(fx *f, int sndbuf)
 {
@@ -406,14 +406,18 @@ TEST(producers_on_threads)
     fx f[2];
     wh_ws_hub *hub;
     CHECK(wh_ws_hub_new(&hub) == 0);
-    wh_ws_hub_set_max_pending(hub, 2048);
-    wh_ws_hub_set_max_loop_queued(hub, 16 << 10);
+    /* A batch is up to ~80 messages, a loop passes its budget within ~30:
+     * loops pause often. The members' socket buffers (4 MiB) take all the
+     * test sends, so a pause always frees their part and none of them is
+     * ever dropped, however slowly this thread reads (ThreadSanitizer). */
+    wh_ws_hub_set_max_pending(hub, 4096);
+    wh_ws_hub_set_max_loop_queued(hub, 8 << 10);
     int cl[2][3];
     for (int l = 0; l < 2; l++) {
         CHECK(fx_init(&f[l]) == 0);
         f[l].hub = hub;
         for (int i = 0; i < 3; i++)
-            CHECK((cl[l][i] = client(&f[l], 0)) >= 0);
+            CHECK((cl[l][i] = client(&f[l], 4 << 20)) >= 0);
     }
     pthread_t lt[2], pt[PRODUCERS];
     for (int l = 0; l < 2; l++)
