@@ -59,7 +59,14 @@ int wh_conn_connect(wh_loop *loop, const char *addr, uint32_t timeout_ms, const 
         wh__conn_finish(c, -err);
         return 0;
     }
-    if (timeout_ms) wh_conn_set_timeout(c, timeout_ms);
+    if (timeout_ms) {
+        /* The loop's clock is cached per iteration and may be stale when a
+         * connect starts outside a callback (after a sleep, say): refresh it,
+         * or the deadline would be measured from the past and fire early.
+         * A connect is not the hot path; one clock read is cheap here. */
+        wh_loop_update_time(loop);
+        wh_conn_set_timeout(c, timeout_ms);
+    }
     wh__conn_update_io(c); /* writability reports the outcome */
     return 0;
 }
