@@ -127,7 +127,7 @@ wh_loop *wh_ws_loop(const wh_ws *ws);
  *    read is dropped before it holds more;
  *  - per loop, all members together (wh_ws_hub_set_max_loop_queued, 32 MiB);
  *  - per loop, broadcasts not yet processed (wh_ws_hub_set_max_pending,
- *    1 MiB): past it wh_ws_hub_broadcast() fails with -EAGAIN.
+ *    2 MiB): past it wh_ws_hub_broadcast() fails with -EAGAIN.
  * Bytes the kernel has taken (each socket's send buffer, up to net.ipv4.
  * tcp_wmem's maximum) are outside these bounds. */
 /* Creates an empty hub. 0, -EINVAL or -ENOMEM. */
@@ -148,10 +148,10 @@ void wh_ws_hub_leave(wh_ws *ws);
  * and everything queued for it is freed. Call before any member joins. */
 void wh_ws_hub_set_max_queued(wh_ws_hub *hub, size_t bytes);
 /* Sets the most memory one loop's queue of broadcasts not yet processed may
- * hold (default 1 MiB, 0 = the default). Normally that queue is drained
+ * hold (default 2 MiB, 0 = the default). Normally that queue is drained
  * within one loop iteration; it fills when producers outrun a loop. A
- * message always fits an empty queue, whatever its size. Call before any
- * member joins. */
+ * message always fits an empty queue, whatever its size; a loop none of
+ * whose WebSockets is a member is left out. Call before any member joins. */
 void wh_ws_hub_set_max_pending(wh_ws_hub *hub, size_t bytes);
 /* Sets the most memory the broadcasts queued to all members on one loop may
  * hold together (default 32 MiB, 0 = the default): many slow members, each

@@ -46,8 +46,13 @@
  * legitimately pass the 1 MiB high watermark, a stalled reader passes this. */
 #define DEFAULT_MAX_QUEUED (8u << 20)
 /* A loop this far behind is overloaded; telling producers (-EAGAIN) beats
- * hiding the delay in a queue that only grows. */
-#define DEFAULT_MAX_PENDING (1u << 20)
+ * hiding the delay in a queue that only grows. About 30 messages of 64 KiB
+ * (a loop descheduled for a few milliseconds on a busy machine must not fail
+ * a paced sender) or 14,000 chat lines (what a member that joins just after
+ * a flood receives at once, before TCP's window has opened, must stay well
+ * under max_queued). The messages are shared by every loop's queue, so this
+ * is close to the total too. */
+#define DEFAULT_MAX_PENDING (2u << 20)
 /* Four members at max_queued; or 1,000 members 32 KiB behind each. */
 #define DEFAULT_MAX_LOOP_QUEUED (32u << 20)
 /* glibc's per-block overhead, rounded up (a chunk header plus alignment). */
@@ -90,6 +95,10 @@ typedef struct hub_loop {
     bmsg **held;
     size_t held_n, held_i, held_cap;
     bool waited; /* paused one iteration for the writes to flush */
+    /* Members on this loop, for producers: a loop whose members all left is
+     * skipped, so it costs nothing and its lag never refuses a broadcast. */
+    atomic_size_t members;
+    bool skip; /* the broadcast holding mu leaves this loop out (no members) */
 } hub_loop;
 
 struct wh_ws_hub {
@@ -171,22 +180,23 @@ void wh_ws_hub_free(wh_ws_hub *hub)
 }
 
 /* First member on this loop: the loop joins the hub's broadcast list. */
-static int hub_add_loop(wh_ws_hub *hub, wh_loop *loop)
+static hub_loop *hub_add_loop(wh_ws_hub *hub, wh_loop *loop)
 {
     hub_loop *l = calloc(1, sizeof *l);
-    if (!l) return -ENOMEM;
+    if (!l) return NULL;
     if (pthread_mutex_init(&l->mu, NULL) != 0) {
         free(l);
-        return -ENOMEM;
+        return NULL;
     }
     atomic_init(&l->qbytes_seen, 0);
+    atomic_init(&l->members, 0);
     l->loop = loop;
     l->next = atomic_load_explicit(&hub->loops, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(&hub->loops, &l->next, l, memory_order_release,
                                                   memory_order_relaxed))
         ;
     atomic_fetch_add_explicit(&hub->nloops, 1, memory_order_relaxed);
-    return 0;
+    return l;
 }
 
 size_t wh_ws_hub_count(const wh_ws_hub *hub)
@@ -212,6 +222,7 @@ void wh__ws_hub_unlink(wh_ws *ws)
     if (ws->h_next) ws->h_next->h_prev = ws->h_prev;
     e->n--;
     atomic_fetch_sub_explicit(&e->hub->count, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&((hub_loop *)e->hl)->members, 1, memory_order_relaxed);
     ws->hentry = NULL;
     ws->h_prev = ws->h_next = NULL;
 }
@@ -224,7 +235,7 @@ int wh_ws_hub_join(wh_ws_hub *hub, wh_ws *ws)
     wh__ws_hub_entry *e = entry_find(wl, hub);
     if (!e) {
         if (!(e = calloc(1, sizeof *e))) return -ENOMEM;
-        if (hub_add_loop(hub, wl->loop) < 0) {
+        if (!(e->hl = hub_add_loop(hub, wl->loop))) {
             free(e);
             return -ENOMEM;
         }
@@ -239,6 +250,7 @@ int wh_ws_hub_join(wh_ws_hub *hub, wh_ws *ws)
     e->head = ws;
     e->n++;
     atomic_fetch_add_explicit(&hub->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&((hub_loop *)e->hl)->members, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -377,7 +389,13 @@ static void drain_task(wh_loop *loop, void *arg)
         wh_ws_hub *hub = hl->held[hl->held_i]->hub;
         wh__ws_hub_entry *e = wl ? entry_find(wl, hub) : NULL;
         size_t budget = hub->max_loop_queued, low = budget / 4 * 3;
+        /* One run fans out at most budget/8 before the loop's writes flush:
+         * a big batch of small messages must not pile up in the queues of
+         * members that do read (and take them past max_queued) only because
+         * nothing reaches a socket while this task runs. */
+        size_t run_end = (e ? e->mem : 0) + budget / 8;
         while (hl->held_i < hl->held_n) {
+            if (e && e->mem > run_end && wh_loop_post(loop, drain_task, hl) == 0) return;
             /* Past the budget, first let this iteration's writes flush
              * (members that read free their part), then, if the loop still
              * holds more than the low mark, drop those that did not. A
@@ -438,7 +456,9 @@ int wh_ws_hub_broadcast(wh_ws_hub *hub, const void *data, size_t len, bool text)
     size_t cost = pending_cost(WH__WS_MAX_HEADER + len);
     for (hub_loop *l = loops; l; l = l->next) {
         size_t seen = atomic_load_explicit(&l->qbytes_seen, memory_order_relaxed);
-        if (seen && seen + cost > hub->max_pending) return -EAGAIN;
+        if (seen && seen + cost > hub->max_pending &&
+            atomic_load_explicit(&l->members, memory_order_relaxed))
+            return -EAGAIN;
     }
     bmsg *m = malloc(sizeof *m + WH__WS_MAX_HEADER + len);
     if (!m) return -ENOMEM;
@@ -457,11 +477,15 @@ int wh_ws_hub_broadcast(wh_ws_hub *hub, const void *data, size_t len, bool text)
     unsigned n = 0;
     int err = 0;
     hub_loop *l;
-    for (l = loops; l; l = l->next, n++) {
+    for (l = loops; l; l = l->next) {
         pthread_mutex_lock(&l->mu);
+        /* Decided once, under the lock we hold until the append below. */
+        l->skip = !atomic_load_explicit(&l->members, memory_order_relaxed);
+        if (l->skip) continue;
         if (l->qn && l->qbytes + cost > hub->max_pending) err = -EAGAIN;
         if (!err && !queue_reserve(l)) err = -ENOMEM;
         if (err) break;
+        n++;
     }
     if (err) {
         for (hub_loop *u = loops; u != l; u = u->next)
@@ -472,6 +496,10 @@ int wh_ws_hub_broadcast(wh_ws_hub *hub, const void *data, size_t len, bool text)
     }
     atomic_init(&m->refs, n + 1); /* one per queue, one for us */
     for (l = loops; l; l = l->next) {
+        if (l->skip) {
+            pthread_mutex_unlock(&l->mu);
+            continue;
+        }
         l->q[l->qn++] = m;
         l->qbytes += cost;
         atomic_store_explicit(&l->qbytes_seen, l->qbytes, memory_order_relaxed);

@@ -150,6 +150,7 @@ typedef struct wh__ws_hub_entry {
     wh_ws *head;
     size_t n;
     size_t mem; /* real memory of the broadcasts queued to members here */
+    void *hl;   /* the hub's state for this loop (hub.c) */
     struct wh__ws_hub_entry *next;
 } wh__ws_hub_entry;
 
