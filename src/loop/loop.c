@@ -139,9 +139,14 @@ static inline void run_defers(wh_loop *loop)
     loop->defer_run = run;
 }
 
-static int poll_timeout(wh_loop *loop, enum wh_run_mode mode)
+/* ran: a timer already fired in this iteration. ONCE then has done its one
+ * thing and must not block (a timer due before the poll, for instance one
+ * started from a stale cached clock, would otherwise leave it waiting for an
+ * event that may never come). */
+static int poll_timeout(wh_loop *loop, enum wh_run_mode mode, bool ran)
 {
     if (mode == WH_RUN_NOWAIT || loop->stop || loop->defer.n) return 0;
+    if (ran && mode == WH_RUN_ONCE) return 0;
     return wh__timers_timeout(loop);
 }
 
@@ -154,8 +159,8 @@ int wh_loop_run(wh_loop *loop, enum wh_run_mode mode)
     for (;;) {
         loop->st.iterations++;
         wh__loop_update_time_raw(loop);
-        wh__timers_run(loop);
-        int timeout = poll_timeout(loop, mode);
+        bool ran = wh__timers_run(loop);
+        int timeout = poll_timeout(loop, mode, ran);
         loop->st.polls++;
         int n = loop->be_ops->poll(loop->be, timeout, loop->fired, loop->max_events);
         if (n < 0) {

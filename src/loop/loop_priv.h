@@ -119,7 +119,8 @@ int wh__tvec_reserve(wh__tvec *v);
 
 /* Implemented in io.c/timer.c/signal.c/post.c for loop.c. */
 void wh__io_free_all(wh_loop *loop);
-void wh__timers_run(wh_loop *loop);
+/* Fires the due timers; true if any fired. */
+bool wh__timers_run(wh_loop *loop);
 int wh__timers_timeout(const wh_loop *loop); /* ms until the nearest, -1 none */
 void wh__timers_free_all(wh_loop *loop);
 void wh__signals_free_all(wh_loop *loop);

@@ -162,8 +162,9 @@ wh_loop *wh_timer_loop(const wh_timer *t)
     return t->loop;
 }
 
-void wh__timers_run(wh_loop *loop)
+bool wh__timers_run(wh_loop *loop)
 {
+    bool fired = false;
     /* Timers started from here on (seq >= limit) wait for the next run. */
     uint64_t limit = loop->timer_seq;
     while (loop->heap_len) {
@@ -179,7 +180,9 @@ void wh__timers_run(wh_loop *loop)
             heap_remove(loop, t);
         /* t may be freed inside cb: nothing below touches it. */
         t->cb(t, t->ud);
+        fired = true;
     }
+    return fired;
 }
 
 int wh__timers_timeout(const wh_loop *loop)

@@ -65,6 +65,26 @@ TEST(run_once_fires_timer_and_default_stops)
     wh_loop_free(loop);
 }
 
+TEST(run_once_returns_after_timer_due_before_poll)
+{
+    /* The clock is cached: a timer started long after the loop last looked
+     * is already due at the top of the next iteration. ONCE fires it there
+     * and must then return, not block in the poll with nothing left. */
+    wh_loop *loop;
+    CHECK_EQ(wh_loop_new(&loop, NULL), 0);
+    usleep(20 * 1000);
+    wh_timer *t;
+    CHECK_EQ(wh_timer_new(loop, tick, NULL, &t), 0);
+    CHECK_EQ(wh_timer_start(t, 5, 0), 0);
+    ticks = 0;
+    alarm(5); /* a hang fails the test (SIGALRM) */
+    CHECK_EQ(wh_loop_run(loop, WH_RUN_ONCE), 0);
+    alarm(0);
+    CHECK_EQ(ticks, 1);
+    wh_timer_free(t);
+    wh_loop_free(loop);
+}
+
 static int nested_ret = 1;
 static void stop_now(wh_loop *loop, void *arg)
 {
