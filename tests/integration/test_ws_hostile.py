@@ -263,13 +263,15 @@ def arg(name, default):
 
 def chat_test(full):
     # The reviewer's attack sends empty messages for 25 s. The test sends
-    # 20-byte ones: each silent member's kernel send buffer (up to tcp_wmem's
-    # 4 MiB, outside the server's RSS) absorbs 2M empty frames before
-    # anything queues in the server at all, which would take longer than a
-    # test should to reach the cap; 20-byte frames fill it 11 times faster.
+    # 128-byte ones: each silent member's kernel send buffer (up to
+    # tcp_wmem's 4 MiB, outside the server's RSS) absorbs 2M empty frames
+    # before anything queues in the server at all. With 128 bytes about 32k
+    # frames fill it and 30k more reach the 8 MiB queue cap, well within what
+    # even a sanitizer build floods in 5 s (20-byte frames needed 290k, more
+    # than an ASan build on a busy machine managed).
     seconds = arg("--seconds", 25) if full else 5
     rounds = 1 if full else 2
-    size = arg("--size", 0) if full else 20
+    size = arg("--size", 0) if full else 128
     # The test paces the flood at 100,000 messages a second: the members that
     # read are Python threads sharing one GIL, and one that falls 8 MiB
     # behind an unpaced flood (well under a second) is rightly dropped. The
