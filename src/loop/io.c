@@ -131,6 +131,17 @@ void wh__io_deinit(wh_io *io)
     io->flags = 0;
 }
 
+void wh__io_forget(wh_io *io)
+{
+    if (io->state & WH__IO_S_DEAD) return;
+    /* close(2) of the last descriptor of the file drops the registration:
+     * saving the EPOLL_CTL_DEL matters on a connection-per-request load. */
+    if ((io->state & WH__IO_S_REG) && owns_fd(io)) io->loop->fdown[io->fd] = 0;
+    slot_release(io);
+    io->state = WH__IO_S_DEAD;
+    io->flags = 0;
+}
+
 int wh_io_new(wh_loop *loop, int fd, wh_io_cb cb, void *ud, wh_io **out)
 {
     if (!loop || fd < 0 || !cb || !out) return -EINVAL;

@@ -56,6 +56,11 @@ void wh__io_init(wh_loop *loop, wh_io *io, int fd, wh_io_cb cb, void *ud);
 /* Disarms an embedded watcher and drops its pending events; the memory may be
  * freed right after. Safe inside any callback. Idempotent. */
 void wh__io_deinit(wh_io *io);
+/* Like wh__io_deinit, for a caller about to close(2) the watcher's fd, which
+ * is the file's only descriptor (no dup, no other process): the kernel drops
+ * the registration itself, so no epoll_ctl is made. Pending events are
+ * dropped as with wh__io_deinit. */
+void wh__io_forget(wh_io *io);
 
 /* Embeddable timers, same rules as embedded wh_io: wh__timer_init then
  * wh_timer_start/stop; wh__timer_deinit (stops it) before freeing the memory;

@@ -121,20 +121,22 @@ void wh__conn_finish(wh_conn *c, int err)
     c->err = err; /* shares storage with act_tick, unused from now on */
     wh__clink_del(&c->link);
     int fd = c->io.fd;
-    wh__io_deinit(&c->io);
+    wh__io_forget(&c->io); /* close(2) below drops the registration */
     if (c->flags & WH__C_ABORT) {
         /* SO_LINGER with a zero timeout: close(2) sends RST and drops unsent
          * data instead of a FIN after it (socket(7)). */
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    } else if (err == 0 && !(c->flags & WH__C_EOF)) {
+    } else if (err == 0 && !(c->flags & WH__C_EOF) && nl->drained != c) {
         /* Orderly close while the peer may still be sending (e.g. pipelined
          * requests after a "Connection: close" reply): close(2) with unread
          * bytes in the receive queue sends RST instead of FIN, and an RST
          * can make the peer discard our last reply before reading it
          * (RFC 7230 6.6, "lingering close"). Send FIN first and discard what
          * already arrived. Bytes that arrive later still cause an RST; a
-         * full lingering close would need a timer per conn. */
+         * full lingering close would need a timer per conn. Skipped when our
+         * last read in this dispatch found the queue empty (nl->drained):
+         * the peer sent nothing more, as nginx assumes too. */
         char sink[512];
         shutdown(fd, SHUT_WR);
         for (int i = 0; i < 8 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
@@ -292,11 +294,14 @@ static void peer_eof(wh_conn *c)
         c->flags |= WH__C_FLUSH;
 }
 
-static void do_read(wh_conn *c)
+/* Reads what the socket has, up to READS_PER_EVENT buffers. False if the
+ * first read found nothing (EAGAIN). */
+static bool do_read(wh_conn *c)
 {
     wh__netloop *nl = NL(c);
     for (int round = 0; round < READS_PER_EVENT; round++) {
-        if (c->flags & (WH__C_DEAD | WH__C_PAUSED | WH__C_BP | WH__C_CLOSING | WH__C_EOF)) return;
+        if (c->flags & (WH__C_DEAD | WH__C_PAUSED | WH__C_BP | WH__C_CLOSING | WH__C_EOF))
+            return true;
         wh__rbuf *rb = c->rbuf;
         char *buf;
         size_t space;
@@ -312,7 +317,7 @@ static void do_read(wh_conn *c)
                     wh__rbuf *nrb = realloc(rb, sizeof(*rb) + cap);
                     if (!nrb) {
                         wh__conn_finish(c, -ENOMEM);
-                        return;
+                        return true;
                     }
                     rb = c->rbuf = nrb;
                     rb->cap = cap;
@@ -320,7 +325,7 @@ static void do_read(wh_conn *c)
                     /* on_read keeps refusing bytes and the limit is reached:
                      * the peer sent a message larger than we accept. */
                     wh__conn_finish(c, -EMSGSIZE);
-                    return;
+                    return true;
                 }
             }
             buf = rb->data + rb->end;
@@ -335,13 +340,18 @@ static void do_read(wh_conn *c)
                 round--;
                 continue;
             }
-            if (errno != EAGAIN && errno != EWOULDBLOCK) wh__conn_finish(c, -errno);
-            return;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                wh__conn_finish(c, -errno);
+                return true;
+            }
+            nl->drained = c;
+            return round > 0;
         }
         if (n == 0) {
             peer_eof(c);
-            return;
+            return true;
         }
+        if ((size_t)n < space) nl->drained = c; /* before on_read, which may close c */
         __atomic_store_n(&nl->ctr->bytes_in, nl->ctr->bytes_in + (uint64_t)n, __ATOMIC_RELAXED);
         touch(c);
         if (rb) {
@@ -352,11 +362,12 @@ static void do_read(wh_conn *c)
             if (used < (size_t)n && !(c->flags & WH__C_DEAD) &&
                 keep_rest(c, buf + used, (size_t)n - used) < 0) {
                 wh__conn_finish(c, -ENOMEM);
-                return;
+                return true;
             }
         }
-        if ((size_t)n < space) return; /* the socket is drained */
+        if ((size_t)n < space) return true; /* the socket is drained */
     }
+    return true;
 }
 
 static void connect_done(wh_conn *c, unsigned events)
@@ -400,7 +411,9 @@ void wh__conn_io_cb(wh_io *io, unsigned events, void *ud)
             wh__conn_finish(c, err ? -err : -ECONNRESET);
         }
     }
+    wh__netloop *nl = NL(c); /* release may free c */
     wh__conn_release(c, held);
+    nl->drained = NULL;
 }
 
 void wh__conn_start(wh_conn *c)
@@ -439,6 +452,38 @@ int wh_conn_adopt(wh_loop *loop, int fd, const wh_net_opts *opts, const wh_conn_
      * until this returns, so on_close and free wait for the end-of-iteration
      * task. */
     if (!(c->flags & WH__C_DEAD) && (c->flags & WH__C_FLUSH)) do_flush(c, false);
+    c->flags &= (uint16_t)~WH__C_HELD;
+    if (c->flags & WH__C_DEAD) schedule(c);
+    return 0;
+}
+
+int wh__conn_adopt_accepted(wh_loop *loop, int fd, const wh_net_opts *opts, const wh_conn_cbs *cbs,
+                            void *ud, wh_conn **out)
+{
+    wh__netloop *nl = wh__netloop_get(loop);
+    if (!nl) return -ENOMEM;
+    uint8_t *spec = nl->accept_fd == fd ? nl->accept_spec : NULL;
+    if (!spec) return wh_conn_adopt(loop, fd, opts, cbs, ud, out);
+    const wh__prof *p = wh__prof_get(nl, cbs, opts);
+    if (!p) return -ENOMEM;
+    wh_conn *c = wh__conn_new(nl, fd, p, ud);
+    if (!c) return -ENOMEM;
+    if (out) *out = c;
+    /* The request usually arrived with the handshake's last ACK (always with
+     * TCP_DEFER_ACCEPT): read it now instead of registering and waiting for
+     * the poll to say so. A conn answered and closed right here never
+     * touches epoll at all. Registration happens after, with whatever
+     * interest is left (none for a closed conn). */
+    c->flags |= WH__C_HELD;
+    if (c->prof->cbs.on_open) c->prof->cbs.on_open(c, c->ud);
+    if (!(c->flags & WH__C_DEAD)) {
+        bool got = do_read(c);
+        if (got && *spec < 3) (*spec)++;
+        if (!got && *spec > 0) (*spec)--;
+    }
+    if (!(c->flags & WH__C_DEAD) && (c->flags & WH__C_FLUSH)) do_flush(c, false);
+    wh__conn_update_io(c);
+    nl->drained = NULL;
     c->flags &= (uint16_t)~WH__C_HELD;
     if (c->flags & WH__C_DEAD) schedule(c);
     return 0;
@@ -515,12 +560,12 @@ void wh_conn_close(wh_conn *c)
 {
     if (c->flags & (WH__C_DEAD | WH__C_CLOSING)) return;
     c->flags |= WH__C_CLOSING;
-    wh__conn_update_io(c);
     if (c->flags & WH__C_CONNECTING) {
         wh__conn_finish(c, -ECANCELED);
     } else if (!queued(c)) {
-        wh__conn_finish(c, 0);
+        wh__conn_finish(c, 0); /* no interest change first: close(2) drops it */
     } else {
+        wh__conn_update_io(c); /* stop reading while the queue flushes */
         c->flags |= WH__C_FLUSH;
         schedule(c);
     }

@@ -34,7 +34,12 @@ struct wh_listener {
     bool backing; /* waiting out EMFILE */
     bool in_cb;   /* inside on_accept/adopt: free must wait */
     bool want_free;
-    bool own_fd; /* wh_listen: close (and unlink) on free */
+    bool own_fd;    /* wh_listen: close (and unlink) on free */
+    bool tcp;       /* AF_INET/AF_INET6: per-connection TCP options apply */
+    bool probed;    /* the first accepted socket was checked for inheritance */
+    bool inherits;  /* accepted sockets carry the options set on the listener */
+    uint8_t spec;   /* 0..3: how often a just-accepted socket had its request */
+    unsigned burst; /* accepts to try on the next readiness event */
     uint64_t accepted, backoffs;
 };
 
@@ -133,20 +138,44 @@ static void listener_destroy(wh_listener *l)
     free(l);
 }
 
+/* Socket options for accepted conns: set once on the listener, which Linux
+ * copies to every accepted socket; the first accepted socket is checked, and
+ * if it did not inherit them they are set per accept as before. */
+static void apply_accepted(wh_listener *l, int fd)
+{
+    if (!l->tcp || l->inherits) return;
+    if (!l->probed) {
+        l->probed = true;
+        if ((l->inherits = wh__sock_inherited(fd, &l->opts))) return;
+    }
+    (void)wh__sock_apply_accepted(fd, l->family, &l->opts);
+}
+
 static void accept_cb(wh_io *io, unsigned events, void *ud)
 {
     wh_listener *l = ud;
     (void)io;
     (void)events;
     unsigned batch = l->opts.accept_batch ? l->opts.accept_batch : 64;
+    /* Adaptive burst: accepting until EAGAIN costs a failed accept4 per
+     * wake-up, which is one syscall in five when each connection arrives
+     * alone. The readiness is level-triggered, so connections left in the
+     * queue wake us again; the burst doubles while it is used up whole and
+     * falls back to what was there when EAGAIN ends it. */
+    unsigned burst = l->burst ? l->burst : 1, got = 0;
+    if (burst > batch) burst = batch;
+    bool empty = false;
     l->in_cb = true;
-    for (unsigned i = 0; i < batch && l->io && !l->want_free; i++) {
+    for (unsigned i = 0; i < burst && l->io && !l->want_free; i++) {
         /* accept4 sets O_NONBLOCK and FD_CLOEXEC atomically: no fcntl calls
          * and no window where an exec elsewhere inherits the socket. */
         int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int e = errno;
-            if (e == EAGAIN || e == EWOULDBLOCK) break;
+            if (e == EAGAIN || e == EWOULDBLOCK) {
+                empty = true;
+                break;
+            }
             if (e == EINTR) continue;
             if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
                 backoff_start(l);
@@ -157,16 +186,30 @@ static void accept_cb(wh_io *io, unsigned events, void *ud)
              * as accept errors; they concern that one connection only. */
             continue;
         }
+        got++;
         l->accepted++;
         l->delay_ms = BACKOFF_MIN_MS;
-        (void)wh__sock_apply_accepted(fd, l->family, &l->opts);
+        apply_accepted(l, fd);
+        /* Reading at accept time pays while it finds requests (spec >= 2);
+         * every 32nd accept tries anyway, so the score can recover. */
+        wh__netloop *nl = l->nl;
+        bool spec = l->tcp && (l->spec >= 2 || l->opts.defer_accept_s > 0 || !(l->accepted & 31));
+        nl->accept_fd = fd;
+        nl->accept_spec = spec ? &l->spec : NULL;
         if (l->on_accept) {
             l->on_accept(l, fd, l->ud);
         } else {
             wh_conn *c;
-            if (wh_conn_adopt(l->nl->loop, fd, &l->opts, &l->prof->cbs, l->ud, &c) < 0) close(fd);
+            if (wh__conn_adopt_accepted(nl->loop, fd, &l->opts, &l->prof->cbs, l->ud, &c) < 0)
+                close(fd);
         }
+        nl->accept_fd = -1;
+        nl->accept_spec = NULL;
     }
+    if (empty)
+        l->burst = got ? got : 1;
+    else if (got == burst && burst < batch)
+        l->burst = burst * 2;
     l->in_cb = false;
     if (l->want_free) listener_destroy(l);
 }
@@ -190,6 +233,10 @@ int wh__listener_new(wh_loop *loop, int fd, unsigned io_flags, const wh_net_opts
     l->delay_ms = BACKOFF_MIN_MS;
     wh_sockaddr local;
     if (wh__sock_local(fd, &local) == 0) l->family = local.u.sa.family;
+    l->tcp = l->family == AF_INET || l->family == AF_INET6;
+    l->spec = 3;
+    /* Set on the listener so accepted sockets inherit them (apply_accepted). */
+    if (l->tcp) (void)wh__sock_apply_accepted(fd, l->family, &l->opts);
     if (!on_accept && !(l->prof = wh__prof_get(nl, cbs, &l->opts))) {
         free(l);
         return -ENOMEM;

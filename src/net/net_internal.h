@@ -40,6 +40,11 @@ int wh__listen_str(const char *addr, const wh_net_opts *o, enum wh_addr_kind *ki
  * up (one getsockname). Unix sockets are skipped. 0 or negative errno. */
 int wh__sock_apply_accepted(int fd, int family, const wh_net_opts *o);
 
+/* True if accepted socket fd already carries o's per-connection options
+ * (Linux copies them from the listener; probed once per listener, since
+ * portable code may not assume it). Costs one getsockopt per option. */
+bool wh__sock_inherited(int fd, const wh_net_opts *o);
+
 /* The local address of a socket (getsockname), e.g. after binding port 0. */
 int wh__sock_local(int fd, wh_sockaddr *out);
 /* The peer address of a connected socket (getpeername). */
@@ -56,6 +61,13 @@ int wh__sock_peer(int fd, wh_sockaddr *out);
  * already has wh__sock_apply_accepted(opts) applied. The callee owns fd: adopt
  * it (wh_conn_adopt), hand it to another thread, or close it. */
 typedef void (*wh__accept_cb)(wh_listener *l, int fd, void *ud);
+
+/* wh_conn_adopt for an fd a listener on this loop just handed to its
+ * wh__accept_cb: when that listener finds requests waiting at accept time,
+ * reads at once (before registering with the poller). Same contract as
+ * wh_conn_adopt otherwise; for any other fd it is wh_conn_adopt. */
+int wh__conn_adopt_accepted(wh_loop *loop, int fd, const wh_net_opts *opts, const wh_conn_cbs *cbs,
+                            void *ud, wh_conn **out);
 
 /* Starts accepting on listening socket fd (which stays owned by the caller:
  * wh__listener_free does not close it, so one fd can be shared by listeners

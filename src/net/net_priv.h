@@ -111,7 +111,16 @@ struct wh__netloop {
     /* wh__net_set_unbusy_hook: told when a conn stops being busy. */
     void (*on_unbusy)(wh_conn *c, void *ud);
     void *on_unbusy_ud;
-    wh_conn *reading;     /* conn whose on_read is running (wh_conn_set_cbs) */
+    wh_conn *reading; /* conn whose on_read is running (wh_conn_set_cbs) */
+    /* The conn whose last read in this dispatch emptied the kernel's receive
+     * queue (a short read): closing it needs no lingering read. Cleared when
+     * the dispatch returns, so it never outlives what it says. */
+    wh_conn *drained;
+    /* Set by a listener around its accept callback (listener.c): the fd just
+     * accepted and, if reading it at once is worth trying, the listener's
+     * score of how often that found a request (wh__conn_adopt_accepted). */
+    int accept_fd;
+    uint8_t *accept_spec;
     wh_sockaddr peer_tmp; /* wh_conn_peer's result */
     /* Connection slab: free list threaded through dead conns, carved from
      * blocks that live as long as the loop (no malloc header per conn). */

@@ -129,6 +129,7 @@ wh__netloop *wh__netloop_get(wh_loop *loop)
     if (!nl) return NULL;
     nl->loop = loop;
     nl->ctr = &nl->own;
+    nl->accept_fd = -1;
     wh__clink_init(&nl->untimed);
     for (unsigned i = 0; i < WH__NET_WHEEL_SIZE; i++)
         wh__clink_init(&nl->wheel[i]);

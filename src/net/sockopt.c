@@ -182,6 +182,26 @@ int wh__sock_apply_accepted(int fd, int family, const wh_net_opts *o)
     return 0;
 }
 
+static bool get_is(int fd, int level, int name, int want)
+{
+    int v = 0;
+    socklen_t sl = sizeof(v);
+    return getsockopt(fd, level, name, &v, &sl) == 0 && v == want;
+}
+
+bool wh__sock_inherited(int fd, const wh_net_opts *o)
+{
+    if (!o) return true;
+    if (o->nodelay && !get_is(fd, IPPROTO_TCP, TCP_NODELAY, 1)) return false;
+    if (!o->keepalive) return true;
+    return get_is(fd, SOL_SOCKET, SO_KEEPALIVE, 1) &&
+           (o->keepalive_idle_s <= 0 ||
+            get_is(fd, IPPROTO_TCP, TCP_KEEPIDLE, o->keepalive_idle_s)) &&
+           (o->keepalive_intvl_s <= 0 ||
+            get_is(fd, IPPROTO_TCP, TCP_KEEPINTVL, o->keepalive_intvl_s)) &&
+           (o->keepalive_cnt <= 0 || get_is(fd, IPPROTO_TCP, TCP_KEEPCNT, o->keepalive_cnt));
+}
+
 int wh__sock_local(int fd, wh_sockaddr *out)
 {
     socklen_t sl = sizeof(out->u.raw);

@@ -75,7 +75,7 @@ void wh__worker_adopt(struct wh__worker *w, int fd)
         return;
     }
     wh_conn *c;
-    if (wh_conn_adopt(w->loop, fd, &s->opts.net, &s->open_cbs, s, &c) < 0) close(fd);
+    if (wh__conn_adopt_accepted(w->loop, fd, &s->opts.net, &s->open_cbs, s, &c) < 0) close(fd);
 }
 
 static void rt_on_accept(wh_listener *l, int fd, void *ud)

@@ -45,7 +45,9 @@ TEST(signal_interrupts_poll)
     CHECK(wh_loop_now(loop) >= t0 + 150);
     wh__loop_stats st;
     wh__loop_get_stats(loop, &st);
-    CHECK(st.polls > 1); /* woke up early, went back to sleep */
+    /* Usually st.polls > 1 (woke up early, went back to sleep), but on a
+     * loaded machine the alarms can all land outside epoll_wait: not
+     * asserted. What matters is above: no error, no early return. */
     fprintf(stderr, "  %d alarms, %llu polls\n", (int)alarms, (unsigned long long)st.polls);
     wh_timer_free(t);
     wh_loop_free(loop);

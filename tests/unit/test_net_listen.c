@@ -147,6 +147,83 @@ TEST(options_read_back)
     wh_loop_free(loop);
 }
 
+/* Request-reply-close servers, the connection-per-request case: a conn whose
+ * request is there at accept time is read at once, answered and closed
+ * without ever being registered with epoll (no epoll_ctl at all), and with
+ * no lingering read (the client sees a clean FIN after the reply). */
+static size_t rr_read(wh_conn *c, char *d, size_t n, void *ud)
+{
+    int *served = ud;
+    if (n < 5) return 0;
+    wh_conn_write(c, "pong\n", 5);
+    wh_conn_close(c);
+    (*served)++;
+    return 5;
+}
+static const wh_conn_cbs rr_cbs = {.on_read = rr_read};
+
+typedef struct rr_wait {
+    tnu_io *io;
+    int n;
+} rr_wait;
+static int rr_all_eof(void *arg)
+{
+    rr_wait *w = arg;
+    for (int i = 0; i < w->n; i++) {
+        tnu_io_step(&w->io[i]);
+        if (!w->io[i].eof) return 0;
+    }
+    return 1;
+}
+
+TEST(answered_at_accept_without_epoll)
+{
+    wh_loop *loop = tnu_loop();
+    int served = 0, lfd = -1;
+    wh_listener *l = tnu_listen(loop, "127.0.0.1:0", NULL, &rr_cbs, &served, &lfd);
+    CHECK(l != NULL);
+    tnu_pump_n(loop, 2);
+    wh__loop_stats st0, st1;
+    wh__loop_get_stats(loop, &st0);
+    /* 20 clients, each with its request sent before the server accepts. */
+    enum { N = 20 };
+    tnu_io io[N];
+    char in[N][16];
+    for (int i = 0; i < N; i++) {
+        io[i] = (tnu_io){.fd = tnu_client(lfd), .in = in[i], .in_cap = sizeof(in[i])};
+        CHECK(io[i].fd >= 0);
+        CHECK_EQ(send(io[i].fd, "ping\n", 5, 0), 5);
+    }
+    rr_wait w = {io, N};
+    CHECK(tnu_pump(loop, rr_all_eof, &w));
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(io[i].err, 0); /* FIN, not RST */
+        CHECK_EQ(io[i].in_len, 5u);
+        CHECK(memcmp(in[i], "pong\n", 5) == 0);
+        close(io[i].fd);
+    }
+    CHECK_EQ(served, N);
+    wh__loop_get_stats(loop, &st1);
+    CHECK_EQ(st1.ctl_calls, st0.ctl_calls);
+
+    /* A client that connects and waits before sending: the read at accept
+     * finds nothing, the conn is registered and served when bytes arrive. */
+    tnu_io late = {.fd = tnu_client(lfd), .in = in[0], .in_cap = sizeof(in[0])};
+    CHECK(late.fd >= 0);
+    tnu_pump_n(loop, 5);
+    CHECK_EQ(served, N);
+    CHECK_EQ(send(late.fd, "ping\n", 5, 0), 5);
+    rr_wait w1 = {&late, 1};
+    CHECK(tnu_pump(loop, rr_all_eof, &w1));
+    CHECK_EQ(late.err, 0);
+    CHECK_EQ(late.in_len, 5u);
+    CHECK_EQ(served, N + 1);
+    close(late.fd);
+    wh__listener_free(l);
+    close(lfd);
+    wh_loop_free(loop);
+}
+
 TEST(address_in_use)
 {
     int a, b;
