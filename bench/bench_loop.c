@@ -7,10 +7,12 @@
  *   pingpong  one byte back and forth over a socketpair between two watchers
  *             of the same loop, 200,000 round trips.
  *
- * Fairness of the post row: wharf's wh_loop_post is a mutex-protected vector
- * swapped out by the loop, plus an atomic "wake pending" flag so only the
- * first post after a drain writes the eventfd. The peers get the same queue
- * code (q_push/q_take below) and their own best wake-up:
+ * Fairness of the post row: wharf's wh_loop_post is a lock-free ring (a
+ * mutex-protected vector behind it when full), plus an atomic "wake pending"
+ * flag so only the first post after a drain writes the eventfd. Neither peer
+ * has a task queue of its own, so they get the queue their users typically
+ * write (a mutex-protected vector swapped out by the loop: q_push/q_take
+ * below; it was wharf's own until the ring) and their own best wake-up:
  *   libuv:    uv_async_send (which already coalesces with its own pending
  *             flag); the async callback takes the queue.
  *   libevent: the same atomic flag + an eventfd watched with EV_ET (no read,

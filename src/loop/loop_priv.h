@@ -33,6 +33,13 @@ typedef struct wh__task {
     void *arg;
 } wh__task;
 
+/* One slot of the cross-thread post ring (post.c). */
+typedef struct wh__post_cell {
+    atomic_ullong seq; /* position + 1 once filled; position + ring size once free again */
+    wh_task_fn fn;
+    void *arg;
+} wh__post_cell;
+
 typedef struct wh__tvec {
     wh__task *v;
     uint32_t n, cap;
@@ -82,14 +89,18 @@ struct wh_loop {
     wh__tvec defer, defer_run;
 
     /* Loop-thread side of cross-thread posts. */
-    wh__tvec post_run; /* the batch being run */
+    wh__tvec post_run;  /* the overflow batch being run */
+    uint64_t post_head; /* next ring position to take */
+    wh__post_cell *post_ring;
     wh_io evio;
 
     /* Shared with producer threads, one cache line per role so the loop's
      * own writes never invalidate what producers touch on every post
      * (the struct is allocated 64-byte aligned for this). */
-    _Alignas(64) pthread_mutex_t post_mu; /* producers' line: lock + queue */
-    wh__tvec post_q;                      /* producers push here, under post_mu */
+    _Alignas(64) atomic_ullong post_tail; /* ring positions claimed (+ WH__POST_CLOSED) */
+    atomic_int post_overflowing;          /* post_q is not empty: producers use it too */
+    _Alignas(64) pthread_mutex_t post_mu; /* overflow path: lock + queue */
+    wh__tvec post_q;                      /* producers push here when the ring is full */
     bool post_closed;                     /* under post_mu: wh_loop_free began */
     _Alignas(64) atomic_int wake_pending; /* read on every post, written per sleep */
     int evfd;                             /* read-only after creation */
