@@ -10,6 +10,11 @@ user-space bytes per idle connection. Kernel socket memory is not in RSS and
 not counted (the same for both servers).
 
 Usage: bench/http_idle.py [BUILD_DIR]   N=10000 (env)
+       bench/http_idle.py --port PORT --pid PID [--name NAME] [--path PATH]
+           measures a server that is already running (bench/compare.sh uses
+           this): PID and its children are summed; the answer must end with
+           the body of GET PATH (default /plaintext: "Hello, World!"). Prints
+           one line "NAME bytes_per_conn B alive A".
 """
 import os
 import resource
@@ -23,7 +28,15 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get(
+ATTACH = {}
+if len(sys.argv) > 1 and sys.argv[1].startswith("--"):
+    args = sys.argv[1:]
+    if len(args) % 2:
+        sys.exit("usage: http_idle.py --port PORT --pid PID [--name NAME] [--path PATH]")
+    ATTACH = dict(zip((a.lstrip("-") for a in args[0::2]), args[1::2]))
+    if "port" not in ATTACH or "pid" not in ATTACH:
+        sys.exit("http_idle.py: --port and --pid are both needed")
+BUILD = sys.argv[1] if len(sys.argv) > 1 and not ATTACH else os.environ.get(
     "WH_BUILD_DIR", os.path.join(ROOT, "build", "release"))
 N = int(os.environ.get("N", "10000"))
 WARM = 100
@@ -53,7 +66,8 @@ def children(pid):
         return []
 
 
-REQ = b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n"
+REQ = b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % ATTACH.get("path", "/plaintext").encode()
+BODY_END = b"Hello, World!"
 
 
 def open_idle(port, n, keep):
@@ -75,7 +89,7 @@ def open_idle(port, n, keep):
             for key, _ in sel.select(1):
                 d = key.fileobj.recv(4096)
                 key.data.extend(d)
-                if key.data.endswith(b"Hello, World!") or not d:
+                if key.data.endswith(BODY_END) or not d:
                     sel.unregister(key.fileobj)
                     pending -= 1
         if pending:
@@ -105,7 +119,7 @@ def measure(name, port, pids_fn):
                 alive += 1
         print("%-6s RSS %7d KiB -> %7d KiB with %d more idle conns: %6.0f bytes/conn"
               " (last 100 still open: %d)" % (name, before, after, N, per, alive), flush=True)
-        return per
+        return per, alive
     finally:
         for s in keep:
             s.close()
@@ -167,18 +181,25 @@ def stop(p):
             p.wait()
 
 
+if ATTACH:
+    pid = int(ATTACH["pid"])
+    name = ATTACH.get("name", "server")
+    per, alive = measure(name, int(ATTACH["port"]), lambda: [pid] + children(pid))
+    print("%s bytes_per_conn %.0f alive %d" % (name, per, alive))
+    sys.exit(0)
+
 results = {}
 tmp = tempfile.mkdtemp()
 try:
     p, port = start_wharf()
     try:
-        results["wharf"] = measure("wharf", port, lambda: [p.pid])
+        results["wharf"] = measure("wharf", port, lambda: [p.pid])[0]
     finally:
         stop(p)
     if shutil.which("nginx"):
         p, port = start_nginx(tmp)
         try:
-            results["nginx"] = measure("nginx", port, lambda: [p.pid] + children(p.pid))
+            results["nginx"] = measure("nginx", port, lambda: [p.pid] + children(p.pid))[0]
         finally:
             stop(p)
 finally:

@@ -65,14 +65,6 @@ for p in "$wport" "$nport"; do
     [[ $body == "Hello, World!" ]] || { echo "port $p answered '$body'" >&2; exit 1; }
 done
 
-# CPU ticks of a process and its children (nginx: master + worker).
-proc_ticks() {
-    local t=0 p
-    for p in $1 $(pgrep -P "$1" || true); do
-        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-    done
-    echo $t
-}
 hz=$(getconf CLK_TCK)
 
 # run NAME PORT MODE ROUND

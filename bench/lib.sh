@@ -64,6 +64,44 @@ wait_line() {
     return 1
 }
 
+# build_targets BUILD TARGET...: configures BUILD (Release) if it has no cache yet, then brings TARGETs up to date.
+build_targets() {
+    local dir=$1
+    shift
+    [[ -f $dir/CMakeCache.txt ]] || cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$dir" -j"$(nproc)" --target "$@" >/dev/null
+}
+
+# proc_ticks PID: CPU ticks (utime+stime, all threads) of PID and its children (nginx: master + workers).
+proc_ticks() {
+    local t=0 p
+    for p in $1 $(pgrep -P "$1" || true); do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo $t
+}
+
+# tcp_passive_opens: connections accepted so far on this host (Tcp PassiveOpens in /proc/net/snmp).
+tcp_passive_opens() {
+    awk '/^Tcp:/ && !h { h = 1; for (i = 1; i <= NF; i++) if ($i == "PassiveOpens") c = i; next }
+         /^Tcp:/ { print $c; exit }' /proc/net/snmp
+}
+
+# render_conf TEMPLATE OUT KEY=VALUE...: copies TEMPLATE to OUT with every @KEY@ replaced by VALUE.
+render_conf() {
+    python3 - "$@" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+for kv in sys.argv[3:]:
+    k, v = kv.split("=", 1)
+    text = text.replace("@%s@" % k, v)
+left = re.search(r"@([A-Z_]+)@", text)
+if left:
+    sys.exit("render_conf: %s: no value for @%s@" % (sys.argv[1], left.group(1)))
+open(sys.argv[2], "w").write(text)
+PY
+}
+
 # cpu_busy CORE: busy jiffies of CPU CORE from /proc/stat (user+nice+system+irq+softirq).
 cpu_busy() { awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
 
@@ -101,4 +139,14 @@ CONF
     taskset -c "$cpu" "$nginx" -p "$dir" -c "$dir/nginx.conf" 2>/dev/null &
     nginx_pid=$!
     pids+=("$nginx_pid")
+}
+
+# wrk_numbers: reads wrk's report on stdin; prints "REQUESTS SECONDS ERRORS BYTES" (errors: socket errors + non-2xx/3xx).
+wrk_numbers() {
+    awk '/requests in/ { r = $1; s = $4; sub(/s,$/, "", s); b = $5
+                         m = 1; if (b ~ /KB$/) m = 1024; if (b ~ /MB$/) m = 1048576; if (b ~ /GB$/) m = 1073741824
+                         sub(/[KMG]?B$/, "", b); bytes = b * m }
+         /Socket errors/ { gsub(",", ""); e += $4 + $6 + $8 + $10 }
+         /Non-2xx/ { e += $NF }
+         END { printf "%d %s %d %.0f\n", r, s, e, bytes }'
 }
