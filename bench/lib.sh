@@ -13,10 +13,20 @@ bench_tmp() {
     trap bench_cleanup EXIT
 }
 
-# bench_cleanup: kills every PID in $pids, waits for them, removes $tmp (if set).
+# bench_cleanup: kills every PID in $pids (TERM; KILL after 5 s), waits for them, removes $tmp (if set).
 bench_cleanup() {
-    local p
+    local p _ left
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    # A server that shuts down gracefully could take its time: give it 5 s.
+    for _ in $(seq 50); do
+        left=0
+        for p in "${pids[@]}"; do
+            [[ -r /proc/$p/stat && $(awk '{print $3}' "/proc/$p/stat" 2>/dev/null) != Z ]] && left=1
+        done
+        ((left)) || break
+        sleep 0.1
+    done
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     [[ -n ${tmp:-} ]] && rm -rf "$tmp"
     return 0
