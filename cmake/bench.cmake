@@ -17,3 +17,16 @@ foreach(src ${WH_BENCH_SOURCES})
     target_compile_definitions(${name} PRIVATE WH_HAVE_LIBEVENT=1)
   endif()
 endforeach()
+
+# A smoke test of bench/compare.sh (wharfd and the ceiling, plaintext, 1 s):
+# it starts real servers and wrk and takes a while, so it is registered only
+# on request and carries the label "bench"; scripts/test.sh never sees it.
+#   cmake -DWH_BENCH_SMOKE=ON build/release && ctest --test-dir build/release -L bench
+option(WH_BENCH_SMOKE "Register the bench.compare_smoke test (label bench)" OFF)
+if(WH_BENCH_SMOKE)
+  add_test(NAME bench.compare_smoke
+           COMMAND env DURATION=1 ${CMAKE_SOURCE_DIR}/bench/compare.sh --quick --strict
+                   --only plaintext,connclose --servers wharfd,ceiling
+                   --out ${CMAKE_BINARY_DIR}/compare-smoke ${CMAKE_BINARY_DIR})
+  set_tests_properties(bench.compare_smoke PROPERTIES LABELS bench TIMEOUT 300 RUN_SERIAL ON)
+endif()

@@ -12,13 +12,13 @@ set -euo pipefail
 # server: without --redis the guestbook uses its embedded store.
 RUN=(build-essential cmake pkg-config libhiredis-dev libssl-dev)
 # Tests: clang + its runtime for libFuzzer; peers for the benchmarks (libuv,
-# libevent, nginx, wrk); clients (curl, wget, nghttp2's h2load, ab, netcat,
+# libevent, nginx, h2o, lighttpd, wrk); clients (curl, wget, nghttp2's h2load, ab, netcat,
 # python3-websockets, chromium through playwright-core); redis-server for the
 # guestbook's Redis tests; doxygen for `--target docs`; groff for checking
 # the man page; gnuplot for bench plots; procps/iproute2/psmisc for the
 # process and socket checks; jansson (and zlib) for examples/json_api.c.
 TEST=("${RUN[@]}" clang libclang-rt-14-dev zlib1g-dev libjansson-dev libuv1-dev libevent-dev
-      redis-server nginx wrk nghttp2-client curl wget netcat-openbsd
+      redis-server nginx h2o lighttpd wrk nghttp2-client curl wget netcat-openbsd
       apache2-utils python3 python3-websockets gnuplot-nox doxygen groff-base
       chromium nodejs npm procps iproute2 psmisc)
 
