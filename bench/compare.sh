@@ -59,8 +59,10 @@
 #   --replot             no benchmark: redo the tables, charts (and README
 #                        with --readme) from OUT/compare.csv
 #   env: ROUNDS=3 DURATION=5 CONNS=64 DEPTH=16 IDLE_CONNS=9000
-# Takes about ROUNDS x (5 x 9 + 3 x 4 runs) x DURATION plus the idle test:
-# 15-20 minutes with the defaults.
+# Takes about ROUNDS x 42 runs (5 servers x 6 scenarios + 4 -log servers x
+# 3) x (DURATION + ~1 s) plus the idle test: 12-15 minutes with the defaults.
+# "plaintext" is a 13-byte file for every server (wharfd is a file server);
+# add "hello" to --servers for the library's own handler on the same path.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
