@@ -192,8 +192,9 @@ def table(key, unit, scale, lower_better, title):
         if w is not None and peers:
             v, p = min(peers) if lower_better else max(peers)
             r = w / v if v else None
-            best = ("**%.2fx** (%s)" if r is not None and (r > 1) == lower_better and r != 1
-                    else "%.2fx (%s)") % (r, p) if r is not None else "-"
+            if r is not None:
+                behind = round(r, 2) > 1 if lower_better else round(r, 2) < 1
+                best = ("**%.2fx** (%s)" if behind else "%.2fx (%s)") % (r, p)
         cells += [ratio(w, n), ratio(w, c), best or "-"]
         lines.append("| %s | %s |" % (label, " | ".join(cells)))
     return lines
