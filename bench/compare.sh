@@ -519,7 +519,6 @@ for ((round = 1; round <= ROUNDS; round++)); do
         [[ $scen == idle && $round -gt 1 ]] && continue
         for s in "${order[@]}"; do
             runs "$s" "$scen" || continue
-            [[ $scen == idle && ($s == *-log) ]] && continue
             check "$s" "$scen"
             measure "$round" "$s" "$scen"
         done
