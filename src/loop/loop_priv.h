@@ -35,7 +35,7 @@ typedef struct wh__task {
 
 /* One slot of the cross-thread post ring (post.c). */
 typedef struct wh__post_cell {
-    atomic_ullong seq; /* position + 1 once filled; position + ring size once free again */
+    _Atomic uint64_t seq; /* position + 1 once filled; position + ring size once free again */
     wh_task_fn fn;
     void *arg;
 } wh__post_cell;
@@ -97,15 +97,15 @@ struct wh_loop {
     /* Shared with producer threads, one cache line per role so the loop's
      * own writes never invalidate what producers touch on every post
      * (the struct is allocated 64-byte aligned for this). */
-    _Alignas(64) atomic_ullong post_tail; /* ring positions claimed (+ WH__POST_CLOSED) */
-    atomic_int post_overflowing;          /* post_q is not empty: producers use it too */
-    _Alignas(64) pthread_mutex_t post_mu; /* overflow path: lock + queue */
-    wh__tvec post_q;                      /* producers push here when the ring is full */
-    bool post_closed;                     /* under post_mu: wh_loop_free began */
-    _Alignas(64) atomic_int wake_pending; /* read on every post, written per sleep */
-    int evfd;                             /* read-only after creation */
-    atomic_ullong wake_writes;            /* written only when a wake-up is sent */
-    _Alignas(64) atomic_ulong thread;     /* pthread_t of the running thread */
+    _Alignas(64) _Atomic uint64_t post_tail; /* ring positions claimed (+ WH__POST_CLOSED) */
+    atomic_int post_overflowing;             /* post_q is not empty: producers use it too */
+    _Alignas(64) pthread_mutex_t post_mu;    /* overflow path: lock + queue */
+    wh__tvec post_q;                         /* producers push here when the ring is full */
+    bool post_closed;                        /* under post_mu: wh_loop_free began */
+    _Alignas(64) atomic_int wake_pending;    /* read on every post, written per sleep */
+    int evfd;                                /* read-only after creation */
+    atomic_ullong wake_writes;               /* written only when a wake-up is sent */
+    _Alignas(64) atomic_ulong thread;        /* pthread_t of the running thread */
 
     /* Signals (signalfd), created on first use. */
     int sigfd;
