@@ -23,7 +23,7 @@ static size_t v2(uint8_t *out, unsigned ver_cmd, unsigned fam, const uint8_t *ad
     size_t len = alen + tlv_len;
     out[14] = (uint8_t)(len >> 8);
     out[15] = (uint8_t)len;
-    memcpy(out + 16, addr, alen);
+    if (alen) memcpy(out + 16, addr, alen);
     uint8_t *t = out + 16 + alen;
     if (tlv_len >= 3) {
         t[0] = 0x04; /* PP2_TYPE_NOOP */
