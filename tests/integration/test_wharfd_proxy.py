@@ -159,6 +159,33 @@ def main():
                  "access log: no refused request")
         ck.check(not any("203.0.113.99" in x for x in lines), "access log: no slow one")
 
+    # ONESHOT moves idle keep-alive connections between threads: the client
+    # address goes with them. 12 connections, 4 requests each.
+    with Wharfd(root, "--proxy-protocol", "--model", "oneshot", threads=2) as w:
+        socks = []
+        for i in range(12):
+            s = socket.create_connection(("127.0.0.1", w.port), timeout=5)
+            s.sendall(b"PROXY TCP4 10.9.0.%d 192.0.2.1 %d 80\r\n" % (i + 1, 2000 + i))
+            socks.append(s)
+        for _ in range(4):
+            for i, s in enumerate(socks):
+                s.sendall(b"GET /hello.txt?c=%d HTTP/1.1\r\nHost: t\r\n\r\n" % i)
+                data = b""
+                while not data.endswith(b"hello\n"):
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            time.sleep(0.15)  # idle: parked in the shared poller, maybe picked up elsewhere
+        for s in socks:
+            s.close()
+        w.stop()
+        with open(w.access_log) as f:
+            got = [(int(re.search(r"c=(\d+) ", x).group(1)), x.split(" ")[0])
+                   for x in f if "c=" in x]
+        ck.check(len(got) == 48 and all(ip == "10.9.0.%d" % (c + 1) for c, ip in got),
+                 "oneshot: every request logged under its connection's client (%d)" % len(got))
+
     # A bad list is a command-line error, not a late failure.
     import subprocess
     from wharfdutil import WHARFD
