@@ -470,7 +470,9 @@ int wh__conn_adopt_accepted(wh_loop *loop, int fd, const wh_net_opts *opts, cons
     wh__netloop *nl = wh__netloop_get(loop);
     if (!nl) return -ENOMEM;
     uint8_t *spec = nl->accept_fd == fd ? nl->accept_spec : NULL;
-    if (!spec) return wh_conn_adopt(loop, fd, opts, cbs, ud, out);
+    /* With the PROXY protocol the first bytes are the header, for the stage
+     * (which looks at once too) and never for on_read. */
+    if (!spec || (opts && opts->proxy_protocol)) return wh_conn_adopt(loop, fd, opts, cbs, ud, out);
     const wh__prof *p = wh__prof_get(nl, cbs, opts);
     if (!p) return -ENOMEM;
     wh_conn *c = wh__conn_new(nl, fd, p, ud);

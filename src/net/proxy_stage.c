@@ -140,15 +140,13 @@ void wh__proxy_stage_begin(wh_conn *c)
         return;
     }
     wh_conn_set_timeout(c, cfg->timeout_ms);
-    int rc = wh_io_set(&c->io, WH_IO_READ | WH_IO_EDGE);
-    if (rc < 0) {
-        wh__conn_finish(c, rc);
-        return;
-    }
     /* A balancer writes the header right after connecting: it is often
-     * here already, and an edge-triggered registration reports it anyway;
-     * look now and save a wake-up. */
+     * here already. Look before registering: a header read now saves the
+     * wake-up and the edge-triggered registration. */
     (void)wh__proxy_stage_io(c, 0);
+    if ((c->flags & WH__C_DEAD) || !c->prof->proxy_stage) return;
+    int rc = wh_io_set(&c->io, WH_IO_READ | WH_IO_EDGE);
+    if (rc < 0) wh__conn_finish(c, rc);
 }
 
 bool wh__proxy_stage_io(wh_conn *c, unsigned events)
