@@ -28,13 +28,12 @@ static inline void wh__clink_add_tail(wh__clink *h, wh__clink *l)
 }
 
 typedef struct wh__netloop wh__netloop;
+typedef struct wh__proxy_cfg wh__proxy_cfg; /* proxy_stage.c */
 
 /* Callbacks + buffer limits, interned per loop so a connection carries one
  * pointer instead of a 48-byte copy (idle memory per connection matters at
  * 100k connections). Profiles live until the loop is freed; there are as
  * many as distinct (callbacks, limits) combinations, i.e. a handful. */
-typedef struct wh__proxy_cfg wh__proxy_cfg;
-
 typedef struct wh__prof {
     struct wh__prof *next;
     wh__netloop *nl;

@@ -9,13 +9,14 @@ import os
 import re
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from wharfdutil import Checker, Wharfd  # noqa: E402
+from wharfdutil import WHARFD, Checker, Wharfd  # noqa: E402
 
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -187,8 +188,6 @@ def main():
                  "oneshot: every request logged under its connection's client (%d)" % len(got))
 
     # A bad list is a command-line error, not a late failure.
-    import subprocess
-    from wharfdutil import WHARFD
     r = subprocess.run([WHARFD, "--proxy-protocol", "--proxy-trusted", "10.0.0.0/33"],
                        capture_output=True, timeout=10)
     ck.check(r.returncode == 2 and b"--proxy-trusted" in r.stderr, "bad CIDR: exit 2")
