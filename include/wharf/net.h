@@ -186,7 +186,9 @@ const wh_sockaddr *wh_conn_sock_peer(const wh_conn *c);
 int wh_conn_fd(const wh_conn *c);
 
 /* Wraps an already-connected non-blocking stream socket in a connection on
- * loop (used by accept paths and tests); cbs->on_open runs before returning. */
+ * loop (used by accept paths and tests); cbs->on_open runs before returning,
+ * or, with opts->proxy_protocol, once the PROXY header is read (never for a
+ * connection the header stage refuses). */
 int wh_conn_adopt(wh_loop *loop, int fd, const wh_net_opts *opts, const wh_conn_cbs *cbs, void *ud,
                   wh_conn **out);
 /* Outbound connect to a numeric address string ("127.0.0.1:6379",
