@@ -16,11 +16,12 @@ RUN=(build-essential cmake pkg-config libhiredis-dev libssl-dev)
 # python3-websockets, chromium through playwright-core); redis-server for the
 # guestbook's Redis tests; doxygen for `--target docs`; groff for checking
 # the man page; gnuplot for bench plots; procps/iproute2/psmisc for the
-# process and socket checks; jansson (and zlib) for examples/json_api.c.
+# process and socket checks; jansson (and zlib) for examples/json_api.c;
+# haproxy for the multi-host test behind a load balancer (PROXY protocol).
 TEST=("${RUN[@]}" clang libclang-rt-14-dev zlib1g-dev libjansson-dev libuv1-dev libevent-dev
       redis-server nginx h2o lighttpd wrk nghttp2-client curl wget netcat-openbsd
       apache2-utils python3 python3-websockets gnuplot-nox doxygen groff-base
-      chromium nodejs npm procps iproute2 psmisc)
+      chromium nodejs npm procps iproute2 psmisc haproxy)
 
 set_name=${1:-test}
 case $set_name in

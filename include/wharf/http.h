@@ -200,6 +200,10 @@ wh_str wh_http_req_param(const wh_http_req *r, const char *name);
 /* The connection and its loop. */
 wh_conn *wh_http_req_conn(const wh_http_req *r);
 wh_loop *wh_http_req_loop(const wh_http_req *r);
+/* The client's address: wh_conn_peer() of the connection (the address a
+ * PROXY header named, with wh_net_opts.proxy_protocol); NULL when the
+ * connection is gone. Valid as wh_conn_peer() says. */
+const wh_sockaddr *wh_http_req_peer(const wh_http_req *r);
 /* The server the request came in on. */
 wh_http_server *wh_http_req_server(const wh_http_req *r);
 /* Monotonic ms when the request head was complete. */

@@ -63,7 +63,37 @@ typedef struct wh_net_opts {
     size_t high_watermark; /* queued write bytes that pause reading and set wh_conn_writable()
                               false: 1 MiB */
     size_t low_watermark; /* queued bytes under which reading resumes and on_drain fires: 256 KiB */
+    /* PROXY protocol (v1 text and v2 binary, as HAProxy sends it): every
+     * accepted connection must begin with a header naming the real client,
+     * which then becomes wh_conn_peer(). Off by default: whoever may send the
+     * header may claim any address. See wh_proxy_reject for what is refused. */
+    int proxy_protocol;        /* 1 = expect the header on accepted conns: 0 */
+    uint32_t proxy_timeout_ms; /* the whole header must arrive within this: 5000 */
+    /* Comma-separated CIDRs whose headers are believed ("10.0.0.0/8,::1");
+     * a peer outside the list is closed before anything is read. NULL = any
+     * peer. Unix-socket peers always pass (file permissions decide who
+     * connects). Must stay valid while conns are accepted with these opts. */
+    const char *proxy_trusted;
+    /* Told of each conn the PROXY stage closes (logs, counters), on the
+     * conn's loop: peer is the socket's peer, reason a wh_proxy_reject. */
+    void (*proxy_on_reject)(wh_loop *loop, const wh_sockaddr *peer, int reason, void *ud);
+    void *proxy_ud; /* ud for proxy_on_reject */
 } wh_net_opts;
+
+/* Why the PROXY stage closed a connection (wh_net_opts.proxy_on_reject). */
+enum wh_proxy_reject {
+    WH_PROXY_UNTRUSTED = 1,   /* the socket's peer is not in proxy_trusted */
+    WH_PROXY_MISSING,         /* the first bytes are not a PROXY header, or EOF came first */
+    WH_PROXY_MALFORMED,       /* a PROXY signature, then an invalid, truncated or too long header */
+    WH_PROXY_UNKNOWN_COMMAND, /* v2 with a command other than LOCAL or PROXY */
+    WH_PROXY_TIMEOUT,         /* the header was not complete within proxy_timeout_ms */
+};
+#define WH_PROXY_REJECT_MAX WH_PROXY_TIMEOUT
+
+/* "untrusted", "missing", "malformed", "unknown_command", "timeout"; "other" else. */
+const char *wh_proxy_reject_name(int reason);
+/* Checks a list in the proxy_trusted format: 0, or -EINVAL (bad entry). */
+int wh_net_proxy_trusted_check(const char *list);
 
 /* Fills opts with the documented defaults. */
 void wh_net_opts_init(wh_net_opts *opts);
@@ -145,13 +175,20 @@ void *wh_conn_data(const wh_conn *c);
 void wh_conn_set_cbs(wh_conn *c, const wh_conn_cbs *cbs, void *ud);
 /* The loop the connection runs on. */
 wh_loop *wh_conn_loop(const wh_conn *c);
-/* The peer's address. */
+/* The client's address: the socket's peer, or the client a PROXY header
+ * named (wh_net_opts.proxy_protocol). Stays valid until the next call on
+ * this loop (a PROXY client's address: while c lives). */
 const wh_sockaddr *wh_conn_peer(const wh_conn *c);
+/* The socket's own peer (getpeername): with a PROXY header, the balancer
+ * that sent it; else the same as wh_conn_peer(). Valid until the next call. */
+const wh_sockaddr *wh_conn_sock_peer(const wh_conn *c);
 /* The socket fd, for getsockopt in tests and diagnostics; do not read/write/close it. */
 int wh_conn_fd(const wh_conn *c);
 
 /* Wraps an already-connected non-blocking stream socket in a connection on
- * loop (used by accept paths and tests); cbs->on_open runs before returning. */
+ * loop (used by accept paths and tests); cbs->on_open runs before returning,
+ * or, with opts->proxy_protocol, once the PROXY header is read (never for a
+ * connection the header stage refuses). */
 int wh_conn_adopt(wh_loop *loop, int fd, const wh_net_opts *opts, const wh_conn_cbs *cbs, void *ud,
                   wh_conn **out);
 /* Outbound connect to a numeric address string ("127.0.0.1:6379",

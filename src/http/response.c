@@ -66,6 +66,10 @@ wh_conn *wh_http_req_conn(const wh_http_req *r)
 {
     return r->conn;
 }
+const wh_sockaddr *wh_http_req_peer(const wh_http_req *r)
+{
+    return r->conn ? wh_conn_peer(r->conn) : NULL;
+}
 wh_loop *wh_http_req_loop(const wh_http_req *r)
 {
     return r->loop;

@@ -163,6 +163,7 @@ static void complete(wh_conn *c)
         wq_put(nl, c->wq);
     }
     free(c->rbuf);
+    if (c->flags & WH__C_EXT) free(c->io.ud);
     nl->nconns--;
     __atomic_store_n(&nl->ctr->conns_closed, nl->ctr->conns_closed + 1, __ATOMIC_RELAXED);
     wh__conn_dealloc(nl, c);
@@ -389,13 +390,16 @@ static void connect_done(wh_conn *c, unsigned events)
 
 void wh__conn_io_cb(wh_io *io, unsigned events, void *ud)
 {
-    wh_conn *c = ud;
-    (void)io;
+    /* io is the conn's first member; ud may be its extension (WH__C_EXT). */
+    wh_conn *c = (wh_conn *)((char *)io - offsetof(wh_conn, io));
+    (void)ud;
     unsigned held = c->flags & WH__C_HELD;
     bool reading = (wh_io_flags(&c->io) & WH_IO_READ) != 0;
     c->flags |= WH__C_HELD;
     if (c->flags & WH__C_CONNECTING) {
         connect_done(c, events);
+    } else if (c->prof->proxy_stage && !wh__proxy_stage_io(c, events)) {
+        /* still reading the PROXY header, or refused */
     } else {
         if ((events & WH_IO_WRITE) && (c->flags & WH__C_WOUT)) do_flush(c, true);
         if (reading && (events & (WH_IO_READ | WH_IO_HUP | WH_IO_ERR)))
@@ -447,7 +451,10 @@ int wh_conn_adopt(wh_loop *loop, int fd, const wh_net_opts *opts, const wh_conn_
     if (!c) return -ENOMEM;
     if (out) *out = c;
     c->flags |= WH__C_HELD;
-    wh__conn_start(c);
+    if (p->proxy)
+        wh__proxy_stage_begin(c); /* on_open once the PROXY header is in */
+    else
+        wh__conn_start(c);
     /* Do not complete here even if on_open closed c: the caller holds *out
      * until this returns, so on_close and free wait for the end-of-iteration
      * task. */
@@ -463,7 +470,9 @@ int wh__conn_adopt_accepted(wh_loop *loop, int fd, const wh_net_opts *opts, cons
     wh__netloop *nl = wh__netloop_get(loop);
     if (!nl) return -ENOMEM;
     uint8_t *spec = nl->accept_fd == fd ? nl->accept_spec : NULL;
-    if (!spec) return wh_conn_adopt(loop, fd, opts, cbs, ud, out);
+    /* With the PROXY protocol the first bytes are the header, for the stage
+     * (which looks at once too) and never for on_read. */
+    if (!spec || (opts && opts->proxy_protocol)) return wh_conn_adopt(loop, fd, opts, cbs, ud, out);
     const wh__prof *p = wh__prof_get(nl, cbs, opts);
     if (!p) return -ENOMEM;
     wh_conn *c = wh__conn_new(nl, fd, p, ud);
@@ -665,6 +674,12 @@ wh_loop *wh_conn_loop(const wh_conn *c)
 }
 
 const wh_sockaddr *wh_conn_peer(const wh_conn *c)
+{
+    if (c->flags & WH__C_EXT) return &((const wh__conn_ext *)c->io.ud)->peer;
+    return wh_conn_sock_peer(c);
+}
+
+const wh_sockaddr *wh_conn_sock_peer(const wh_conn *c)
 {
     /* Not stored per conn (112 bytes each at 100k idle conns): looked up on
      * demand into per-loop storage, valid until the next call on this loop. */

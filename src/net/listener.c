@@ -219,6 +219,9 @@ int wh__listener_new(wh_loop *loop, int fd, unsigned io_flags, const wh_net_opts
 {
     wh__netloop *nl = wh__netloop_get(loop);
     if (!nl) return -ENOMEM;
+    /* A bad PROXY trusted list fails here, not at the first accept. */
+    if (opts && opts->proxy_protocol && wh_net_proxy_trusted_check(opts->proxy_trusted) < 0)
+        return -EINVAL;
     wh_listener *l = calloc(1, sizeof(*l));
     if (!l) return -ENOMEM;
     l->nl = nl;

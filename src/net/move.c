@@ -50,7 +50,7 @@ void wh__conn_attach(wh_conn *c, wh_loop *loop)
      * still correct (that loop's thread is not running it), only the counts
      * and the wheel are another thread's: rare, and documented. */
     nl = c->prof->nl;
-    wh__io_init(loop, &c->io, c->io.fd, wh__conn_io_cb, c);
+    wh__io_init(loop, &c->io, c->io.fd, wh__conn_io_cb, c->io.ud); /* ud: c or its ext */
     nl->nconns++;
     wh__clink_init(&c->link);
     wh__clink_add_tail(&nl->untimed, &c->link);

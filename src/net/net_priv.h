@@ -28,6 +28,7 @@ static inline void wh__clink_add_tail(wh__clink *h, wh__clink *l)
 }
 
 typedef struct wh__netloop wh__netloop;
+typedef struct wh__proxy_cfg wh__proxy_cfg; /* proxy_stage.c */
 
 /* Callbacks + buffer limits, interned per loop so a connection carries one
  * pointer instead of a 48-byte copy (idle memory per connection matters at
@@ -38,6 +39,8 @@ typedef struct wh__prof {
     wh__netloop *nl;
     wh_conn_cbs cbs;
     size_t read_buf_size, read_buf_max, high_wm, low_wm;
+    const wh__proxy_cfg *proxy; /* wh_net_opts.proxy_protocol: conns start in the PROXY stage */
+    bool proxy_stage;           /* the loop's PROXY stage profile (proxy_stage.c) */
 } wh__prof;
 
 /* Read buffer for bytes on_read left unconsumed (none while idle). */
@@ -62,12 +65,26 @@ enum {
     WH__C_OFFER = 1u << 11,      /* buffered input must be offered to on_read */
     WH__C_FLUSH = 1u << 12,      /* queued output must be flushed */
     WH__C_ABORT = 1u << 13,      /* close with RST (SO_LINGER 0) */
-    WH__C_OPEN = 1u << 14,       /* on_open has run (on_close is owed) */
+    WH__C_EXT = 1u << 14,        /* io.ud points at a wh__conn_ext (not at the conn) */
     WH__C_BUSY = 1u << 15,       /* wh_conn_set_busy: mid-exchange for the protocol above */
 };
 
+/* What a few conns need beyond struct wh_conn, which stays small for the
+ * many that do not (an idle conn's memory is what 100k conns cost). A conn
+ * finds its watcher's owner from the io pointer (io is the first member),
+ * so io.ud is free to point here when WH__C_EXT is set; freed with the conn.
+ * Today: the client address of a PROXY header (proxy_stage.c). */
+typedef struct wh__conn_ext {
+    wh_sockaddr peer; /* the client (after the stage); the socket's peer during it */
+    /* During the PROXY stage only (the conn then runs the stage profile and
+     * c->ud points here): what to switch to once the header is read. */
+    const wh__prof *prof;
+    void *ud;
+    int reason; /* wh_proxy_reject for the stage's on_close; 0 = none */
+} wh__conn_ext;
+
 struct wh_conn {
-    wh_io io;       /* embedded watcher: io.fd is the socket, io.ud the conn */
+    wh_io io;       /* embedded watcher: io.fd is the socket; io.ud the conn, or its ext */
     wh__clink link; /* timeout wheel slot, or nl->untimed */
     const wh__prof *prof;
     void *ud;
@@ -122,6 +139,7 @@ struct wh__netloop {
     int accept_fd;
     uint8_t *accept_spec;
     wh_sockaddr peer_tmp; /* wh_conn_peer's result */
+    wh__prof proxy_prof;  /* PROXY stage profile (proxy_stage.c); .nl NULL until first use */
     /* Connection slab: free list threaded through dead conns, carved from
      * blocks that live as long as the loop (no malloc header per conn). */
     void *conn_free;
@@ -166,6 +184,20 @@ void wh__conn_update_io(wh_conn *c);
 void wh__conn_io_cb(wh_io *io, unsigned events, void *ud);
 /* Starts a fresh conn: watch + on_open (HELD by the caller). */
 void wh__conn_start(wh_conn *c);
+
+/* proxy_stage.c: the PROXY protocol stage of accepted conns. */
+/* Options -> a stage configuration for a profile (compiled trusted list);
+ * NULL with *err set (-EINVAL, -ENOMEM) on failure. */
+wh__proxy_cfg *wh__proxy_cfg_new(const wh_net_opts *o, int *err);
+/* True when cfg (NULL = stage off) is what o asks for. */
+bool wh__proxy_cfg_same(const wh__proxy_cfg *cfg, const wh_net_opts *o);
+void wh__proxy_cfg_free(wh__proxy_cfg *cfg);
+/* Starts the stage on a new conn whose profile has proxy set, instead of
+ * wh__conn_start (HELD by the caller). on_open runs once the header is in. */
+void wh__proxy_stage_begin(wh_conn *c);
+/* A readiness event for a conn in the stage. True when the stage just ended
+ * (on_open ran) and protocol bytes may be waiting: read them now. */
+bool wh__proxy_stage_io(wh_conn *c, unsigned events);
 
 /* listener.c: a conn closed on nl, retry listeners in back-off. */
 void wh__listeners_fd_freed(wh__netloop *nl);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "net/net_priv.h"
+#include "net/proxy_internal.h"
 
 int wh__lvec_push(wh__lvec *v, void *p)
 {
@@ -104,6 +105,7 @@ static void netloop_free(void *ptr)
     wh__timer_deinit(&nl->timer);
     for (wh__prof *p = nl->profs; p;) {
         wh__prof *n = p->next;
+        wh__proxy_cfg_free((wh__proxy_cfg *)p->proxy);
         free(p);
         p = n;
     }
@@ -165,17 +167,27 @@ const wh__prof *wh__prof_get(wh__netloop *nl, const wh_conn_cbs *cbs, const wh_n
     for (wh__prof *p = nl->profs; p; p = p->next) {
         if (!memcmp(&p->cbs, &key.cbs, sizeof(key.cbs)) && p->read_buf_size == key.read_buf_size &&
             p->read_buf_max == key.read_buf_max && p->high_wm == key.high_wm &&
-            p->low_wm == key.low_wm)
+            p->low_wm == key.low_wm && wh__proxy_cfg_same(p->proxy, o))
             return p;
     }
-    if (key.read_buf_size > nl->scratch_cap) {
-        char *s = realloc(nl->scratch, key.read_buf_size);
+    size_t scratch = key.read_buf_size;
+    if (o->proxy_protocol && scratch < WH__PROXY_MIN_BUF)
+        scratch = WH__PROXY_MIN_BUF; /* the PROXY stage peeks a whole header into it */
+    if (scratch > nl->scratch_cap) {
+        char *s = realloc(nl->scratch, scratch);
         if (!s) return NULL;
         nl->scratch = s;
-        nl->scratch_cap = key.read_buf_size;
+        nl->scratch_cap = scratch;
+    }
+    if (o->proxy_protocol) {
+        int err;
+        if (!(key.proxy = wh__proxy_cfg_new(o, &err))) return NULL;
     }
     wh__prof *p = malloc(sizeof(*p));
-    if (!p) return NULL;
+    if (!p) {
+        wh__proxy_cfg_free((wh__proxy_cfg *)key.proxy);
+        return NULL;
+    }
     *p = key;
     p->nl = nl;
     p->next = nl->profs;

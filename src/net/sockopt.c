@@ -29,6 +29,7 @@ const wh_net_opts wh__net_defaults = {
     .read_buf_max = 1u << 20,
     .high_watermark = 1u << 20,
     .low_watermark = 256u << 10,
+    .proxy_timeout_ms = 5000,
 };
 
 void wh_net_opts_init(wh_net_opts *o)

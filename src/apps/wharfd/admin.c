@@ -77,6 +77,22 @@ void wharfd_metrics_handler(wh_http_req *r, void *ud)
             (unsigned long long)st.rejected, (unsigned long long)st.bytes_in,
             (unsigned long long)st.bytes_out, (unsigned long long)wharfd_alog_dropped(),
             (unsigned long long)wharfd_alog_truncated(), n, WH_VERSION);
+    if (app->cfg.proxy_protocol && len < cap) {
+        uint64_t rej[WH_PROXY_REJECT_MAX + 1] = {0};
+        for (unsigned i = 0; i < n && i < WHARFD_MAX_THREADS; i++) {
+            wharfd_thread *t = __atomic_load_n(&app->threads[i], __ATOMIC_ACQUIRE);
+            for (int k = 1; t && k <= WH_PROXY_REJECT_MAX; k++)
+                rej[k] += __atomic_load_n(&t->proxy_rejected[k], __ATOMIC_RELAXED);
+        }
+        len += (size_t)snprintf(buf + len, cap - len,
+                                "# HELP wharfd_proxy_rejected_total Connections closed by the "
+                                "PROXY protocol stage, by reason.\n"
+                                "# TYPE wharfd_proxy_rejected_total counter\n");
+        for (int k = 1; k <= WH_PROXY_REJECT_MAX && len < cap; k++)
+            len += (size_t)snprintf(buf + len, cap - len,
+                                    "wharfd_proxy_rejected_total{reason=\"%s\"} %llu\n",
+                                    wh_proxy_reject_name(k), (unsigned long long)rej[k]);
+    }
     if (len >= cap) len = cap - 1;
     wh_http_resp_header(r, "Cache-Control", "no-store");
     wh_http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len);

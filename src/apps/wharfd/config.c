@@ -38,6 +38,9 @@ enum {
     OPT_WS_ECHO,
     OPT_METRICS_PUBLIC,
     OPT_GUESTBOOK_RATE,
+    OPT_PROXY_PROTOCOL,
+    OPT_PROXY_TRUSTED,
+    OPT_PROXY_TIMEOUT,
 };
 
 static const struct option longopts[] = {
@@ -64,6 +67,9 @@ static const struct option longopts[] = {
     {"ws-echo", no_argument, NULL, OPT_WS_ECHO},
     {"metrics-public", no_argument, NULL, OPT_METRICS_PUBLIC},
     {"guestbook-rate", required_argument, NULL, OPT_GUESTBOOK_RATE},
+    {"proxy-protocol", no_argument, NULL, OPT_PROXY_PROTOCOL},
+    {"proxy-trusted", required_argument, NULL, OPT_PROXY_TRUSTED},
+    {"proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -99,6 +105,11 @@ static const char usage[] =
     "      --ws-echo              mount the /ws/echo WebSocket endpoint\n"
     "      --guestbook-rate N     guestbook posts a minute per client address\n"
     "                             (10; 0 = unlimited)\n"
+    "      --proxy-protocol       every --bind connection starts with a PROXY v1/v2\n"
+    "                             header (from a load balancer) naming the client\n"
+    "      --proxy-trusted CIDR   peers allowed to send it, repeatable (10.0.0.0/8,\n"
+    "                             ::1); others are closed (default: any peer)\n"
+    "      --proxy-timeout S      time allowed for the PROXY header (5)\n"
     "  -h, --help                 this text\n"
     "  -V, --version              version\n"
     "\n"
@@ -121,6 +132,7 @@ static void defaults(wharfd_config *cfg)
     cfg->log_level = WHARFD_LOG_INFO;
     cfg->index = "index.html";
     cfg->guestbook_rate = 10;
+    cfg->proxy_timeout_ms = 5000;
 }
 
 static int bad(const char *opt, const char *val, const char *why)
@@ -276,6 +288,7 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
     case OPT_DOTFILES:
     case OPT_WS_ECHO:
     case OPT_METRICS_PUBLIC:
+    case OPT_PROXY_PROTOCOL:
         if (from_file && parse_bool(val, &b) != 0) return bad(name, val, "expected yes or no");
         if (id == OPT_LISTING)
             cfg->listing = b;
@@ -287,6 +300,8 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
             cfg->show_dotfiles = b;
         else if (id == OPT_METRICS_PUBLIC)
             cfg->metrics_public = b;
+        else if (id == OPT_PROXY_PROTOCOL)
+            cfg->proxy_protocol = b;
         else
             cfg->ws_echo = b;
         return 0;
@@ -298,6 +313,21 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
     case OPT_ADMIN:
         if (!*val) return bad(name, val, "expected an address");
         cfg->admin = val;
+        return 0;
+    case OPT_PROXY_TRUSTED: {
+        /* Repeatable (and each value may itself be a comma list): joined
+         * into the library's comma-separated form. */
+        size_t have = strlen(cfg->proxy_trusted), vl = strlen(val);
+        if (wh_net_proxy_trusted_check(val) != 0)
+            return bad(name, val, "expected CIDRs like 10.0.0.0/8, 192.168.1.7 or ::1");
+        if (have + vl + 2 > sizeof cfg->proxy_trusted) return bad(name, val, "list too long");
+        if (have) cfg->proxy_trusted[have++] = ',';
+        memcpy(cfg->proxy_trusted + have, val, vl + 1);
+        return 0;
+    }
+    case OPT_PROXY_TIMEOUT:
+        if (parse_duration_ms(val, &cfg->proxy_timeout_ms) != 0 || cfg->proxy_timeout_ms == 0)
+            return bad(name, val, "expected a positive duration (5, 500ms)");
         return 0;
     case OPT_GUESTBOOK_RATE:
         if (parse_uint(val, 1000000, &u) != 0)

@@ -40,6 +40,9 @@ typedef struct wharfd_config {
     unsigned guestbook_rate;       /* --guestbook-rate: posts a minute per client: 10; 0 = no cap */
     const char *config_file;       /* --config FILE */
     bool ws_echo;                  /* --ws-echo: mount /ws/echo */
+    bool proxy_protocol;       /* --proxy-protocol: PROXY v1/v2 header on every --bind listener */
+    char proxy_trusted[1024];  /* --proxy-trusted CIDR (repeatable), comma-joined; "" = any peer */
+    uint32_t proxy_timeout_ms; /* --proxy-timeout SECONDS: 5 s for the whole header */
     /* private: strings read from the config file */
     char *owned_[64];
     unsigned nowned_;

@@ -186,6 +186,20 @@ static void peer_host(wh_http_req *r, char *out, size_t cap)
     snprintf(out, cap, "%s", s);
 }
 
+void wharfd_proxy_reject(wh_loop *loop, const wh_sockaddr *peer, int reason, void *ud)
+{
+    (void)loop;
+    (void)ud;
+    wharfd_thread *t = tls_thread;
+    if (t && reason > 0 && reason <= WH_PROXY_REJECT_MAX)
+        __atomic_store_n(&t->proxy_rejected[reason], t->proxy_rejected[reason] + 1,
+                         __ATOMIC_RELAXED);
+    char a[128];
+    if (wh_addr_format(peer, a, sizeof a) < 0) snprintf(a, sizeof a, "-");
+    wharfd_log(WHARFD_LOG_DEBUG, "PROXY header refused (%s) from %s", wh_proxy_reject_name(reason),
+               a);
+}
+
 /* Also runs for requests the engine refused itself (400, 408, 413, 414,
  * 431, 505: method and target may be empty, headers absent, the start time
  * unset) and for upgrades (101), so every request shows in the log and in

@@ -198,6 +198,13 @@ static int run(wharfd_app *app)
         return 1;
     }
     wh_http_server_net_opts(app->http, &sopts.net);
+    if (cfg->proxy_protocol) { /* the --bind listeners; --admin is not behind the balancer */
+        sopts.net.proxy_protocol = 1;
+        sopts.net.proxy_trusted = cfg->proxy_trusted[0] ? cfg->proxy_trusted : NULL;
+        sopts.net.proxy_timeout_ms = cfg->proxy_timeout_ms;
+        sopts.net.proxy_on_reject = wharfd_proxy_reject;
+        sopts.net.proxy_ud = app;
+    }
     if ((rc = wh_server_new(&app->srv, &sopts, wh_http_server_cbs(app->http), app->http)) != 0) {
         fprintf(stderr, "wharfd: cannot create the server: %s\n", wh_strerror(rc));
         return 1;

@@ -24,6 +24,8 @@ typedef struct wharfd_thread {
     wh_metrics metrics;
     time_t clf_sec; /* second the cached CLF timestamp is for */
     char clf_time[32];
+    /* PROXY stage refusals by wh_proxy_reject (relaxed atomics, like metrics) */
+    uint64_t proxy_rejected[WH_PROXY_REJECT_MAX + 1];
 } wharfd_thread;
 
 typedef struct wharfd_app {
@@ -51,6 +53,8 @@ void wharfd_thread_set_current(wharfd_thread *t);
 void wharfd_static_handler(wh_http_req *r, void *ud);
 /* wh_http_opts.on_complete: metrics + access log. ud = app. */
 void wharfd_on_complete(wh_http_req *r, void *ud);
+/* wh_net_opts.proxy_on_reject: debug log + per-thread counter. ud = app. */
+void wharfd_proxy_reject(wh_loop *loop, const wh_sockaddr *peer, int reason, void *ud);
 /* GET /healthz and GET /metrics. ud = app. */
 void wharfd_healthz_handler(wh_http_req *r, void *ud);
 void wharfd_metrics_handler(wh_http_req *r, void *ud);
