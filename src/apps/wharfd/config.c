@@ -200,14 +200,14 @@ static int set_redis(wharfd_config *cfg, const char *v)
     return 0;
 }
 
-/* Applies one option (from argv or the file); name is the long name.
- * binds_from_cli: the first --bind on the command line replaces the file's. */
-static int apply(wharfd_config *cfg, int id, const char *name, const char *val, bool from_file,
-                 bool *cli_bind_seen)
+/* An apply_* step's answer for an option of another step. */
+#define NOT_MINE 1
+
+/* Where to listen: the main and admin addresses. */
+static int apply_listen(wharfd_config *cfg, int id, const char *name, const char *val,
+                        bool from_file, bool *cli_bind_seen)
 {
     unsigned long u;
-    bool b = true;
-    if (!val) val = "";
     switch (id) {
     case OPT_PORT:
         if (parse_uint(val, 65535, &u) != 0)
@@ -224,10 +224,20 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
             return bad(name, val, "too many --bind addresses (16 at most)");
         cfg->binds[cfg->nbinds++] = val;
         return 0;
-    case OPT_ROOT:
-        if (!*val) return bad(name, val, "empty path");
-        cfg->root = val;
+    case OPT_ADMIN:
+        if (!*val) return bad(name, val, "expected an address");
+        cfg->admin = val;
         return 0;
+    default:
+        return NOT_MINE;
+    }
+}
+
+/* Threads, model, timeouts and the connection cap. */
+static int apply_engine(wharfd_config *cfg, int id, const char *name, const char *val)
+{
+    unsigned long u;
+    switch (id) {
     case OPT_THREADS:
         if (parse_uint(val, 1024, &u) != 0) return bad(name, val, "expected 0-1024");
         cfg->threads = (unsigned)u;
@@ -243,9 +253,6 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
             cfg->model = WH_MODEL_DISPATCH;
         else
             return bad(name, val, "expected reuseport, exclusive, oneshot or dispatch");
-        return 0;
-    case OPT_REDIS:
-        if (set_redis(cfg, val) != 0) return bad(name, val, "expected HOST:PORT");
         return 0;
     case OPT_KEEPALIVE:
         if (parse_duration_ms(val, &cfg->keepalive_timeout_ms) != 0)
@@ -264,6 +271,15 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
             return bad(name, val, "expected a count, 0 (from the open-files limit) or unlimited");
         cfg->max_conns = (unsigned)u;
         return 0;
+    default:
+        return NOT_MINE;
+    }
+}
+
+/* The logs. */
+static int apply_logs(wharfd_config *cfg, int id, const char *name, const char *val)
+{
+    switch (id) {
     case OPT_ACCESS_LOG:
         if (!*val) return bad(name, val, "expected a file, - or off");
         cfg->access_log = val;
@@ -278,10 +294,38 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
         cfg->log_level = l;
         return 0;
     }
+    default:
+        return NOT_MINE;
+    }
+}
+
+/* What the static files look like from outside. */
+static int apply_files(wharfd_config *cfg, int id, const char *name, const char *val)
+{
+    switch (id) {
+    case OPT_ROOT:
+        if (!*val) return bad(name, val, "empty path");
+        cfg->root = val;
+        return 0;
     case OPT_INDEX:
         if (!*val || strchr(val, '/')) return bad(name, val, "expected a file name without '/'");
         cfg->index = val;
         return 0;
+    case OPT_CACHE_CONTROL:
+        for (const char *p = val; *p; p++)
+            if (*p == '\r' || *p == '\n') return bad(name, val, "no line breaks allowed");
+        cfg->cache_control = *val ? val : NULL;
+        return 0;
+    default:
+        return NOT_MINE;
+    }
+}
+
+/* On/off switches: bare on the command line, yes/no in the file. */
+static int apply_flag(wharfd_config *cfg, int id, const char *name, const char *val, bool from_file)
+{
+    bool b = true;
+    switch (id) {
     case OPT_LISTING:
     case OPT_NO_LISTING:
     case OPT_FOLLOW_SYMLINKS:
@@ -305,14 +349,18 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
         else
             cfg->ws_echo = b;
         return 0;
-    case OPT_CACHE_CONTROL:
-        for (const char *p = val; *p; p++)
-            if (*p == '\r' || *p == '\n') return bad(name, val, "no line breaks allowed");
-        cfg->cache_control = *val ? val : NULL;
-        return 0;
-    case OPT_ADMIN:
-        if (!*val) return bad(name, val, "expected an address");
-        cfg->admin = val;
+    default:
+        return NOT_MINE;
+    }
+}
+
+/* The applications: guestbook storage and rate. */
+static int apply_apps(wharfd_config *cfg, int id, const char *name, const char *val)
+{
+    unsigned long u;
+    switch (id) {
+    case OPT_REDIS:
+        if (set_redis(cfg, val) != 0) return bad(name, val, "expected HOST:PORT");
         return 0;
     case OPT_PROXY_TRUSTED: {
         /* Repeatable (and each value may itself be a comma list): joined
@@ -335,8 +383,26 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
         cfg->guestbook_rate = (unsigned)u;
         return 0;
     default:
-        return -1;
+        return NOT_MINE;
     }
+}
+
+/* Applies one option (from argv or the file); name is the long name.
+ * binds_from_cli: the first --bind on the command line replaces the file's.
+ * Each option belongs to one apply_* step; a new option goes into its step. */
+static int apply(wharfd_config *cfg, int id, const char *name, const char *val, bool from_file,
+                 bool *cli_bind_seen)
+{
+    if (!val) val = "";
+    int r;
+    if ((r = apply_listen(cfg, id, name, val, from_file, cli_bind_seen)) != NOT_MINE ||
+        (r = apply_engine(cfg, id, name, val)) != NOT_MINE ||
+        (r = apply_logs(cfg, id, name, val)) != NOT_MINE ||
+        (r = apply_files(cfg, id, name, val)) != NOT_MINE ||
+        (r = apply_flag(cfg, id, name, val, from_file)) != NOT_MINE ||
+        (r = apply_apps(cfg, id, name, val)) != NOT_MINE)
+        return r;
+    return -1;
 }
 
 static char *trim(char *s)

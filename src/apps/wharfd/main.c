@@ -147,10 +147,12 @@ static void on_signal(wh_signal *sig, int signo, void *ud)
     wh_loop_stop(ss->loop);
 }
 
-static int run(wharfd_app *app)
+/* ---- run: each step returns 0 or the exit status (1), in this order ---- */
+
+/* The root: checked before anything binds, with a message that names it. */
+static int open_root(wharfd_app *app)
 {
     wharfd_config *cfg = &app->cfg;
-    /* Root: check it before anything binds, with a message that names it. */
     struct stat st;
     if (stat(cfg->root, &st) != 0) {
         fprintf(stderr, "wharfd: root directory '%s': %s\n", cfg->root, strerror(errno));
@@ -172,7 +174,14 @@ static int run(wharfd_app *app)
         fprintf(stderr, "wharfd: root directory '%s': %s\n", cfg->root, wh_strerror(rc));
         return 1;
     }
+    return 0;
+}
 
+/* The main listener's router, HTTP engine and server (not listening yet). */
+static int build_main_server(wharfd_app *app)
+{
+    wharfd_config *cfg = &app->cfg;
+    int rc;
     if ((rc = wh_router_new(&app->router)) != 0) goto oom;
     wh_router_set_fallback(app->router, wharfd_static_handler, app);
     /* GET routes answer HEAD too; the router gives the rest 405 + Allow. */
@@ -209,30 +218,43 @@ static int run(wharfd_app *app)
         fprintf(stderr, "wharfd: cannot create the server: %s\n", wh_strerror(rc));
         return 1;
     }
-    wh_server *base = app->srv;
+    return 0;
+oom:
+    fprintf(stderr, "wharfd: %s\n", wh_strerror(rc));
+    return 1;
+}
 
-    /* ---- extension points (mounts.h) ---- */
+/* Extension points (mounts.h): WebSocket routes and the guestbook. */
+static int mount_extensions(wharfd_app *app)
+{
     static const char *const mount_names[2] = {"ws", "guestbook"};
     for (int k = 0; k < 2; k++) {
         app->hooks[k].http = app->http;
-        app->hooks[k].cfg = cfg;
+        app->hooks[k].cfg = &app->cfg;
     }
     for (int k = 0; k < 2; k++) {
-        rc = k == 0 ? wharfd_mount_ws(app->router, cfg, &app->hooks[0])
-                    : wharfd_mount_guestbook(app->router, cfg, &app->hooks[1]);
+        int rc = k == 0 ? wharfd_mount_ws(app->router, &app->cfg, &app->hooks[0])
+                        : wharfd_mount_guestbook(app->router, &app->cfg, &app->hooks[1]);
         if (rc != 0) {
             fprintf(stderr, "wharfd: mount %s: %s\n", mount_names[k], wh_strerror(rc));
             return 1;
         }
     }
+    return 0;
+}
 
+/* Binds the main listeners; *nls gets how many. */
+static int listen_main(wharfd_app *app, unsigned *nls)
+{
+    wharfd_config *cfg = &app->cfg;
+    wh_server *base = app->srv;
     char addr[512];
-    unsigned nls = 0;
+    *nls = 0;
     if (cfg->nbinds == 0) {
         /* Dual-stack [::] first (IPv4 and IPv6); an IPv4-only host falls
          * back to 0.0.0.0. */
         snprintf(addr, sizeof addr, "[::]:%d", cfg->port);
-        rc = wh_server_listen(base, addr);
+        int rc = wh_server_listen(base, addr);
         if (rc == -EAFNOSUPPORT || rc == -EADDRNOTAVAIL) {
             snprintf(addr, sizeof addr, "0.0.0.0:%d", cfg->port);
             rc = wh_server_listen(base, addr);
@@ -241,43 +263,57 @@ static int run(wharfd_app *app)
             listen_on(base, addr, ""); /* reports */
             return 1;
         }
-        nls = 1;
+        *nls = 1;
     }
-    for (unsigned i = 0; i < cfg->nbinds; i++, nls++) {
+    for (unsigned i = 0; i < cfg->nbinds; i++, (*nls)++) {
         normalize_addr(cfg->binds[i], cfg->port, addr, sizeof addr);
         if (listen_on(base, addr, "") != 0) return 1;
     }
     wh_server_on_thread(base, thread_start, thread_stop, app);
+    return 0;
+}
 
-    unsigned admin_nls = 0;
-    if (cfg->admin) {
-        if ((rc = wh_router_new(&app->admin_router)) != 0) goto oom;
-        if ((rc = wh_router_add(app->admin_router, "GET", "/healthz", wharfd_healthz_handler,
-                                app)) != 0 ||
-            (rc = wh_router_add(app->admin_router, "GET", "/metrics", wharfd_metrics_handler,
-                                app)) != 0)
-            goto oom;
-        wh_http_opts ao;
-        wh_http_opts_init(&ao);
-        ao.on_complete = wharfd_on_complete;
-        wh_server_opts aso;
-        wh_server_opts_init(&aso);
-        aso.threads = 1;
-        aso.pin_threads = false;
-        aso.handle_signals = false;
-        aso.offload_threads = 1;
-        if ((rc = wh_http_server_new(&app->admin, &ao, wh_router_handle, app->admin_router)) != 0)
-            goto oom;
-        wh_http_server_net_opts(app->admin, &aso.net);
-        if ((rc = wh_server_new(&app->admin_srv, &aso, wh_http_server_cbs(app->admin),
-                                app->admin)) != 0)
-            goto oom;
-        normalize_addr(cfg->admin, cfg->port, addr, sizeof addr);
-        if (listen_on(app->admin_srv, addr, " (--admin)") != 0) return 1;
-        admin_nls = 1;
-        wh_server_on_thread(app->admin_srv, admin_thread_start, admin_thread_stop, app);
-    }
+/* The --admin listener: /healthz and /metrics on one thread of its own. */
+static int build_admin(wharfd_app *app)
+{
+    wharfd_config *cfg = &app->cfg;
+    int rc;
+    if ((rc = wh_router_new(&app->admin_router)) != 0) goto oom;
+    if ((rc = wh_router_add(app->admin_router, "GET", "/healthz", wharfd_healthz_handler, app)) !=
+            0 ||
+        (rc = wh_router_add(app->admin_router, "GET", "/metrics", wharfd_metrics_handler, app)) !=
+            0)
+        goto oom;
+    wh_http_opts ao;
+    wh_http_opts_init(&ao);
+    ao.on_complete = wharfd_on_complete;
+    wh_server_opts aso;
+    wh_server_opts_init(&aso);
+    aso.threads = 1;
+    aso.pin_threads = false;
+    aso.handle_signals = false;
+    aso.offload_threads = 1;
+    if ((rc = wh_http_server_new(&app->admin, &ao, wh_router_handle, app->admin_router)) != 0)
+        goto oom;
+    wh_http_server_net_opts(app->admin, &aso.net);
+    if ((rc = wh_server_new(&app->admin_srv, &aso, wh_http_server_cbs(app->admin), app->admin)) !=
+        0)
+        goto oom;
+    char addr[512];
+    normalize_addr(cfg->admin, cfg->port, addr, sizeof addr);
+    if (listen_on(app->admin_srv, addr, " (--admin)") != 0) return 1;
+    wh_server_on_thread(app->admin_srv, admin_thread_start, admin_thread_stop, app);
+    return 0;
+oom:
+    fprintf(stderr, "wharfd: %s\n", wh_strerror(rc));
+    return 1;
+}
 
+/* Starts the worker threads of both servers and says what listens where. */
+static int start_servers(wharfd_app *app, unsigned nls)
+{
+    wh_server *base = app->srv;
+    int rc;
     if ((rc = wh_server_start(base)) != 0) {
         fprintf(stderr, "wharfd: cannot start: %s\n", wh_strerror(rc));
         return 1;
@@ -289,14 +325,19 @@ static int run(wharfd_app *app)
         return 1;
     }
     wharfd_log(WHARFD_LOG_INFO, "wharfd %s: root %s, %u threads, model %s", WH_VERSION,
-               app->root.real, wh_server_threads(base), model_names[cfg->model & 3]);
+               app->root.real, wh_server_threads(base), model_names[app->cfg.model & 3]);
     log_listeners(base, nls, "");
-    if (app->admin_srv) log_listeners(app->admin_srv, admin_nls, " (admin)");
-    if (!cfg->admin && !cfg->metrics_public)
+    if (app->admin_srv) log_listeners(app->admin_srv, 1, " (admin)");
+    if (!app->cfg.admin && !app->cfg.metrics_public)
         wharfd_log(WHARFD_LOG_INFO,
                    "/metrics is not served: give --admin ADDR or --metrics-public");
+    return 0;
+}
 
-    /* Main thread: signals only. */
+/* The main thread's own loop: signals only, until a stop; then waits for
+ * the workers. */
+static void serve_signals(wharfd_app *app)
+{
     wh_loop *loop = NULL;
     struct sigstate ss = {app, NULL, 0};
     wh_signal *sigs[3] = {NULL, NULL, NULL};
@@ -312,13 +353,19 @@ static int run(wharfd_app *app)
     } else {
         wharfd_log(WHARFD_LOG_ERROR, "cannot create the signal loop; running without it");
     }
-    wh_server_wait(base);
+    wh_server_wait(app->srv);
     if (app->admin_srv) wh_server_wait(app->admin_srv);
     wharfd_log(WHARFD_LOG_INFO, "stopped");
+}
+
+static int run(wharfd_app *app)
+{
+    unsigned nls = 0;
+    if (open_root(app) || build_main_server(app) || mount_extensions(app) ||
+        listen_main(app, &nls) || (app->cfg.admin && build_admin(app)) || start_servers(app, nls))
+        return 1;
+    serve_signals(app);
     return 0;
-oom:
-    fprintf(stderr, "wharfd: %s\n", wh_strerror(rc));
-    return 1;
 }
 
 int main(int argc, char **argv)
