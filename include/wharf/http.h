@@ -225,6 +225,24 @@ int wh_http_resp_header(wh_http_req *r, const char *name, const char *value);
 /* Completes the exchange with a body from memory (copied). */
 int wh_http_respond(wh_http_req *r, int status, const char *content_type, const void *body,
                     size_t len);
+/* One piece of a body sent by reference (wh_http_respond_parts). */
+typedef struct wh_http_body_part {
+    const void *data;
+    size_t len;
+} wh_http_body_part;
+/* Completes the exchange with a body of parts[0..n) in order, not copied
+ * (the head is): for large generated bodies that many connections send at
+ * once, e.g. one cached page shared by every reader. The parts' bytes must
+ * stay valid and unchanged until release(ud), which is called exactly once
+ * whatever the result, on r's loop thread: when the last byte left or the
+ * connection was closed with them still queued, or before the call returns
+ * when nothing refers to them (HEAD, a bodyless status, an error). The
+ * array parts itself is read only during the call. release may be NULL
+ * (static data). 0, -EINVAL (bad arguments: r can still be answered) or
+ * -EPIPE (the connection is gone, r freed). */
+int wh_http_respond_parts(wh_http_req *r, int status, const char *content_type,
+                          const wh_http_body_part *parts, size_t n, void (*release)(void *ud),
+                          void *ud);
 /* Completes with len bytes of fd from offset (sendfile); fd is closed when
  * done if close_fd, whatever the result. */
 int wh_http_respond_file(wh_http_req *r, int status, const char *content_type, int fd, off_t offset,

@@ -47,6 +47,7 @@ enum {
     WH__HC_ASYNC = 3,   /* handler answers later; reading paused */
     WH__HC_STREAM = 4,  /* body delivered in pieces to r->body_cb */
     WH__HC_DISCARD = 5, /* answered, keep-alive: the rest of the body is dropped as it comes */
+    WH__HC_DRAIN = 6,   /* between requests, paused until the output drains (on_drain) */
 };
 
 struct wh_http_req {

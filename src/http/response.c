@@ -226,6 +226,95 @@ int wh_http_respond(wh_http_req *r, int status, const char *content_type, const 
     return 0;
 }
 
+/* Several parts share one release: the count of segments still queued. */
+struct parts_hold {
+    unsigned left;
+    void (*release)(void *ud);
+    void *ud;
+};
+
+static void parts_seg_done(void *arg)
+{
+    struct parts_hold *h = arg;
+    if (--h->left) return;
+    if (h->release) h->release(h->ud);
+    free(h);
+}
+
+/* Queues parts[0..n) (their sum is total > 0) by reference. release is
+ * owed exactly once: on the last segment's done when it is queued, else
+ * here. One part needs no holder, so the common case allocates nothing;
+ * segments leave (and are dropped on close) in order, but a failure after
+ * some were queued must wait for those, hence the count. */
+static void queue_parts(wh_http_req *r, const wh_http_body_part *parts, size_t n,
+                        void (*release)(void *), void *ud)
+{
+    size_t nonempty = 0, last = 0;
+    for (size_t i = 0; i < n; i++)
+        if (parts[i].len) nonempty++, last = i;
+    if (nonempty == 1) {
+        if (wh_conn_write_ref(r->conn, parts[last].data, parts[last].len, release, ud) < 0) {
+            fail_conn(r);
+            if (release) release(ud);
+        }
+        return;
+    }
+    struct parts_hold *h = malloc(sizeof(*h));
+    if (!h) {
+        fail_conn(r);
+        if (release) release(ud);
+        return;
+    }
+    *h = (struct parts_hold){.left = 1, .release = release, .ud = ud}; /* 1: ours, below */
+    for (size_t i = 0; i < n; i++) {
+        if (!parts[i].len) continue;
+        h->left++;
+        if (wh_conn_write_ref(r->conn, parts[i].data, parts[i].len, parts_seg_done, h) < 0) {
+            h->left--;
+            fail_conn(r); /* what was queued is dropped with the connection */
+            break;
+        }
+    }
+    parts_seg_done(h);
+}
+
+int wh_http_respond_parts(wh_http_req *r, int status, const char *content_type,
+                          const wh_http_body_part *parts, size_t n, void (*release)(void *ud),
+                          void *ud)
+{
+    int rc = start_check(r);
+    size_t total = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        if ((!parts[i].data && parts[i].len) || parts[i].len > SIZE_MAX - total) rc = -EINVAL;
+        total += parts[i].len;
+    }
+    if (!rc && (!args_ok(status, content_type) || (!parts && n))) rc = -EINVAL;
+    if (rc) {
+        if (release) release(ud);
+        return rc;
+    }
+    bool bodyless = wh__resp_bodyless(status);
+    bool send_body = !bodyless && !r->head_only && total > 0;
+    char buf[2048], *heap;
+    int hn = head_into(r, buf, sizeof buf, &heap, status, bodyless ? NULL : content_type,
+                       bodyless ? -1 : (int64_t)total, false);
+    if (hn < 0 || wh_conn_write(r->conn, heap ? heap : buf, (size_t)hn) < 0) {
+        fail_conn(r);
+        send_body = false;
+    }
+    free(heap);
+    if (send_body)
+        queue_parts(r, parts, n, release, ud);
+    else if (release)
+        release(ud); /* nothing refers to the parts: HEAD, 204/304, a failed head */
+    r->status = status;
+    r->bytes = send_body ? total : 0;
+    if (send_body && total > 65536 && !r->close)
+        wh_conn_set_timeout(r->conn, r->srv->opts.write_timeout_ms);
+    wh__http_exchange_done(r);
+    return 0;
+}
+
 int wh_http_respond_file(wh_http_req *r, int status, const char *content_type, int fd, off_t offset,
                          size_t len, bool close_fd)
 {

@@ -672,8 +672,22 @@ static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
     size_t consumed = 0;
     while (consumed < len) {
         wh__http_conn *hc = wh_conn_data(c);
-        if (hc && hc->st == WH__HC_ASYNC)
-            break; /* an exchange is pending: keep the bytes for later */
+        if (hc && (hc->st == WH__HC_ASYNC || hc->st == WH__HC_DRAIN))
+            break; /* an exchange or a drain is pending: keep the bytes for later */
+        if (!hc && !wh_conn_writable(c)) {
+            /* Between requests with the output above its high watermark:
+             * the next pipelined request waits until the peer reads (on_drain
+             * resumes), so one slow reader cannot make us queue a response
+             * per request it sent. */
+            if (!(hc = hc_get(hl, c))) {
+                wh_conn_abort(c);
+                return len;
+            }
+            hc->st = WH__HC_DRAIN;
+            wh_conn_pause(c);
+            wh_conn_set_timeout(c, s->opts.write_timeout_ms);
+            break;
+        }
         if (hc && hc->st >= WH__HC_STREAM) {
             size_t used;
             int next = hc->st == WH__HC_STREAM
@@ -814,9 +828,16 @@ void wh__http_detach_conn(wh_http_req *r)
 
 static void on_drain(wh_conn *c, void *ud)
 {
-    (void)ud;
+    wh_http_server *s = ud;
     wh__http_conn *hc = wh_conn_data(c);
     if (hc && hc->req && hc->req->drain_cb) hc->req->drain_cb(hc->req, hc->req->drain_ud);
+    if (hc && hc->st == WH__HC_DRAIN) {
+        /* on_read paused for this: read the pipelined requests again. */
+        wh__http_loop *hl = wh__http_loop_get(wh_conn_loop(c));
+        if (hl) hc_put(hl, c);
+        wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
+        wh_conn_resume(c);
+    }
 }
 
 static void on_open(wh_conn *c, void *ud)
