@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "wharf/http_data.h"
 #include "wharf/http_file.h"
 
 void wh_static_opts_init(wh_static_opts *opts)
@@ -65,14 +66,6 @@ void wh_static_root_close(wh_static_root *root)
     root->real_len = 0;
     wh_mime_free(root->mime);
     root->mime = NULL;
-}
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
 }
 
 /* What the segment just written to out[seg..o) is: a dot-segment to resolve
@@ -139,8 +132,8 @@ int wh_static_clean_path(const char *raw, size_t len, bool show_dotfiles, char *
             continue;
         }
         if (c == '%') {
-            int h = i + 2 < len ? hexval((unsigned char)raw[i + 1]) : -1;
-            int l = h >= 0 ? hexval((unsigned char)raw[i + 2]) : -1;
+            int h = i + 2 < len ? wh_http_hex_digit((unsigned char)raw[i + 1]) : -1;
+            int l = h >= 0 ? wh_http_hex_digit((unsigned char)raw[i + 2]) : -1;
             if (l < 0) return 400;
             c = (unsigned char)(h << 4 | l);
             i += 2;

@@ -9,6 +9,8 @@
 
 #include <string.h>
 
+#include "wharf/http_data.h"
+
 /* Character classes, one table (RFC 9110 §5.6.2, §5.5; RFC 3986). */
 enum {
     C_TCHAR = 1,   /* token character */
@@ -764,14 +766,6 @@ void wh_http_chunked_init(wh_http_chunked *d, uint64_t max_body)
     d->max_body = max_body;
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
 int wh_http_chunked_decode(wh_http_chunked *d, char *buf, size_t len, size_t *in_pos,
                            size_t *out_pos)
 {
@@ -783,7 +777,7 @@ int wh_http_chunked_decode(wh_http_chunked *d, char *buf, size_t len, size_t *in
         unsigned char c = (unsigned char)buf[in];
         switch (d->state) {
         case CK_SIZE0: {
-            int h = hexval(c);
+            int h = wh_http_hex_digit(c);
             if (h < 0) goto bad;
             d->remaining = (uint64_t)h;
             d->state = CK_SIZE;
@@ -791,7 +785,7 @@ int wh_http_chunked_decode(wh_http_chunked *d, char *buf, size_t len, size_t *in
             break;
         }
         case CK_SIZE: {
-            int h = hexval(c);
+            int h = wh_http_hex_digit(c);
             if (h >= 0) {
                 if (d->remaining > (UINT64_MAX >> 4)) goto bad; /* chunk-size overflow */
                 d->remaining = (d->remaining << 4) | (uint64_t)h;
