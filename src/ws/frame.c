@@ -85,7 +85,7 @@ size_t wh__ws_close_payload(uint8_t out[WH__WS_MAX_CONTROL], int code, const cha
     out[1] = (uint8_t)code;
     size_t n = 0;
     if (reason && reason_len)
-        n = wh__utf8_trim((const uint8_t *)reason, reason_len, WH__WS_MAX_CONTROL - 2);
+        n = wh_utf8_trim((const uint8_t *)reason, reason_len, WH__WS_MAX_CONTROL - 2);
     if (n) memcpy(out + 2, reason, n);
     return 2 + n;
 }
@@ -104,7 +104,7 @@ int wh__ws_close_parse(const uint8_t *p, size_t n, int *code, const uint8_t **re
     if (n == 1) return WH_WS_CLOSE_PROTOCOL;
     int c = (p[0] << 8) | p[1];
     if (!wh__ws_close_code_ok(c)) return WH_WS_CLOSE_PROTOCOL;
-    if (!wh__utf8_valid(p + 2, n - 2)) return WH_WS_CLOSE_INVALID_DATA;
+    if (!wh_utf8_valid(p + 2, n - 2)) return WH_WS_CLOSE_INVALID_DATA;
     *code = c;
     *reason = p + 2;
     *reason_len = n - 2;
@@ -214,7 +214,7 @@ static int hdr_decode(wh__ws_reader *r, const uint8_t *h, wh__ws_event *ev)
         if (op != WH_WS_OP_CONT) {
             r->in_msg = true;
             r->msg_op = (uint8_t)op;
-            r->utf8 = WH__UTF8_ACCEPT;
+            r->utf8 = WH_UTF8_ACCEPT;
             r->msg_len = 0;
         }
     } else {
@@ -278,7 +278,7 @@ int wh__ws_reader_next(wh__ws_reader *r, uint8_t *data, size_t len, size_t *cons
                     uint8_t *pl = data + pos;
                     size_t n = (size_t)r->f_left;
                     if (r->f_masked) wh__ws_mask(pl, n, r->f_key, 0);
-                    if (r->f_op == WH_WS_OP_TEXT && !wh__utf8_valid(pl, n)) {
+                    if (r->f_op == WH_WS_OP_TEXT && !wh_utf8_valid(pl, n)) {
                         *consumed = len;
                         return fail(r, ev, WH_WS_CLOSE_INVALID_DATA, "invalid UTF-8");
                     }
@@ -322,7 +322,7 @@ int wh__ws_reader_next(wh__ws_reader *r, uint8_t *data, size_t len, size_t *cons
                 r->ctrl_len += n;
             } else {
                 /* §8.1 fail fast: check text as it arrives, not at the end. */
-                if (r->msg_op == WH_WS_OP_TEXT && !wh__utf8_feed(&r->utf8, pl, n)) {
+                if (r->msg_op == WH_WS_OP_TEXT && !wh_utf8_feed(&r->utf8, pl, n)) {
                     *consumed = len;
                     return fail(r, ev, WH_WS_CLOSE_INVALID_DATA, "invalid UTF-8");
                 }
@@ -365,7 +365,7 @@ int wh__ws_reader_next(wh__ws_reader *r, uint8_t *data, size_t len, size_t *cons
         }
         default:
             if (!r->f_fin) continue; /* more fragments follow */
-            if (r->msg_op == WH_WS_OP_TEXT && r->utf8 != WH__UTF8_ACCEPT) {
+            if (r->msg_op == WH_WS_OP_TEXT && r->utf8 != WH_UTF8_ACCEPT) {
                 *consumed = len;
                 return fail(r, ev, WH_WS_CLOSE_INVALID_DATA, "truncated UTF-8");
             }

@@ -9,20 +9,6 @@
 #include "loop/loop_internal.h"
 #include "wharf/ws.h"
 
-/* ---- UTF-8 (RFC 3629 §4 syntax: no overlongs, no surrogates, <= U+10FFFF) ---- */
-
-/* Incremental validator state; 0 = at a character boundary. */
-typedef uint32_t wh__utf8_state;
-#define WH__UTF8_ACCEPT 0u
-/* Feeds n bytes; false as soon as the bytes cannot be valid UTF-8 (fail fast,
- * even in the middle of a fragment). *st carries a split sequence over. */
-bool wh__utf8_feed(wh__utf8_state *st, const uint8_t *p, size_t n);
-/* True when the whole of p..p+n is valid UTF-8 ending on a character boundary. */
-bool wh__utf8_valid(const uint8_t *p, size_t n);
-/* Length of the longest prefix of p..p+n (at most max) that ends on a
- * character boundary of valid UTF-8 (used to truncate close reasons). */
-size_t wh__utf8_trim(const uint8_t *p, size_t n, size_t max);
-
 /* ---- frames (RFC 6455 §5) ---- */
 
 #define WH__WS_MAX_HEADER  14  /* 2 + 8 (64-bit length) + 4 (mask) */
@@ -89,7 +75,7 @@ typedef struct wh__ws_reader {
     /* message in progress (data frames) */
     bool in_msg;
     uint8_t msg_op;
-    wh__utf8_state utf8;
+    wh_utf8_state utf8;
     uint8_t *msg;
     size_t msg_len, msg_cap;
     /* control frame in progress */

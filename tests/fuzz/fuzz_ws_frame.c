@@ -48,7 +48,7 @@ static size_t run(const uint8_t *in, size_t size, bool client, size_t max, size_
         switch (t) {
         case WH__WS_EV_MESSAGE:
             if (ev.len > max) abort();
-            if (ev.opcode == WH_WS_OP_TEXT && !wh__utf8_valid(ev.data, ev.len)) abort();
+            if (ev.opcode == WH_WS_OP_TEXT && !wh_utf8_valid(ev.data, ev.len)) abort();
             if (ev.opcode != WH_WS_OP_TEXT && ev.opcode != WH_WS_OP_BINARY) abort();
             break;
         case WH__WS_EV_PING:
@@ -57,7 +57,7 @@ static size_t run(const uint8_t *in, size_t size, bool client, size_t max, size_
             break;
         case WH__WS_EV_CLOSE:
             if (ev.code != WH_WS_CLOSE_NO_STATUS && !wh__ws_close_code_ok(ev.code)) abort();
-            if (!wh__utf8_valid(ev.data, ev.len)) abort();
+            if (!wh_utf8_valid(ev.data, ev.len)) abort();
             break;
         case WH__WS_EV_ERROR:
             break;
@@ -82,13 +82,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size -= 2;
 
     /* UTF-8: a split must not change the verdict. */
-    bool whole = wh__utf8_valid(data, size);
+    bool whole = wh_utf8_valid(data, size);
     size_t cut = size ? chunk % (size + 1) : 0;
-    wh__utf8_state st = WH__UTF8_ACCEPT;
-    bool split = wh__utf8_feed(&st, data, cut) && wh__utf8_feed(&st, data + cut, size - cut) &&
-                 st == WH__UTF8_ACCEPT;
+    wh_utf8_state st = WH_UTF8_ACCEPT;
+    bool split = wh_utf8_feed(&st, data, cut) && wh_utf8_feed(&st, data + cut, size - cut) &&
+                 st == WH_UTF8_ACCEPT;
     if (whole != split) abort();
-    if (wh__utf8_trim(data, size, 123) > 123) abort();
+    if (wh_utf8_trim(data, size, 123) > 123) abort();
 
     static rec a[256], b[256];
     size_t na = run(data, size, client, max, 0, a, 256);

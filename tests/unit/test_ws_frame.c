@@ -402,7 +402,7 @@ TEST(close_payload_truncates_on_char_boundary)
     CHECK_EQ(len, 2 + 122);
     CHECK_EQ(out[0], 0x03);
     CHECK_EQ(out[1], 0xE9);
-    CHECK(wh__utf8_valid(out + 2, len - 2));
+    CHECK(wh_utf8_valid(out + 2, len - 2));
     CHECK_EQ(wh__ws_close_payload(out, 1000, NULL, 0), 2);
 }
 

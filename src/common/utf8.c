@@ -1,5 +1,6 @@
-/* Incremental UTF-8 validation for WebSocket text (RFC 6455 §8.1: a text
- * message that is not valid UTF-8 fails the connection with 1007).
+/* Incremental UTF-8 validation (wharf/common.h): WebSocket text (RFC 6455
+ * §8.1: a text message that is not valid UTF-8 fails the connection with
+ * 1007) and applications' form fields use this one.
  *
  * The accepted syntax is RFC 3629 §4 (UTF8-octets): it excludes overlong
  * forms (C0, C1, E0 80..9F, F0 80..8F), surrogates (ED A0..BF) and code points
@@ -9,7 +10,7 @@
  */
 #include <string.h>
 
-#include "ws/ws_internal.h"
+#include "wharf/common.h"
 
 /* state = need << 16 | lo << 8 | hi; need = continuation bytes still due. */
 #define ST(need, lo, hi) (((uint32_t)(need) << 16) | ((uint32_t)(lo) << 8) | (uint32_t)(hi))
@@ -41,8 +42,9 @@ static inline bool lead(uint8_t b, uint32_t *st)
     return true;
 }
 
-bool wh__utf8_feed(wh__utf8_state *state, const uint8_t *p, size_t n)
+bool wh_utf8_feed(wh_utf8_state *state, const void *data, size_t n)
 {
+    const uint8_t *p = data;
     uint32_t st = *state;
     size_t i = 0;
     while (i < n) {
@@ -71,20 +73,21 @@ bad:
     return false;
 }
 
-bool wh__utf8_valid(const uint8_t *p, size_t n)
+bool wh_utf8_valid(const void *p, size_t n)
 {
-    wh__utf8_state st = WH__UTF8_ACCEPT;
-    return wh__utf8_feed(&st, p, n) && st == WH__UTF8_ACCEPT;
+    wh_utf8_state st = WH_UTF8_ACCEPT;
+    return wh_utf8_feed(&st, p, n) && st == WH_UTF8_ACCEPT;
 }
 
-size_t wh__utf8_trim(const uint8_t *p, size_t n, size_t max)
+size_t wh_utf8_trim(const void *data, size_t n, size_t max)
 {
-    wh__utf8_state st = WH__UTF8_ACCEPT;
+    const uint8_t *p = data;
+    wh_utf8_state st = WH_UTF8_ACCEPT;
     size_t good = 0;
     if (n > max) n = max;
     for (size_t i = 0; i < n; i++) {
-        if (!wh__utf8_feed(&st, p + i, 1)) break;
-        if (st == WH__UTF8_ACCEPT) good = i + 1;
+        if (!wh_utf8_feed(&st, p + i, 1)) break;
+        if (st == WH_UTF8_ACCEPT) good = i + 1;
     }
     return good;
 }

@@ -1,8 +1,9 @@
-/* Incremental UTF-8 validation (RFC 3629 §4) as WebSocket text needs it:
+/* The one UTF-8 validator (wharf/common.h, RFC 3629 §4), as WebSocket text
+ * and form fields need it:
  * valid/invalid tables, each also fed split at every byte. */
 #include "test.h"
 
-#include "ws/ws_internal.h"
+#include "wharf/common.h"
 
 static const char *valid[] = {
     "",
@@ -52,19 +53,19 @@ TEST(valid_table)
     for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++) {
         const uint8_t *p = (const uint8_t *)valid[i];
         size_t n = strlen(valid[i]);
-        CHECK(wh__utf8_valid(p, n));
+        CHECK(wh_utf8_valid(p, n));
         /* every split point, as if the message came in two fragments */
         for (size_t cut = 0; cut <= n; cut++) {
-            wh__utf8_state st = WH__UTF8_ACCEPT;
-            CHECK(wh__utf8_feed(&st, p, cut));
-            CHECK(wh__utf8_feed(&st, p + cut, n - cut));
-            CHECK(st == WH__UTF8_ACCEPT);
+            wh_utf8_state st = WH_UTF8_ACCEPT;
+            CHECK(wh_utf8_feed(&st, p, cut));
+            CHECK(wh_utf8_feed(&st, p + cut, n - cut));
+            CHECK(st == WH_UTF8_ACCEPT);
         }
         /* byte by byte */
-        wh__utf8_state st = WH__UTF8_ACCEPT;
+        wh_utf8_state st = WH_UTF8_ACCEPT;
         for (size_t k = 0; k < n; k++)
-            CHECK(wh__utf8_feed(&st, p + k, 1));
-        CHECK(st == WH__UTF8_ACCEPT);
+            CHECK(wh_utf8_feed(&st, p + k, 1));
+        CHECK(st == WH_UTF8_ACCEPT);
     }
 }
 
@@ -73,11 +74,11 @@ TEST(invalid_table)
     for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
         const uint8_t *p = (const uint8_t *)invalid[i];
         size_t n = strlen(invalid[i]);
-        CHECK(!wh__utf8_valid(p, n));
+        CHECK(!wh_utf8_valid(p, n));
         for (size_t cut = 0; cut <= n; cut++) {
-            wh__utf8_state st = WH__UTF8_ACCEPT;
-            bool ok = wh__utf8_feed(&st, p, cut) && wh__utf8_feed(&st, p + cut, n - cut) &&
-                      st == WH__UTF8_ACCEPT;
+            wh_utf8_state st = WH_UTF8_ACCEPT;
+            bool ok = wh_utf8_feed(&st, p, cut) && wh_utf8_feed(&st, p + cut, n - cut) &&
+                      st == WH_UTF8_ACCEPT;
             CHECK(!ok);
         }
     }
@@ -86,16 +87,16 @@ TEST(invalid_table)
 TEST(fail_fast)
 {
     /* An invalid prefix is reported before the rest arrives. */
-    wh__utf8_state st = WH__UTF8_ACCEPT;
-    CHECK(!wh__utf8_feed(&st, (const uint8_t *)"ab\xed\xa0", 4));
+    wh_utf8_state st = WH_UTF8_ACCEPT;
+    CHECK(!wh_utf8_feed(&st, (const uint8_t *)"ab\xed\xa0", 4));
     /* ... and stays invalid. */
-    CHECK(!wh__utf8_feed(&st, (const uint8_t *)"a", 1));
+    CHECK(!wh_utf8_feed(&st, (const uint8_t *)"a", 1));
     /* A valid but incomplete prefix is not an error yet. */
-    st = WH__UTF8_ACCEPT;
-    CHECK(wh__utf8_feed(&st, (const uint8_t *)"ab\xf0\x9f", 4));
-    CHECK(st != WH__UTF8_ACCEPT);
-    CHECK(wh__utf8_feed(&st, (const uint8_t *)"\x98\x80", 2));
-    CHECK(st == WH__UTF8_ACCEPT);
+    st = WH_UTF8_ACCEPT;
+    CHECK(wh_utf8_feed(&st, (const uint8_t *)"ab\xf0\x9f", 4));
+    CHECK(st != WH_UTF8_ACCEPT);
+    CHECK(wh_utf8_feed(&st, (const uint8_t *)"\x98\x80", 2));
+    CHECK(st == WH_UTF8_ACCEPT);
 }
 
 TEST(every_code_point)
@@ -124,17 +125,17 @@ TEST(every_code_point)
             n = 4;
         }
         bool surrogate = cp >= 0xD800 && cp <= 0xDFFF;
-        CHECK(wh__utf8_valid(b, n) == !surrogate);
+        CHECK(wh_utf8_valid(b, n) == !surrogate);
     }
 }
 
 TEST(trim)
 {
     const uint8_t *s = (const uint8_t *)"ab\xc3\xa9";
-    CHECK_EQ(wh__utf8_trim(s, 4, 10), 4);
-    CHECK_EQ(wh__utf8_trim(s, 4, 3), 2);
-    CHECK_EQ(wh__utf8_trim(s, 4, 2), 2);
-    CHECK_EQ(wh__utf8_trim((const uint8_t *)"a\xff", 2, 10), 1);
+    CHECK_EQ(wh_utf8_trim(s, 4, 10), 4);
+    CHECK_EQ(wh_utf8_trim(s, 4, 3), 2);
+    CHECK_EQ(wh_utf8_trim(s, 4, 2), 2);
+    CHECK_EQ(wh_utf8_trim((const uint8_t *)"a\xff", 2, 10), 1);
 }
 
 WH_TEST_MAIN()
