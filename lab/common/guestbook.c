@@ -1,7 +1,7 @@
 /* The guestbook with BLOCKING Redis access (hiredis synchronous API).
  *
- * Keys, entry encoding and page come from src/apps/common/guestbook_page.h,
- * so the lab and wharfd (which talks to Redis asynchronously) share one
+ * The data model comes from src/apps/common/guestbook_redis.h and the page
+ * from guestbook_page.h, so the lab and wharfd (which talks to Redis asynchronously) share one
  * guestbook. Each model gives every process/thread its own lab_redis: a
  * redisContext is not thread-safe, and a forked child must not reuse its
  * parent's socket.
@@ -12,6 +12,7 @@
 #include "wharf/http_parse.h"
 
 #include "apps/common/guestbook_page.h"
+#include "apps/common/guestbook_redis.h"
 
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
@@ -80,19 +81,11 @@ static void show(lab_redis *redis, lab_resp *out, const char **ctype)
         error_page(out, 500, "Unexpected reply from the database.", ctype);
         return;
     }
-    size_t n = rep[1]->elements;
-    const char *items[WH_GB_PAGE_ENTRIES];
-    size_t lens[WH_GB_PAGE_ENTRIES];
-    size_t k = 0;
-    for (size_t i = 0; i < n && k < WH_GB_PAGE_ENTRIES; i++) {
-        redisReply *e = rep[1]->element[i];
-        if (e->type != REDIS_REPLY_STRING) continue;
-        items[k] = e->str;
-        lens[k++] = e->len;
-    }
+    wh_gb_entry entries[WH_GB_PAGE_ENTRIES];
+    size_t k = wh_gb_redis_entries(rep[1], entries, WH_GB_PAGE_ENTRIES);
     wh_gb_buf b;
     wh_gb_buf_init(&b);
-    wh_gb_render_page_encoded(&b, items, lens, k, (uint64_t)rep[0]->integer);
+    wh_gb_render_page(&b, entries, k, (uint64_t)rep[0]->integer, NULL);
     freeReplyObject(rep[0]);
     freeReplyObject(rep[1]);
     if (b.oom) {
@@ -119,29 +112,17 @@ static void post(const wh_http_parsed *req, const char *body, size_t body_len, l
         error_page(out, wh_gb_form_status(rc), wh_gb_form_strerror(rc), ctype);
         return;
     }
-    wh_gb_buf enc;
-    wh_gb_buf_init(&enc);
-    wh_gb_entry_encode(&enc, (int64_t)time(NULL), form.name, form.name_len, form.message,
-                       form.message_len);
-    if (enc.oom) {
-        wh_gb_buf_free(&enc);
-        error_page(out, 500, "Out of memory.", ctype);
-        return;
-    }
-    wh_gb_cmd cmds[2];
-    wh_gb_cmd_add(&cmds[0], enc.data, enc.len);
-    wh_gb_cmd_trim(&cmds[1]);
-    redisReply *rep[2];
-    int err = pipeline(redis, cmds, 2, rep);
-    wh_gb_buf_free(&enc);
-    if (err < 0) {
+    wh_gb_cmd cmd;
+    wh_gb_cmd_add(&cmd, (int64_t)time(NULL), form.name, form.name_len, form.message,
+                  form.message_len);
+    redisReply *rep;
+    if (pipeline(redis, &cmd, 1, &rep) < 0) {
         error_page(out, 503, "The guestbook's database is not reachable.", ctype);
         return;
     }
-    /* The entry is stored once LPUSH answered with the new length. */
-    bool ok = rep[0]->type == REDIS_REPLY_INTEGER;
-    freeReplyObject(rep[0]);
-    freeReplyObject(rep[1]);
+    /* The entry is stored once XADD answered with its ID. */
+    bool ok = rep->type == REDIS_REPLY_STRING;
+    freeReplyObject(rep);
     if (!ok) {
         error_page(out, 500, "The database refused the entry.", ctype);
         return;

@@ -74,9 +74,12 @@ async function main() {
     const v4 = Number(await page.locator('#gb-visitors').textContent());
     check(v4 === v3 + 1, `coming back to the guestbook counts (${v4})`);
 
-    const stored = execFileSync('redis-cli', ['-p', String(redisPort), 'LINDEX',
-      'guestbook:entries', '0']).toString();
-    check(stored.includes(stamp) && JSON.parse(stored).name === name, 'the entry is in Redis');
+    // The newest stream entry: its ID, then field and value lines.
+    const lines = execFileSync('redis-cli', ['-p', String(redisPort), 'XREVRANGE',
+      'guestbook:stream', '+', '-', 'COUNT', '1']).toString().split('\n');
+    const fields = {};
+    for (let i = 1; i + 1 < lines.length; i += 2) fields[lines[i]] = lines[i + 1];
+    check(fields.msg && fields.msg.includes(stamp) && fields.name === name, 'the entry is in Redis');
 
     // Limits: lift the browser's maxlength and send a 65-byte name.
     await page.evaluate(() => document.querySelector('#gb-name').removeAttribute('maxlength'));

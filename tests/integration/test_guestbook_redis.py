@@ -9,6 +9,7 @@ lab shares (an entry written straight into Redis shows on the page).
 import concurrent.futures
 import json
 import sys
+import time
 
 import gbutil
 from gbutil import Checker, Redis, Wharfd, page, post, shown_messages, visitors
@@ -37,15 +38,16 @@ def main():
         st, _, text = page(w.port)
         check(len(shown_messages(text)) == 100, "page shows the newest 100 entries")
 
-        # Shared data model: an entry pushed by another program (the lab's
-        # blocking guestbook) appears; a foreign, undecodable item is skipped.
-        redis.cmd("LPUSH", "guestbook:entries", "garbage that is not JSON")
-        redis.cmd("LPUSH", "guestbook:entries",
-                  json.dumps({"t": 1700000000, "name": "lab", "msg": "from the lab <3"}))
+        # Shared data model: an entry added by another program (the lab's
+        # blocking guestbook) appears; a foreign entry without a message is
+        # skipped.
+        redis.cmd("XADD", "guestbook:stream", "*", "note", "garbage without a msg field")
+        redis.cmd("XADD", "guestbook:stream", "*", "t", "1700000000", "name", "lab",
+                  "msg", "from the lab <3")
         st, _, text = page(w.port)
         check(shown_messages(text)[0] == "from the lab <3", "entry written by another client shows")
-        check("garbage that is not JSON" not in text, "undecodable items are skipped")
-        check(st == 200, "page still 200 with a foreign item in the list")
+        check("garbage without a msg field" not in text, "entries without a message are skipped")
+        check(st == 200, "page still 200 with a foreign entry in the stream")
 
         # A wrong type under the key (Redis answers an error): 503, not a crash.
         redis.cmd("SET", "guestbook:visitors", "not a number")
@@ -69,6 +71,31 @@ def main():
         st, _, b = gbutil.http(w2.port, "GET", "/index.html")
         check(st == 200 and b == b"<p>index</p>\n", "static files still served")
     check(w2.clean_exit(), "that wharfd exits cleanly too")
+    # Upgrade from the version that kept JSON in the list guestbook:entries:
+    # the entries are moved into the stream when wharfd connects, shown in
+    # their order, and the list's items are kept under another key.
+    with Redis() as redis:
+        old = [json.dumps({"t": 1700000002, "name": "B\u00e9a", "msg": "second \"quoted\" <i>"}),
+               "garbage that is not JSON",
+               json.dumps({"t": 1700000001, "name": "Al", "msg": "first"})]
+        for item in reversed(old):
+            redis.cmd("LPUSH", "guestbook:entries", item)
+        with Wharfd(["--redis", "127.0.0.1:%d" % redis.port], threads=2) as w3:
+            st, _, text = page(w3.port)
+            for _ in range(50):  # the first view may race the connection coming up
+                if st == 200:
+                    break
+                time.sleep(0.1)
+                st, _, text = page(w3.port)
+            check(shown_messages(text) == ['second "quoted" <i>', "first"],
+                  "entries of the old list shown, newest first (%s)" % shown_messages(text))
+            check('<bdi class="name">B\u00e9a</bdi>' in text, "their names decoded")
+            check("moved 2 entries of the old list" in w3.log_text(), "the move is logged")
+            check(redis.cmd("EXISTS", "guestbook:entries") == 0, "the old list is gone")
+            check(redis.cmd("LRANGE", "guestbook:entries:migrated", 0, -1) == old,
+                  "its items are kept, unparseable ones included")
+            check(len(redis.entries()) == 2, "moved once, not once per thread")
+        check(w3.clean_exit(), "that wharfd exits cleanly too")
     return check.done()
 
 

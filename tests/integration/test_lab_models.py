@@ -7,7 +7,7 @@ and a real redis-server (started here, stopped by PID). Checked per server:
 static files byte for byte (text and binary, GET and HEAD, index.html for
 directories), 404, 400, keep-alive and pipelining exactly as the model
 promises (lab-iterative closes after every response; every other model keeps
-the connection), the guestbook (POST then GET, data visible in Redis under
+the connection), the guestbook (POST then GET, data visible in Redis in
 the shared keys; 503 with Redis down while static files still work), 20
 parallel clients, no zombie children, and a clean exit on SIGTERM.
 
@@ -297,9 +297,9 @@ def suite(name, keepalive, port, files, redis_port, redis_cli):
     st, h, body = request(port, "/guestbook")
     esc = msg.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     check(st == 200 and esc.encode() in body, f"GET /guestbook shows the entry (status {st})")
-    stored = subprocess.run(redis_cli + ["LRANGE", "guestbook:entries", "0", "0"],
+    stored = subprocess.run(redis_cli + ["XREVRANGE", "guestbook:stream", "+", "-", "COUNT", "1"],
                             capture_output=True, text=True, timeout=10).stdout
-    check(msg in stored, f"entry stored under guestbook:entries (got {stored[:80]!r})")
+    check(msg in stored, f"entry stored in the stream guestbook:stream (got {stored[:80]!r})")
     st, _, _ = request(port, "/guestbook", "POST",
                        b"message=" + (b"&token=" + tok.group(1) if tok else b""),
                        {"Content-Type": "application/x-www-form-urlencoded"})

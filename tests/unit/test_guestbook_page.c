@@ -1,11 +1,15 @@
-/* Unit tests for the guestbook's pure parts (src/apps/common/guestbook_page.c):
- * form parsing, UTF-8 checks, HTML escaping, rendering, entry encoding. */
+/* Unit tests for the guestbook's pure parts (src/apps/common): form parsing
+ * and checks (guestbook_form.c), HTML escaping and the page in parts
+ * (guestbook_page.c), the Redis commands (guestbook_redis.c) and the shared
+ * entries part (guestbook_cache.c). */
 #include "test.h"
 #include "wharf/http_data.h"
 
 #include <errno.h>
 
+#include "apps/common/guestbook_cache.h"
 #include "apps/common/guestbook_page.h"
+#include "apps/common/guestbook_redis.h"
 
 static int parse(const char *body, wh_gb_form *f)
 {
@@ -157,17 +161,17 @@ TEST(content_type)
 
 TEST(utf8)
 {
-    CHECK(wh_gb_utf8_valid("", 0));
-    CHECK(wh_gb_utf8_valid("plain", 5));
-    CHECK(wh_gb_utf8_valid("\xF0\x9F\x98\x80", 4)); /* U+1F600 */
-    CHECK(wh_gb_utf8_valid("\xF4\x8F\xBF\xBF", 4)); /* U+10FFFF */
-    CHECK(wh_gb_utf8_valid("\xEF\xBF\xBF", 3));
-    CHECK(!wh_gb_utf8_valid("\xE0\x80\x80", 3)); /* overlong */
-    CHECK(!wh_gb_utf8_valid("\xF0\x80\x80\x80", 4));
-    CHECK(!wh_gb_utf8_valid("\x80", 1));
-    CHECK(!wh_gb_utf8_valid("\xC2", 1));
-    CHECK(!wh_gb_utf8_valid("\xE2\x82", 2));
-    CHECK(!wh_gb_utf8_valid("\xC2\x41", 2));
+    CHECK(wh_utf8_valid("", 0));
+    CHECK(wh_utf8_valid("plain", 5));
+    CHECK(wh_utf8_valid("\xF0\x9F\x98\x80", 4)); /* U+1F600 */
+    CHECK(wh_utf8_valid("\xF4\x8F\xBF\xBF", 4)); /* U+10FFFF */
+    CHECK(wh_utf8_valid("\xEF\xBF\xBF", 3));
+    CHECK(!wh_utf8_valid("\xE0\x80\x80", 3)); /* overlong */
+    CHECK(!wh_utf8_valid("\xF0\x80\x80\x80", 4));
+    CHECK(!wh_utf8_valid("\x80", 1));
+    CHECK(!wh_utf8_valid("\xC2", 1));
+    CHECK(!wh_utf8_valid("\xE2\x82", 2));
+    CHECK(!wh_utf8_valid("\xC2\x41", 2));
 }
 
 TEST(html_escape)
@@ -216,14 +220,12 @@ TEST(render_isolates_user_text)
                      .msg_len = 7};
     wh_gb_buf b;
     wh_gb_buf_init(&b);
-    CHECK_EQ(wh_gb_render_page(&b, &e, 1, 1), 0);
+    CHECK_EQ(wh_gb_render_page(&b, &e, 1, 1, NULL), 0);
     CHECK(strstr(b.data, "<bdi class=\"name\">RL</bdi>"));
     CHECK(strstr(b.data, "<bdi class=\"msg\">m&lt;b&gt;</bdi>"));
     CHECK(!strstr(b.data, "name=\"token\""));
     wh_gb_buf_reset(&b);
-    const char *item = "{\"t\":1,\"name\":\"n\",\"msg\":\"m\"}";
-    size_t len = strlen(item);
-    CHECK_EQ(wh_gb_render_page_token(&b, &item, &len, 1, 1, "abc\"def"), 0);
+    CHECK_EQ(wh_gb_render_page(&b, &e, 1, 1, "abc\"def"), 0);
     CHECK(strstr(b.data, "<input type=\"hidden\" name=\"token\" value=\"abc&quot;def\">"));
     wh_gb_buf_free(&b);
 }
@@ -260,7 +262,7 @@ TEST(render_page_escapes_and_orders)
     };
     wh_gb_buf b;
     wh_gb_buf_init(&b);
-    CHECK_EQ(wh_gb_render_page(&b, e, 2, 42), 0);
+    CHECK_EQ(wh_gb_render_page(&b, e, 2, 42, NULL), 0);
     CHECK(strstr(b.data, "<!DOCTYPE html>") == b.data);
     CHECK(strstr(b.data, "<span id=\"gb-visitors\">42</span>"));
     CHECK(strstr(b.data, "<form id=\"gb-form\" method=\"post\" action=\"/guestbook\">"));
@@ -271,15 +273,14 @@ TEST(render_page_escapes_and_orders)
     CHECK(strstr(b.data, "&lt;script&gt;") < strstr(b.data, "first")); /* order kept */
     CHECK(!strstr(b.data, "gb-empty"));
     wh_gb_buf_reset(&b);
-    CHECK_EQ(wh_gb_render_page(&b, NULL, 0, 1), 0);
+    CHECK_EQ(wh_gb_render_page(&b, NULL, 0, 1, NULL), 0);
     CHECK(strstr(b.data, "gb-empty"));
     wh_gb_buf_free(&b);
 }
 
 TEST(render_dates)
 {
-    /* The page formats UTC dates itself (no gmtime/strftime): check leap
-     * days, century rules and the ends of the range. */
+    /* UTC dates: leap days, century rules and the ends of the range. */
     struct {
         int64_t t;
         const char *want;
@@ -298,7 +299,7 @@ TEST(render_dates)
         wh_gb_entry e = {
             .time_s = cases[i].t, .name = "n", .name_len = 1, .msg = "m", .msg_len = 1};
         wh_gb_buf_reset(&b);
-        CHECK_EQ(wh_gb_render_page(&b, &e, 1, 1), 0);
+        CHECK_EQ(wh_gb_render_page(&b, &e, 1, 1, NULL), 0);
         if (!strstr(b.data, cases[i].want))
             fprintf(stderr, "date case %zu: want %s\n", i, cases[i].want);
         CHECK(strstr(b.data, cases[i].want));
@@ -306,7 +307,7 @@ TEST(render_dates)
     /* out of range: no <time> at all */
     wh_gb_entry e = {.time_s = 253402300800, .name = "n", .name_len = 1, .msg = "m", .msg_len = 1};
     wh_gb_buf_reset(&b);
-    CHECK_EQ(wh_gb_render_page(&b, &e, 1, 1), 0);
+    CHECK_EQ(wh_gb_render_page(&b, &e, 1, 1, NULL), 0);
     CHECK(!strstr(b.data, "<time"));
     wh_gb_buf_free(&b);
 }
@@ -322,77 +323,30 @@ TEST(render_error)
     wh_gb_buf_free(&b);
 }
 
-TEST(entry_roundtrip)
+TEST(page_in_parts_is_the_page)
 {
-    const char name[] = "Q\"uo\\te";
-    const char msg[] = "line1\nline2\t\x01 \xE6\x97\xA5 </script>";
-    wh_gb_buf b;
-    wh_gb_buf_init(&b);
-    CHECK_EQ(wh_gb_entry_encode(&b, 1234567890, name, sizeof(name) - 1, msg, sizeof(msg) - 1), 0);
-    CHECK(!strcmp(b.data, "{\"t\":1234567890,\"name\":\"Q\\\"uo\\\\te\",\"msg\":\"line1\\nline2\\t"
-                          "\\u0001 \xE6\x97\xA5 </script>\"}"));
-    char scratch[256];
-    wh_gb_entry e;
-    CHECK_EQ(wh_gb_entry_decode(b.data, b.len, &e, scratch, sizeof(scratch)), 0);
-    CHECK_EQ(e.time_s, 1234567890);
-    CHECK_EQ(e.name_len, sizeof(name) - 1);
-    CHECK(!memcmp(e.name, name, e.name_len));
-    CHECK_EQ(e.msg_len, sizeof(msg) - 1);
-    CHECK(!memcmp(e.msg, msg, e.msg_len));
-    /* scratch exactly len bytes is enough */
-    CHECK_EQ(wh_gb_entry_decode(b.data, b.len, &e, scratch, b.len), 0);
-    CHECK_EQ(wh_gb_entry_decode(b.data, b.len, &e, scratch, b.len - 1), -ENOSPC);
-    wh_gb_buf_free(&b);
-}
-
-TEST(entry_decode_variants)
-{
-    char scratch[256];
-    wh_gb_entry e;
-    const char *s = " { \"msg\" : \"\\u00e9\\ud83d\\ude00\\/\" , \"extra\": [1], \"t\":5 } ";
-    CHECK_EQ(wh_gb_entry_decode(s, strlen(s), &e, scratch, sizeof(scratch)), -EINVAL);
-    s = " { \"msg\" : \"\\u00e9\\ud83d\\ude00\\/\" , \"extra\": null, \"t\":5 } ";
-    CHECK_EQ(wh_gb_entry_decode(s, strlen(s), &e, scratch, sizeof(scratch)), 0);
-    CHECK_EQ(e.time_s, 5);
-    CHECK_EQ(e.msg_len, 2 + 4 + 1);
-    CHECK(!memcmp(e.msg, "\xC3\xA9\xF0\x9F\x98\x80/", 7));
-    CHECK(!memcmp(e.name, WH_GB_DEFAULT_NAME, e.name_len));
-    const char *bad[] = {"",
-                         "{}",
-                         "{\"name\":\"x\"}",
-                         "{\"msg\":\"x\"",
-                         "{\"msg\":\"x\"}x",
-                         "{\"msg\":\"\\ud800\"}",
-                         "{\"msg\":\"\\udc00\"}",
-                         "{\"msg\":\"a\nb\"}",
-                         "{\"msg\":\"\\q\"}",
-                         "[\"msg\"]",
-                         "{\"msg\":x}",
-                         "{\"msg\":\"x\",}",
-                         "{\"t\":\"1\",\"msg\":\"x\"}"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        CHECK_EQ(wh_gb_entry_decode(bad[i], strlen(bad[i]), &e, scratch, sizeof(scratch)), -EINVAL);
-}
-
-TEST(render_encoded_skips_garbage)
-{
-    wh_gb_buf enc;
-    wh_gb_buf_init(&enc);
-    wh_gb_entry_encode(&enc, 0, "N", 1, "<i>hello</i>", 12);
-    const char *items[3] = {"not json", enc.data, "{\"msg\":\"second\"}"};
-    size_t lens[3] = {8, enc.len, strlen(items[2])};
-    wh_gb_buf b;
-    wh_gb_buf_init(&b);
-    CHECK_EQ(wh_gb_render_page_encoded(&b, items, lens, 3, 7), 0);
-    CHECK(strstr(b.data, "&lt;i&gt;hello&lt;/i&gt;"));
-    CHECK(strstr(b.data, "second"));
-    CHECK(!strstr(b.data, "not json"));
-    size_t count = 0;
-    for (const char *p = b.data; (p = strstr(p, "class=\"entry\"")); p++)
-        count++;
-    CHECK_EQ(count, 2);
-    wh_gb_buf_free(&b);
-    wh_gb_buf_free(&enc);
+    /* top + entries + end, as wharfd sends them by reference, is the page. */
+    wh_gb_entry e[2] = {
+        {.id = "2",
+         .id_len = 1,
+         .time_s = 1700000000,
+         .name = "a",
+         .name_len = 1,
+         .msg = "x\"y",
+         .msg_len = 3},
+        {.id = "1", .id_len = 1, .name = "b", .name_len = 1, .msg = "z", .msg_len = 1}};
+    wh_gb_buf whole, parts;
+    wh_gb_buf_init(&whole);
+    wh_gb_buf_init(&parts);
+    CHECK_EQ(wh_gb_render_page(&whole, e, 2, 9, "tok"), 0);
+    CHECK_EQ(wh_gb_render_top(&parts, 9, "tok"), 0);
+    CHECK(!strstr(parts.data, "gb-entries")); /* the top has no entries */
+    CHECK_EQ(wh_gb_render_entries(&parts, e, 2), 0);
+    CHECK_EQ(wh_gb_buf_puts(&parts, WH_GB_PAGE_END), 0);
+    CHECK_EQ(parts.len, whole.len);
+    CHECK(!memcmp(parts.data, whole.data, whole.len));
+    wh_gb_buf_free(&whole);
+    wh_gb_buf_free(&parts);
 }
 
 TEST(redis_commands)
@@ -402,13 +356,66 @@ TEST(redis_commands)
     CHECK_EQ(c.argc, 2);
     CHECK(!strcmp(c.argv[0], "INCR") && !strcmp(c.argv[1], "guestbook:visitors"));
     wh_gb_cmd_list(&c);
-    CHECK_EQ(c.argc, 4);
-    CHECK(!strcmp(c.argv[0], "LRANGE") && !strcmp(c.argv[3], "99"));
-    CHECK_EQ(c.argvlen[1], strlen("guestbook:entries"));
-    wh_gb_cmd_add(&c, "abc", 3);
-    CHECK(!strcmp(c.argv[0], "LPUSH") && c.argvlen[2] == 3);
-    wh_gb_cmd_trim(&c);
-    CHECK(!strcmp(c.argv[0], "LTRIM") && !strcmp(c.argv[3], "999"));
+    CHECK_EQ(c.argc, 6);
+    CHECK(!strcmp(c.argv[0], "XREVRANGE") && !strcmp(c.argv[1], "guestbook:stream"));
+    CHECK(!strcmp(c.argv[4], "COUNT") && !strcmp(c.argv[5], "100"));
+    wh_gb_cmd_add(&c, 1700000000, "n\0x", 3, "msg", 3);
+    CHECK_EQ(c.argc, 11);
+    CHECK(!strcmp(c.argv[0], "XADD") && !strcmp(c.argv[3], "1000") && !strcmp(c.argv[4], "*"));
+    CHECK(!strcmp(c.argv[5], "t") && c.argvlen[6] == 10 && !memcmp(c.argv[6], "1700000000", 10));
+    CHECK(!strcmp(c.argv[7], "name") && c.argvlen[8] == 3 && !memcmp(c.argv[8], "n\0x", 3));
+    CHECK(!strcmp(c.argv[9], "msg") && c.argvlen[10] == 3);
+    wh_gb_cmd_migrate(&c);
+    CHECK(!strcmp(c.argv[0], "EVAL") && !strcmp(c.argv[2], "3"));
+    CHECK(!strcmp(c.argv[3], "guestbook:entries") && !strcmp(c.argv[4], "guestbook:stream"));
+    CHECK(!strcmp(c.argv[5], "guestbook:entries:migrated"));
+}
+
+/* The shared entries part: rendered once per list of IDs, kept alive by
+ * every response that still sends it. */
+TEST(cache_renders_once_per_change)
+{
+    wh_gb_entry e[2] = {
+        {.id = "5-0", .id_len = 3, .name = "a", .name_len = 1, .msg = "one", .msg_len = 3},
+        {.id = "4-0", .id_len = 3, .name = "b", .name_len = 1, .msg = "two", .msg_len = 3}};
+    wh_gb_cache c;
+    wh_gb_cache_init(&c);
+    wh_gb_block *b1 = wh_gb_cache_get(&c, e, 2);
+    wh_gb_block *b2 = wh_gb_cache_get(&c, e, 2);
+    CHECK(b1 && b1 == b2);
+    CHECK_EQ(c.renders, 1);
+    size_t len;
+    const char *html = wh_gb_block_data(b1, &len);
+    wh_gb_buf want;
+    wh_gb_buf_init(&want);
+    wh_gb_render_entries(&want, e, 2);
+    CHECK(len == want.len && !memcmp(html, want.data, len));
+    /* A new entry on top: a new rendering; the old block lives on for its
+     * two senders. */
+    wh_gb_entry e3[3] = {
+        {.id = "6-0", .id_len = 3, .name = "c", .name_len = 1, .msg = "three", .msg_len = 5},
+        e[0],
+        e[1]};
+    wh_gb_block *b3 = wh_gb_cache_get(&c, e3, 3);
+    CHECK(b3 && b3 != b1);
+    CHECK_EQ(c.renders, 2);
+    CHECK(!memcmp(wh_gb_block_data(b1, &len), want.data, want.len)); /* still intact */
+    wh_gb_block_release(b1);
+    wh_gb_block_release(b2); /* the old block is freed here (ASan: no leak, no reuse) */
+    /* Fewer entries (one deleted), or the same count with another ID: new. */
+    wh_gb_block *b5 = wh_gb_cache_get(&c, e3, 2);
+    CHECK(b5 != NULL && b5 != b3);
+    CHECK_EQ(c.renders, 3);
+    wh_gb_block_release(b5);
+    wh_gb_entry other[2] = {e3[0], e[1]};
+    wh_gb_block *b4 = wh_gb_cache_get(&c, other, 2);
+    CHECK_EQ(c.renders, 4);
+    wh_gb_block_release(b3);
+    wh_gb_cache_free(&c);
+    /* The cache let go; a sender still holds b4. */
+    CHECK(strstr(wh_gb_block_data(b4, &len), "three") != NULL);
+    wh_gb_block_release(b4);
+    wh_gb_buf_free(&want);
 }
 
 WH_TEST_MAIN()

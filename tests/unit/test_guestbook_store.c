@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 
 #include "apps/common/guestbook_store.h"
 
@@ -24,15 +25,13 @@ static void on_view(int err, const wh_gb_view *v, void *arg)
     r->err = err;
     r->visitors = v->visitors;
     r->n = v->n;
-    r->all_decoded = true;
+    r->all_decoded = true; /* every entry has an ID, newer ones larger */
     for (size_t i = 0; i < v->n; i++) {
-        wh_gb_entry e;
-        char scratch[4096];
-        if (wh_gb_entry_decode(v->items[i], v->lens[i], &e, scratch, sizeof(scratch)) < 0) {
+        const wh_gb_entry *e = &v->entries[i];
+        if (!e->id_len ||
+            (i && strtoull(e->id, NULL, 10) >= strtoull(v->entries[i - 1].id, NULL, 10)))
             r->all_decoded = false;
-            continue;
-        }
-        snprintf(r->names[i], sizeof(r->names[i]), "%.*s", (int)e.name_len, e.name);
+        snprintf(r->names[i], sizeof(r->names[i]), "%.*s", (int)e->name_len, e->name);
     }
 }
 

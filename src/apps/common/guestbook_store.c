@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,10 +12,12 @@
 
 enum store_kind { STORE_EMBEDDED = 1, STORE_REDIS = 2 };
 
-/* An immutable encoded entry shared by the ring and by views in progress. */
+/* An immutable entry shared by the ring and by views in progress: e points
+ * into id[] and data[] (name, then message). */
 struct emb_item {
     atomic_uint ref;
-    size_t len;
+    wh_gb_entry e;
+    char id[24];
     char data[];
 };
 
@@ -24,12 +27,19 @@ struct wh_gb_store {
     pthread_mutex_t mu;
     struct emb_item **ring; /* ring[(newest - i) mod keep] is the i-th newest */
     size_t keep, count, newest;
+    uint64_t seq; /* the newest entry's ID */
     atomic_uint_fast64_t visitors;
     /* redis */
     char *host;
     int port;
     wh_redis_opts ropts;
+    void (*user_state)(wh_redis *rc, bool up, int err, void *ud);
+    void *user_state_ud;
+    void (*on_migrate)(int err, long moved, void *ud);
+    void *migrate_ud;
 };
+
+static void redis_state(wh_redis *rc, bool up, int err, void *ud);
 
 static void item_unref(struct emb_item *it)
 {
@@ -70,8 +80,19 @@ int wh_gb_store_new_redis(wh_gb_store **out, const char *host, int port, const w
         s->ropts = *opts;
     else
         wh_redis_opts_init(&s->ropts);
+    /* Ours first (the migration), then the caller's. */
+    s->user_state = s->ropts.on_state;
+    s->user_state_ud = s->ropts.state_ud;
+    s->ropts.on_state = redis_state;
+    s->ropts.state_ud = s;
     *out = s;
     return 0;
+}
+
+void wh_gb_store_on_migrate(wh_gb_store *s, void (*cb)(int err, long moved, void *ud), void *ud)
+{
+    s->on_migrate = cb;
+    s->migrate_ud = ud;
 }
 
 void wh_gb_store_free(wh_gb_store *s)
@@ -117,8 +138,7 @@ long wh_gb_store_count(wh_gb_store *s)
 static int emb_view(wh_gb_store *s, bool count, wh_gb_view_cb cb, void *arg)
 {
     struct emb_item *taken[WH_GB_PAGE_ENTRIES];
-    const char *items[WH_GB_PAGE_ENTRIES];
-    size_t lens[WH_GB_PAGE_ENTRIES];
+    wh_gb_entry entries[WH_GB_PAGE_ENTRIES];
     uint64_t visitors =
         count ? atomic_fetch_add(&s->visitors, 1) + 1 : (uint64_t)atomic_load(&s->visitors);
     pthread_mutex_lock(&s->mu);
@@ -129,11 +149,9 @@ static int emb_view(wh_gb_store *s, bool count, wh_gb_view_cb cb, void *arg)
         atomic_fetch_add_explicit(&taken[i]->ref, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&s->mu);
-    for (size_t i = 0; i < n; i++) {
-        items[i] = taken[i]->data;
-        lens[i] = taken[i]->len;
-    }
-    wh_gb_view v = {.items = items, .lens = lens, .n = n, .visitors = visitors};
+    for (size_t i = 0; i < n; i++)
+        entries[i] = taken[i]->e;
+    wh_gb_view v = {.entries = entries, .n = n, .visitors = visitors};
     cb(0, &v, arg);
     for (size_t i = 0; i < n; i++)
         item_unref(taken[i]);
@@ -143,24 +161,20 @@ static int emb_view(wh_gb_store *s, bool count, wh_gb_view_cb cb, void *arg)
 static int emb_add(wh_gb_store *s, int64_t t, const char *name, size_t nl, const char *msg,
                    size_t ml, wh_gb_add_cb cb, void *arg)
 {
-    char tmp[4096];
-    wh_gb_buf b;
-    wh_gb_buf_init_on(&b, tmp, sizeof(tmp));
-    if (wh_gb_entry_encode(&b, t, name, nl, msg, ml) < 0) {
-        wh_gb_buf_free(&b);
-        return -ENOMEM;
-    }
-    struct emb_item *it = malloc(sizeof(*it) + b.len + 1);
-    if (!it) {
-        wh_gb_buf_free(&b);
-        return -ENOMEM;
-    }
+    struct emb_item *it = malloc(sizeof(*it) + nl + ml);
+    if (!it) return -ENOMEM;
     atomic_init(&it->ref, 1);
-    it->len = b.len;
-    memcpy(it->data, b.data, b.len + 1);
-    wh_gb_buf_free(&b);
+    memcpy(it->data, name, nl);
+    memcpy(it->data + nl, msg, ml);
+    it->e = (wh_gb_entry){.id = it->id,
+                          .time_s = t,
+                          .name = it->data,
+                          .name_len = nl,
+                          .msg = it->data + nl,
+                          .msg_len = ml};
     struct emb_item *evicted = NULL;
     pthread_mutex_lock(&s->mu);
+    it->e.id_len = (size_t)snprintf(it->id, sizeof it->id, "%llu", (unsigned long long)++s->seq);
     size_t idx = s->count ? (s->newest + 1) % s->keep : 0;
     if (s->count == s->keep)
         evicted = s->ring[idx]; /* the oldest sits right after the newest */
@@ -190,7 +204,7 @@ static void on_incr(wh_redis *rc, struct redisReply *r, int err, void *arg)
     int e = reply_err(r, err, REDIS_REPLY_INTEGER);
     if (e == 0) op->visitors = r->integer < 0 ? 0 : (uint64_t)r->integer;
     if (op->err) {
-        /* The LRANGE could not be sent (see wh_gb_store_view): we are last. */
+        /* The XREVRANGE could not be sent (see wh_gb_store_view): we are last. */
         op->view_cb(op->err, NULL, op->arg);
         return;
     }
@@ -219,7 +233,7 @@ static void on_visitors(wh_redis *rc, struct redisReply *r, int err, void *arg)
     op->err = e;
 }
 
-static void on_lrange(wh_redis *rc, struct redisReply *r, int err, void *arg)
+static void on_list(wh_redis *rc, struct redisReply *r, int err, void *arg)
 {
     wh_gb_op *op = arg;
     int e = op->err ? op->err : reply_err(r, err, REDIS_REPLY_ARRAY);
@@ -227,25 +241,37 @@ static void on_lrange(wh_redis *rc, struct redisReply *r, int err, void *arg)
         op->view_cb(e, NULL, op->arg);
         return;
     }
-    const char *items[WH_GB_PAGE_ENTRIES];
-    size_t lens[WH_GB_PAGE_ENTRIES];
-    size_t n = 0;
-    for (size_t i = 0; i < r->elements && n < WH_GB_PAGE_ENTRIES; i++) {
-        struct redisReply *el = r->element[i];
-        if (el->type != REDIS_REPLY_STRING) continue;
-        items[n] = el->str;
-        lens[n] = el->len;
-        n++;
-    }
-    wh_gb_view v = {.items = items, .lens = lens, .n = n, .visitors = op->visitors};
+    wh_gb_entry entries[WH_GB_PAGE_ENTRIES];
+    size_t n = wh_gb_redis_entries(r, entries, WH_GB_PAGE_ENTRIES);
+    wh_gb_view v = {.entries = entries, .n = n, .visitors = op->visitors};
     op->view_cb(0, &v, op->arg);
 }
 
-static void on_lpush(wh_redis *rc, struct redisReply *r, int err, void *arg)
+static void on_xadd(wh_redis *rc, struct redisReply *r, int err, void *arg)
 {
     wh_gb_op *op = arg;
-    /* The acknowledgement: Redis answered the LPUSH with the new length. */
-    op->add_cb(reply_err(r, err, REDIS_REPLY_INTEGER), op->arg);
+    /* The acknowledgement: Redis answered the XADD with the entry's ID. */
+    op->add_cb(reply_err(r, err, REDIS_REPLY_STRING), op->arg);
+}
+
+static void on_migrated(wh_redis *rc, struct redisReply *r, int err, void *arg)
+{
+    wh_gb_store *s = arg;
+    int e = reply_err(r, err, REDIS_REPLY_INTEGER);
+    if (s->on_migrate) s->on_migrate(e, e ? 0 : (long)r->integer, s->migrate_ud);
+}
+
+/* A connection came up: the migration goes first on it, so no view on this
+ * connection can be answered from the stream before the old entries are in. */
+static void redis_state(wh_redis *rc, bool up, int err, void *ud)
+{
+    wh_gb_store *s = ud;
+    if (s->user_state) s->user_state(rc, up, err, s->user_state_ud);
+    if (!up) return;
+    wh_gb_cmd c;
+    wh_gb_cmd_migrate(&c);
+    if (wh_redis_command(rc, c.argc, c.argv, c.argvlen, on_migrated, s) < 0 && s->on_migrate)
+        s->on_migrate(-ENOMEM, 0, s->migrate_ud);
 }
 
 static wh_redis *loop_redis(wh_loop *loop, unsigned ncmds, int *err)
@@ -255,7 +281,7 @@ static wh_redis *loop_redis(wh_loop *loop, unsigned ncmds, int *err)
         *err = -ENOTCONN;
         return NULL;
     }
-    /* Both commands of a pair or neither: never half an operation. */
+    /* Both commands of a view or neither: never half an operation. */
     *err = wh_redis_ready(rc, ncmds);
     return *err ? NULL : rc;
 }
@@ -286,7 +312,7 @@ int wh_gb_store_view_ex(wh_gb_store *s, wh_loop *loop, wh_gb_op *op, bool count,
     int r = wh_redis_command(rc, c.argc, c.argv, c.argvlen, count ? on_incr : on_visitors, op);
     if (r < 0) return r;
     wh_gb_cmd_list(&c);
-    r = wh_redis_command(rc, c.argc, c.argv, c.argvlen, on_lrange, op);
+    r = wh_redis_command(rc, c.argc, c.argv, c.argvlen, on_list, op);
     if (r < 0) {
         /* Only if hiredis ran out of memory (wh_redis_ready said 2 fit).
          * The INCR is already queued and will call back into op, so the
@@ -301,26 +327,13 @@ int wh_gb_store_add(wh_gb_store *s, wh_loop *loop, wh_gb_op *op, int64_t time_s,
 {
     if (s->kind == STORE_EMBEDDED) return emb_add(s, time_s, name, name_len, msg, msg_len, cb, arg);
     int err;
-    wh_redis *rc = loop_redis(loop, 2, &err);
+    wh_redis *rc = loop_redis(loop, 1, &err);
     if (!rc) return err;
     memset(op, 0, sizeof(*op));
     op->store = s;
     op->add_cb = cb;
     op->arg = arg;
-    char tmp[4096];
-    wh_gb_buf b;
-    wh_gb_buf_init_on(&b, tmp, sizeof(tmp));
-    if (wh_gb_entry_encode(&b, time_s, name, name_len, msg, msg_len) < 0) {
-        wh_gb_buf_free(&b);
-        return -ENOMEM;
-    }
     wh_gb_cmd c;
-    wh_gb_cmd_add(&c, b.data, b.len);
-    int r = wh_redis_command(rc, c.argc, c.argv, c.argvlen, on_lpush, op); /* hiredis copies */
-    wh_gb_buf_free(&b);
-    if (r < 0) return r;
-    /* Keep the list bounded; its reply is not awaited by anyone. */
-    wh_gb_cmd_trim(&c);
-    wh_redis_command(rc, c.argc, c.argv, c.argvlen, NULL, NULL);
-    return 0;
+    wh_gb_cmd_add(&c, time_s, name, name_len, msg, msg_len);
+    return wh_redis_command(rc, c.argc, c.argv, c.argvlen, on_xadd, op); /* hiredis copies */
 }

@@ -1,13 +1,14 @@
 /* Where the guestbook lives: one interface, two backends.
  *
  *  - Redis (wh_gb_store_new_redis): one connection per worker loop
- *    (redis_loop.h), the data model of guestbook_page.h. A page view is
- *    INCR + LRANGE, a post LPUSH + LTRIM, each pair pipelined. A post's
- *    callback reports success only after Redis answered the LPUSH.
+ *    (redis_loop.h), the data model of guestbook_redis.h. A page view is
+ *    INCR + XREVRANGE, pipelined; a post one XADD, whose callback reports
+ *    success only after Redis answered it. Each connection first moves the
+ *    entries of older versions (the JSON list) into the stream.
  *  - Embedded (wh_gb_store_new_embedded): in this process, shared by all
  *    worker threads, bounded to the newest `keep` entries, lost at exit.
- *    Entries are immutable reference-counted blobs (the same JSON as in
- *    Redis) in a ring under one mutex; a view holds the mutex only to take
+ *    Entries are immutable reference-counted blobs (wh_gb_entry and its
+ *    bytes) in a ring under one mutex; a view holds the mutex only to take
  *    references to up to WH_GB_PAGE_ENTRIES blobs, and renders after
  *    unlocking. The visitor counter is an atomic. A mutex is fine here: the
  *    guestbook is not the static-file hot path, and the critical sections
@@ -20,6 +21,10 @@
  * (fail fast: answer 503), -EAGAIN when too many commands are in flight.
  * cb's err: 0, or -ETIMEDOUT/-ECONNRESET/-ECANCELED (Redis gone mid-way),
  * -EIO (Redis answered with an error, e.g. LOADING or WRONGTYPE).
+ *
+ * Entry IDs: Redis stream IDs, or the embedded store's sequence numbers. An
+ * entry never changes, so a page part rendered from a list of IDs stays
+ * right for as long as the same IDs are shown (guestbook_cache.h).
  */
 #ifndef WH_APPS_GUESTBOOK_STORE_H
 #define WH_APPS_GUESTBOOK_STORE_H
@@ -29,16 +34,15 @@
 #include <stdint.h>
 
 #include "apps/common/guestbook_page.h"
+#include "apps/common/guestbook_redis.h"
 #include "apps/common/redis_loop.h"
 #include "wharf/loop.h"
 
 typedef struct wh_gb_store wh_gb_store;
 
-/* What a page shows: encoded entries (wh_gb_entry_decode), newest first.
- * Valid only during the callback. */
+/* What a page shows: entries, newest first. Valid only during the callback. */
 typedef struct wh_gb_view {
-    const char *const *items;
-    const size_t *lens;
+    const wh_gb_entry *entries;
     size_t n;
     uint64_t visitors; /* after this view's increment */
 } wh_gb_view;
@@ -62,6 +66,10 @@ int wh_gb_store_new_embedded(wh_gb_store **out, size_t keep);
 /* Creates the Redis store for a numeric host (or "unix:/path") and port;
  * nothing connects until wh_gb_store_thread_start. opts may be NULL. */
 int wh_gb_store_new_redis(wh_gb_store **out, const char *host, int port, const wh_redis_opts *opts);
+/* Redis: cb(err, moved, ud) after each connection's migration of the old
+ * list (moved entries, 0 when there was none; err -EIO when Redis refused
+ * the script: the old entries stay in their list, not shown). Loop thread. */
+void wh_gb_store_on_migrate(wh_gb_store *s, void (*cb)(int err, long moved, void *ud), void *ud);
 /* Frees the store after every worker thread stopped (NULL is fine). */
 void wh_gb_store_free(wh_gb_store *s);
 /* "embedded" or "redis". */
@@ -82,7 +90,7 @@ int wh_gb_store_view(wh_gb_store *s, wh_loop *loop, wh_gb_op *op, wh_gb_view_cb 
 int wh_gb_store_view_ex(wh_gb_store *s, wh_loop *loop, wh_gb_op *op, bool count, wh_gb_view_cb cb,
                         void *arg);
 /* Stores an entry (name/msg validated by the caller, e.g. wh_gb_form_parse).
- * cb(0) means it is stored (in Redis: LPUSH acknowledged). */
+ * cb(0) means it is stored (in Redis: XADD acknowledged). */
 int wh_gb_store_add(wh_gb_store *s, wh_loop *loop, wh_gb_op *op, int64_t time_s, const char *name,
                     size_t name_len, const char *msg, size_t msg_len, wh_gb_add_cb cb, void *arg);
 

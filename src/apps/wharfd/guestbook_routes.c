@@ -4,7 +4,11 @@
  * connection per worker thread, apps/common/redis_loop.h), otherwise by the
  * embedded in-process store (lost at exit). Handlers defer the HTTP
  * exchange (wh_http_req_defer) and answer from the store's callback:
- *  - a POST is answered 303 only after Redis acknowledged the LPUSH, so a
+ *  - a page is sent in three parts by reference (wh_http_respond_parts):
+ *    the top (counter, form token; rendered per view, ~2 KB), the entries
+ *    (rendered once per change and shared by every response on this
+ *    thread, guestbook_cache.h) and the constant end;
+ *  - a POST is answered 303 only after Redis acknowledged the XADD, so a
  *    303 means the entry is stored; any failure before that answers 503;
  *  - while Redis is down the store refuses at once (-ENOTCONN) and we answer
  *    503 with Retry-After: no request waits for a connection that is not
@@ -27,6 +31,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "apps/common/guestbook_cache.h"
 #include "apps/common/guestbook_page.h"
 #include "apps/common/guestbook_store.h"
 #include "apps/wharfd/guestbook_guard.h"
@@ -87,6 +92,25 @@ static void respond_store_error(wh_http_req *r, int err)
                        "in a moment.");
 }
 
+/* This thread's rendered entries (worker threads only: set by
+ * gb_thread_start). */
+static _Thread_local wh_gb_cache *tls_cache;
+
+/* One page response: its own top, a reference to the shared entries. */
+struct gb_page {
+    wh_gb_block *block;
+    wh_gb_buf top;
+    char mem[2048]; /* the top is ~1.7 KB: no second allocation */
+};
+
+static void page_release(void *ud)
+{
+    struct gb_page *pg = ud;
+    wh_gb_block_release(pg->block);
+    wh_gb_buf_free(&pg->top);
+    free(pg);
+}
+
 static void on_view(int err, const wh_gb_view *v, void *arg)
 {
     struct gb_ctx *x = arg;
@@ -96,16 +120,30 @@ static void on_view(int err, const wh_gb_view *v, void *arg)
         respond_store_error(r, err);
         return;
     }
-    char mem[32768]; /* a full page is ~20 KB */
-    wh_gb_buf b;
-    wh_gb_buf_init_on(&b, mem, sizeof(mem));
-    int rc = wh_gb_render_page_token(&b, v->items, v->lens, v->n, v->visitors, x->token);
-    free(x);
-    if (rc < 0)
+    struct gb_page *pg = tls_cache ? malloc(sizeof(*pg)) : NULL;
+    wh_gb_block *b = pg ? wh_gb_cache_get(tls_cache, v->entries, v->n) : NULL;
+    if (!b) {
+        free(pg);
+        free(x);
         respond_store_error(r, -ENOMEM);
-    else
-        respond_html(r, 200, b.data, b.len);
-    wh_gb_buf_free(&b);
+        return;
+    }
+    pg->block = b;
+    wh_gb_buf_init_on(&pg->top, pg->mem, sizeof pg->mem);
+    int rc = wh_gb_render_top(&pg->top, v->visitors, x->token);
+    free(x);
+    if (rc < 0) {
+        page_release(pg);
+        respond_store_error(r, -ENOMEM);
+        return;
+    }
+    wh_http_body_part parts[3];
+    parts[0] = (wh_http_body_part){pg->top.data, pg->top.len};
+    parts[1].data = wh_gb_block_data(b, &parts[1].len);
+    parts[2] = (wh_http_body_part){WH_GB_PAGE_END, sizeof WH_GB_PAGE_END - 1};
+    /* The page changes on every view (the counter): never cache it. */
+    wh_http_resp_header(r, "Cache-Control", "no-store");
+    wh_http_respond_parts(r, 200, GB_HTML, parts, 3, page_release, pg);
 }
 
 static const wh_sockaddr *peer_of(wh_http_req *r)
@@ -239,6 +277,8 @@ static void gb_post(wh_http_req *r, void *ud)
 static void gb_thread_start(wh_loop *loop, unsigned idx, void *ud)
 {
     struct gb_app *app = ud;
+    tls_cache = malloc(sizeof(*tls_cache)); /* NULL: this thread's pages answer 500 */
+    if (tls_cache) wh_gb_cache_init(tls_cache);
     int e = wh_gb_store_thread_start(app->store, loop);
     if (e < 0) /* the thread still serves; its guestbook answers 503 */
         wharfd_log(WHARFD_LOG_ERROR, "guestbook: thread %u: %s", idx, wh_strerror(e));
@@ -248,6 +288,9 @@ static void gb_thread_stop(wh_loop *loop, unsigned idx, void *ud)
 {
     struct gb_app *app = ud;
     wh_gb_store_thread_stop(app->store, loop);
+    if (tls_cache) wh_gb_cache_free(tls_cache); /* blocks still being sent live on */
+    free(tls_cache);
+    tls_cache = NULL;
 }
 
 static void gb_cleanup(void *ud)
@@ -267,6 +310,23 @@ static void on_redis_state(wh_redis *rc, bool up, int err, void *ud)
         wharfd_log(WHARFD_LOG_WARN,
                    "guestbook: Redis connection lost (%s); answering 503 and reconnecting",
                    wh_strerror(err));
+}
+
+static void on_migrate(int err, long moved, void *ud)
+{
+    (void)ud;
+    if (err)
+        wharfd_log(WHARFD_LOG_ERROR,
+                   "guestbook: moving the entries of the old list " WH_GB_KEY_OLD_LIST
+                   " into " WH_GB_KEY_STREAM " failed (%s); they stay in the list and are "
+                   "not shown",
+                   wh_strerror(err));
+    else if (moved)
+        wharfd_log(WHARFD_LOG_INFO,
+                   "guestbook: moved %ld entries of the old list " WH_GB_KEY_OLD_LIST
+                   " into " WH_GB_KEY_STREAM " (the list's items are kept in " WH_GB_KEY_MIGRATED
+                   ")",
+                   moved);
 }
 
 /* Resolves host once, at startup, on the main thread: hiredis would call
@@ -313,6 +373,7 @@ int wharfd_mount_guestbook(wh_router *rt, const wharfd_config *cfg, wharfd_hooks
         wh_redis_opts_init(&ro);
         ro.on_state = on_redis_state;
         if (e == 0) e = wh_gb_store_new_redis(&app->store, host, cfg->redis_port, &ro);
+        if (e == 0) wh_gb_store_on_migrate(app->store, on_migrate, NULL);
         if (e == 0)
             wharfd_log(WHARFD_LOG_INFO, "guestbook: Redis at %s (one connection per thread)",
                        cfg->redis);
