@@ -397,12 +397,117 @@ static int refuse(wh_http_req *r, int status)
 
 #define MAX_PROTOCOLS 16
 
+/* What the handshake request says (RFC 6455 §4.2.1). */
+struct ws_offer {
+    wh__ws_hs hs;
+    wh_str origin;
+    wh_str offered[MAX_PROTOCOLS];
+    unsigned noffered, nkeys;
+};
+
+/* Reads the request's fields into *f; the status to refuse with, or 0. */
+static int read_offer(wh_http_req *r, struct ws_offer *f)
+{
+    memset(f, 0, sizeof *f);
+    f->hs.method = wh_http_req_method(r);
+    f->hs.version = wh_http_req_version(r);
+    unsigned nh = wh_http_req_header_count(r);
+    for (unsigned i = 0; i < nh; i++) {
+        wh_str n, v;
+        wh_http_req_header_at(r, i, &n, &v);
+        if (name_is(n, "upgrade"))
+            f->hs.upgrade_ws |= wh__ws_list_has(v, "websocket");
+        else if (name_is(n, "connection"))
+            f->hs.connection_up |= wh__ws_list_has(v, "upgrade");
+        else if (name_is(n, "sec-websocket-version") && !f->hs.ws_version.p)
+            f->hs.ws_version = v;
+        else if (name_is(n, "sec-websocket-key"))
+            f->hs.key = v, f->nkeys++;
+        else if (name_is(n, "sec-websocket-protocol"))
+            f->noffered +=
+                wh__ws_list_split(v, f->offered + f->noffered, MAX_PROTOCOLS - f->noffered);
+        else if (name_is(n, "origin"))
+            f->origin = v;
+    }
+    int status = wh__ws_handshake_check(&f->hs);
+    if (!status && f->nkeys != 1) /* §11.3.1: the key appears exactly once */
+        status = 400;
+    return status;
+}
+
+/* A connection-less wh_ws with its timer and chosen subprotocol, or NULL. */
+static wh_ws *ws_new(wh_loop *loop, const wh_ws_opts *o, const struct ws_offer *f, void *ud)
+{
+    wh_ws *ws = calloc(1, sizeof *ws);
+    if (!ws) return NULL;
+    /* §4.2.2 item 5.4: pick at most one of the offered subprotocols. */
+    if (o->select_protocol && f->noffered) {
+        int k = o->select_protocol(f->offered, f->noffered, ud);
+        if (k >= 0 && (unsigned)k < f->noffered)
+            ws->protocol = strndup(f->offered[k].p, f->offered[k].len);
+    }
+    if (wh_timer_new(loop, ws_timer_cb, ws, &ws->timer) < 0) {
+        free(ws->protocol);
+        free(ws);
+        return NULL;
+    }
+    return ws;
+}
+
+/* Frees a wh_ws that never got its connection. */
+static void ws_discard(wh_ws *ws)
+{
+    wh_timer_free(ws->timer);
+    free(ws->protocol);
+    free(ws);
+}
+
+/* The 101 response into resp[cap]; its length, or -1 if it does not fit
+ * (a very long protocol token). */
+static int format_101(const wh_ws *ws, const char *accept, char *resp, size_t cap)
+{
+    const char *p = ws->protocol;
+    int n = snprintf(resp, cap,
+                     "HTTP/1.1 101 Switching Protocols\r\n"
+                     "Upgrade: websocket\r\n"
+                     "Connection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %s\r\n"
+                     "%s%s%s"
+                     "\r\n",
+                     accept, p ? "Sec-WebSocket-Protocol: " : "", p ? p : "", p ? "\r\n" : "");
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+/* Takes over the upgraded connection c: links ws into its loop, sends the
+ * 101, and starts the keepalive and the callbacks. */
+static void ws_start(wh_ws *ws, wh_conn *c, wh__ws_loop *wl, const wh_ws_opts *o,
+                     const wh_ws_cbs *cbs, void *ud, const char *resp, size_t len)
+{
+    wh_loop *loop = wh_conn_loop(c);
+    ws->conn = c;
+    ws->loop = loop;
+    ws->wl = wl;
+    ws->cbs = *cbs;
+    ws->ud = ud;
+    ws->opts = *o;
+    wh__ws_reader_init(&ws->rd, false, o->max_message);
+    ws->last_rx_ms = wh_loop_now(loop);
+    ws->all_next = wl->all;
+    if (wl->all) wl->all->all_prev = ws;
+    wl->all = ws;
+    wl->nall++;
+    (void)wh_conn_write(c, resp, len);
+    /* Our own keepalive replaces HTTP's timeouts; a graceful stop must not
+     * cut us off without a close frame, so the host sees us as busy and
+     * ws_loop_stop sends 1001 instead. */
+    wh_conn_set_timeout(c, 0);
+    wh_conn_set_busy(c, true);
+    ws_arm(ws);
+}
+
 int wh_ws_accept(wh_http_req *r, const wh_ws_opts *opts, const wh_ws_cbs *cbs, void *ud,
                  wh_ws **out)
 {
-    wh__ws_hs hs = {0};
-    wh_str origin = {NULL, 0}, offered[MAX_PROTOCOLS];
-    unsigned noffered = 0, nkeys = 0;
     wh_ws_opts o;
     if (opts)
         o = *opts;
@@ -412,100 +517,34 @@ int wh_ws_accept(wh_http_req *r, const wh_ws_opts *opts, const wh_ws_cbs *cbs, v
     if (!o.close_timeout_ms) o.close_timeout_ms = ws_defaults.close_timeout_ms;
     if (!o.fragment_timeout_ms) o.fragment_timeout_ms = ws_defaults.fragment_timeout_ms;
 
-    hs.method = wh_http_req_method(r);
-    hs.version = wh_http_req_version(r);
-    unsigned nh = wh_http_req_header_count(r);
-    for (unsigned i = 0; i < nh; i++) {
-        wh_str n, v;
-        wh_http_req_header_at(r, i, &n, &v);
-        if (name_is(n, "upgrade"))
-            hs.upgrade_ws |= wh__ws_list_has(v, "websocket");
-        else if (name_is(n, "connection"))
-            hs.connection_up |= wh__ws_list_has(v, "upgrade");
-        else if (name_is(n, "sec-websocket-version") && !hs.ws_version.p)
-            hs.ws_version = v;
-        else if (name_is(n, "sec-websocket-key"))
-            hs.key = v, nkeys++;
-        else if (name_is(n, "sec-websocket-protocol"))
-            noffered += wh__ws_list_split(v, offered + noffered, MAX_PROTOCOLS - noffered);
-        else if (name_is(n, "origin"))
-            origin = v;
-    }
-    int status = wh__ws_handshake_check(&hs);
-    if (!status && nkeys != 1) /* §11.3.1: the key appears exactly once */
-        status = 400;
+    struct ws_offer f;
+    int status = read_offer(r, &f);
     if (status) return refuse(r, status);
-    if (o.check_origin && !o.check_origin(origin, r, ud)) return refuse(r, 403);
-
+    if (o.check_origin && !o.check_origin(f.origin, r, ud)) return refuse(r, 403);
     char accept[WH__WS_ACCEPT_LEN + 1];
-    if (wh__ws_accept_key(hs.key.p, hs.key.len, accept) < 0) {
+    if (wh__ws_accept_key(f.hs.key.p, f.hs.key.len, accept) < 0) {
         (void)wh_http_respond_error(r, 500);
         return -EIO;
     }
-    wh_ws *ws = calloc(1, sizeof *ws);
+    wh_loop *loop = wh_http_req_loop(r);
+    wh__ws_loop *wl = wh__ws_loop_get(loop);
+    wh_ws *ws = wl ? ws_new(loop, &o, &f, ud) : NULL;
     if (!ws) {
         (void)wh_http_respond_error(r, 503);
         return -ENOMEM;
     }
-    /* §4.2.2 item 5.4: pick at most one of the offered subprotocols. */
-    if (o.select_protocol && noffered) {
-        int k = o.select_protocol(offered, noffered, ud);
-        if (k >= 0 && (unsigned)k < noffered) ws->protocol = strndup(offered[k].p, offered[k].len);
-    }
-    wh_loop *loop = wh_http_req_loop(r);
-    wh__ws_loop *wl = wh__ws_loop_get(loop);
-    if (!wl || wh_timer_new(loop, ws_timer_cb, ws, &ws->timer) < 0) {
-        free(ws->protocol);
-        free(ws);
-        (void)wh_http_respond_error(r, 503);
-        return -ENOMEM;
-    }
-
     char resp[256 + 64];
-    int n = snprintf(resp, sizeof resp,
-                     "HTTP/1.1 101 Switching Protocols\r\n"
-                     "Upgrade: websocket\r\n"
-                     "Connection: Upgrade\r\n"
-                     "Sec-WebSocket-Accept: %s\r\n"
-                     "%s%.*s%s"
-                     "\r\n",
-                     accept, ws->protocol ? "Sec-WebSocket-Protocol: " : "",
-                     ws->protocol ? (int)strlen(ws->protocol) : 0, ws->protocol ? ws->protocol : "",
-                     ws->protocol ? "\r\n" : "");
-    if (n < 0 || (size_t)n >= sizeof resp) { /* a very long protocol token */
-        wh_timer_free(ws->timer);
-        free(ws->protocol);
-        free(ws);
+    int n = format_101(ws, accept, resp, sizeof resp);
+    if (n < 0) {
+        ws_discard(ws);
         return refuse(r, 400);
     }
-
     wh_conn *c = wh_http_req_upgrade(r); /* r is gone from here on */
     if (!c) {
-        wh_timer_free(ws->timer);
-        free(ws->protocol);
-        free(ws);
+        ws_discard(ws);
         return -EIO;
     }
-    ws->conn = c;
-    ws->loop = loop;
-    ws->wl = wl;
-    ws->cbs = *cbs;
-    ws->ud = ud;
-    ws->opts = o;
-    wh__ws_reader_init(&ws->rd, false, o.max_message);
-    ws->last_rx_ms = wh_loop_now(loop);
-    ws->all_next = wl->all;
-    if (wl->all) wl->all->all_prev = ws;
-    wl->all = ws;
-    wl->nall++;
-
-    (void)wh_conn_write(c, resp, (size_t)n);
-    /* Our own keepalive replaces HTTP's timeouts; a graceful stop must not
-     * cut us off without a close frame, so the host sees us as busy and
-     * ws_loop_stop sends 1001 instead. */
-    wh_conn_set_timeout(c, 0);
-    wh_conn_set_busy(c, true);
-    ws_arm(ws);
+    ws_start(ws, c, wl, &o, cbs, ud, resp, (size_t)n);
     if (out) *out = ws;
     if (cbs->on_open) cbs->on_open(ws, ud);
     /* Installed last: bytes that came with the request head go to ws_read. */
