@@ -649,13 +649,7 @@ void *wh_conn_data(const wh_conn *c)
 void wh_conn_set_cbs(wh_conn *c, const wh_conn_cbs *cbs, void *ud)
 {
     /* Keep the buffer limits of the current profile. */
-    wh_net_opts o;
-    wh_net_opts_init(&o);
-    o.read_buf_size = c->prof->read_buf_size;
-    o.read_buf_max = c->prof->read_buf_max;
-    o.high_watermark = c->prof->high_wm;
-    o.low_watermark = c->prof->low_wm;
-    const wh__prof *p = wh__prof_get(NL(c), cbs, &o);
+    const wh__prof *p = wh__prof_like(NL(c), cbs, c->prof);
     if (!p) return; /* -ENOMEM: keep the old callbacks rather than none */
     c->prof = p;
     c->ud = ud;

@@ -37,13 +37,7 @@ void wh__conn_attach(wh_conn *c, wh_loop *loop)
     wh__netloop *nl = wh__netloop_get(loop);
     const wh__prof *p = c->prof;
     if (nl && p->nl != nl) {
-        wh_net_opts o;
-        wh_net_opts_init(&o);
-        o.read_buf_size = p->read_buf_size;
-        o.read_buf_max = p->read_buf_max;
-        o.high_watermark = p->high_wm;
-        o.low_watermark = p->low_wm;
-        const wh__prof *np = wh__prof_get(nl, &p->cbs, &o);
+        const wh__prof *np = wh__prof_like(nl, &p->cbs, p);
         if (np) c->prof = np;
     }
     /* On -ENOMEM above the conn keeps its old profile, whose loop counts it;

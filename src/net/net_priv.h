@@ -157,6 +157,9 @@ wh_conn *wh__conn_alloc(wh__netloop *nl);
 void wh__conn_dealloc(wh__netloop *nl, wh_conn *c);
 /* Interns cbs + opts for nl. NULL on -ENOMEM. */
 const wh__prof *wh__prof_get(wh__netloop *nl, const wh_conn_cbs *cbs, const wh_net_opts *o);
+/* The profile on nl with cbs and the buffer limits of `like` (a connection
+ * that changes callbacks or loops keeps its limits); NULL on -ENOMEM. */
+const wh__prof *wh__prof_like(wh__netloop *nl, const wh_conn_cbs *cbs, const wh__prof *like);
 /* Appends p to v; 0 or -ENOMEM. */
 int wh__lvec_push(wh__lvec *v, void *p);
 /* Makes sure the end-of-iteration task will run. */
