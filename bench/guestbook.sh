@@ -2,9 +2,9 @@
 # bench/guestbook.sh: guestbook throughput against a real Redis.
 #
 # Loads (wrk, keep-alive, CONNS connections, 1 wrk thread):
-#   GET  /guestbook  page view: INCR guestbook:visitors + LRANGE 0 99, render
+#   GET  /guestbook  page view: INCR guestbook:visitors + XREVRANGE (100), render
 #                    100 entries (~10 KB of HTML)
-#   POST /guestbook  form post (bench/guestbook_post.lua): LPUSH + LTRIM, 303
+#   POST /guestbook  form post (bench/guestbook_post.lua): XADD, 303
 # Servers, in the same run:
 #   wharfd 1 thread, wharfd 2 threads  (async hiredis, one pipelined Redis
 #                                       connection per worker thread)
