@@ -1,7 +1,8 @@
 // Installed-library consumer in C++17: an HTTP server (wh_router behind
 // wh_http_server) listening on a bare loop, 127.0.0.1 port 0, and a
 // blocking client on a std::thread that sends one request. Exits 0 when
-// GET /hello was answered 200 with the body "hello".
+// GET /hello was answered 200 with the body "hello" (sent as two parts by
+// reference, wh_http_respond_parts, whose release ran exactly once).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -26,6 +27,7 @@ struct State {
     std::atomic<bool> client_done{false};
     bool timed_out = false;
     int handled = 0;
+    int released = 0;
     std::string response;
 };
 
@@ -39,7 +41,9 @@ void hello(wh_http_req *r, void *ud)
         return;
     }
     static constexpr std::string_view body = "hello";
-    wh_http_respond(r, 200, "text/plain", body.data(), body.size());
+    const wh_http_body_part parts[2] = {{body.data(), 3}, {body.data() + 3, 2}};
+    wh_http_respond_parts(
+        r, 200, "text/plain", parts, 2, [](void *p) { static_cast<State *>(p)->released++; }, st);
 }
 
 // Runs off the loop thread: plain sockets, so a broken server shows up as
@@ -135,7 +139,7 @@ int main()
 
     const std::string_view resp = st.response;
     const auto head_end = resp.find("\r\n\r\n");
-    const bool ok = rc == 0 && !st.timed_out && st.handled == 1 &&
+    const bool ok = rc == 0 && !st.timed_out && st.handled == 1 && st.released == 1 &&
                     resp.substr(0, 13) == "HTTP/1.1 200 " && head_end != std::string_view::npos &&
                     resp.substr(head_end + 4) == "hello";
     if (!ok) {
