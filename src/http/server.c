@@ -661,6 +661,52 @@ __attribute__((noinline)) static body_step body_chunked(wh_http_server *s, wh__h
     return (body_step){0, 0};
 }
 
+/* Between requests with the output above its high watermark: the next
+ * pipelined request waits until the peer reads (on_drain resumes), so one
+ * slow reader cannot make us queue a response per request it sent. False
+ * if the connection failed. */
+static bool drain_wait(wh_http_server *s, wh__http_loop *hl, wh_conn *c)
+{
+    wh__http_conn *hc = hc_get(hl, c);
+    if (!hc) {
+        wh_conn_abort(c);
+        return false;
+    }
+    hc->st = WH__HC_DRAIN;
+    wh_conn_pause(c);
+    wh_conn_set_timeout(c, s->opts.write_timeout_ms);
+    return true;
+}
+
+/* Runs the handler of a whole request (buf: its bytes). NEXT_GO: answered,
+ * parse what follows; NEXT_STOP: answered later or upgraded, the bytes
+ * after it wait; NEXT_DONE: the connection is closing. */
+static inline int run_request(wh_http_server *s, wh__http_loop *hl, wh_conn *c, wh_http_req *r,
+                              char *buf, wh_str body)
+{
+    /* A whole request: the connection is no longer mid-request. */
+    if (wh_conn_data(c)) {
+        hc_put(hl, c);
+        wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
+        wh_conn_set_busy(c, false);
+    }
+    req_init(r, s, hl, c, body);
+    r->in_handler = true;
+    dispatch(s, r);
+    if (r->state == WH__R_NEW && !r->deferred && !r->upgraded)
+        wh_http_respond_error(r, 500); /* neither answered nor deferred: it failed */
+    r->in_handler = false;
+
+    if (r->upgraded) return NEXT_STOP; /* the rest goes to the new on_read */
+    if (r->state == WH__R_DONE) return r->close ? NEXT_DONE : NEXT_GO;
+    /* Async (deferred, or a stream still open): the request must outlive
+     * this buffer, and later requests wait for its response. */
+    if (!exchange_keep(s, hl, c, r, buf, WH__HC_ASYNC)) return NEXT_DONE;
+    wh_conn_pause(c);
+    wh_conn_set_timeout(c, s->opts.write_timeout_ms);
+    return NEXT_STOP;
+}
+
 static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
 {
     wh_http_server *s = ud;
@@ -675,17 +721,7 @@ static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
         if (hc && (hc->st == WH__HC_ASYNC || hc->st == WH__HC_DRAIN))
             break; /* an exchange or a drain is pending: keep the bytes for later */
         if (!hc && !wh_conn_writable(c)) {
-            /* Between requests with the output above its high watermark:
-             * the next pipelined request waits until the peer reads (on_drain
-             * resumes), so one slow reader cannot make us queue a response
-             * per request it sent. */
-            if (!(hc = hc_get(hl, c))) {
-                wh_conn_abort(c);
-                return len;
-            }
-            hc->st = WH__HC_DRAIN;
-            wh_conn_pause(c);
-            wh_conn_set_timeout(c, s->opts.write_timeout_ms);
+            if (!drain_wait(s, hl, c)) return len;
             break;
         }
         if (hc && hc->st >= WH__HC_STREAM) {
@@ -754,32 +790,10 @@ static size_t on_read(wh_conn *c, char *data, size_t len, void *ud)
             total = head;
         }
 
-        /* A whole request: the connection is no longer mid-request. */
-        if (hc) {
-            hc_put(hl, c);
-            wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
-            wh_conn_set_busy(c, false);
-        }
-        req_init(r, s, hl, c, body);
-        r->in_handler = true;
-        dispatch(s, r);
-        if (r->state == WH__R_NEW && !r->deferred && !r->upgraded)
-            wh_http_respond_error(r, 500); /* neither answered nor deferred: it failed */
-        r->in_handler = false;
-
-        if (r->upgraded) return consumed + total; /* the rest goes to the new on_read */
-        if (r->state == WH__R_DONE) {
-            consumed += total;
-            if (r->close) return len; /* closing: later pipelined requests are dropped */
-            continue;
-        }
-        /* Async (deferred, or a stream still open): the request must outlive
-         * this buffer, and later requests wait for its response. */
-        if (!exchange_keep(s, hl, c, r, buf, WH__HC_ASYNC)) return len;
-        wh_conn_pause(c);
-        wh_conn_set_timeout(c, s->opts.write_timeout_ms);
+        int next = run_request(s, hl, c, r, buf, body);
+        if (next == NEXT_DONE) return len; /* closing: later pipelined requests are dropped */
         consumed += total;
-        break;
+        if (next == NEXT_STOP) break;
     }
     return consumed;
 }
