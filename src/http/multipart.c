@@ -171,6 +171,10 @@ static int part_headers(wh_http_multipart *mp, const char **why)
     return disposition(mp, disp, why);
 }
 
+/* One state machine over the body (preamble, delimiter, header block,
+ * content, epilogue) in one switch: its states share the input position and
+ * resume anywhere a piece ends, which split functions would have to pass
+ * back and forth; hence its length. */
 int wh_http_multipart_feed(wh_http_multipart *mp, const char *in, size_t len, size_t *pos,
                            wh_str *data)
 {

@@ -766,6 +766,9 @@ void wh_http_chunked_init(wh_http_chunked *d, uint64_t max_body)
     d->max_body = max_body;
 }
 
+/* One state machine over the chunked coding (size, extension, data, CRLF,
+ * trailers), kept in one switch so that any state resumes where the last
+ * piece ended and the in-place copy stays in one loop; hence its length. */
 int wh_http_chunked_decode(wh_http_chunked *d, char *buf, size_t len, size_t *in_pos,
                            size_t *out_pos)
 {

@@ -245,6 +245,9 @@ static bool msg_append(wh__ws_reader *r, const uint8_t *p, size_t n)
     return true;
 }
 
+/* One state machine over a frame (header, extended length, mask, payload)
+ * and message reassembly, kept in one function so that each state resumes
+ * where the last read ended; hence its length. */
 int wh__ws_reader_next(wh__ws_reader *r, uint8_t *data, size_t len, size_t *consumed,
                        wh__ws_event *ev)
 {
