@@ -198,17 +198,24 @@ static int reply_err(struct redisReply *r, int err, int want_type)
     return 0;
 }
 
+/* The counter's reply (INCR or GET) came, with error e: the list's reply
+ * comes next and completes the view, unless the XREVRANGE could not be sent
+ * (op->err already set, see wh_gb_store_view_ex): then we are last. */
+static void counter_done(wh_gb_op *op, int e)
+{
+    if (op->err) {
+        op->view_cb(op->err, NULL, op->arg);
+        return;
+    }
+    op->err = e;
+}
+
 static void on_incr(wh_redis *rc, struct redisReply *r, int err, void *arg)
 {
     wh_gb_op *op = arg;
     int e = reply_err(r, err, REDIS_REPLY_INTEGER);
     if (e == 0) op->visitors = r->integer < 0 ? 0 : (uint64_t)r->integer;
-    if (op->err) {
-        /* The XREVRANGE could not be sent (see wh_gb_store_view): we are last. */
-        op->view_cb(op->err, NULL, op->arg);
-        return;
-    }
-    op->err = e;
+    counter_done(op, e);
 }
 
 /* GET guestbook:visitors: a number as a string, or nil before any visit. */
@@ -226,11 +233,7 @@ static void on_visitors(wh_redis *rc, struct redisReply *r, int err, void *arg)
     } else if (!e && !(r && r->type == REDIS_REPLY_NIL)) {
         e = -EIO;
     }
-    if (op->err) {
-        op->view_cb(op->err, NULL, op->arg);
-        return;
-    }
-    op->err = e;
+    counter_done(op, e);
 }
 
 static void on_list(wh_redis *rc, struct redisReply *r, int err, void *arg)
