@@ -203,7 +203,8 @@ static int set_redis(wharfd_config *cfg, const char *v)
 /* An apply_* step's answer for an option of another step. */
 #define NOT_MINE 1
 
-/* Where to listen: the main and admin addresses. */
+/* Where to listen: the main and admin addresses, and the PROXY header
+ * the listeners expect. */
 static int apply_listen(wharfd_config *cfg, int id, const char *name, const char *val,
                         bool from_file, bool *cli_bind_seen)
 {
@@ -227,6 +228,21 @@ static int apply_listen(wharfd_config *cfg, int id, const char *name, const char
     case OPT_ADMIN:
         if (!*val) return bad(name, val, "expected an address");
         cfg->admin = val;
+        return 0;
+    case OPT_PROXY_TRUSTED: {
+        /* Repeatable (and each value may itself be a comma list): joined
+         * into the library's comma-separated form. */
+        size_t have = strlen(cfg->proxy_trusted), vl = strlen(val);
+        if (wh_net_proxy_trusted_check(val) != 0)
+            return bad(name, val, "expected CIDRs like 10.0.0.0/8, 192.168.1.7 or ::1");
+        if (have + vl + 2 > sizeof cfg->proxy_trusted) return bad(name, val, "list too long");
+        if (have) cfg->proxy_trusted[have++] = ',';
+        memcpy(cfg->proxy_trusted + have, val, vl + 1);
+        return 0;
+    }
+    case OPT_PROXY_TIMEOUT:
+        if (parse_duration_ms(val, &cfg->proxy_timeout_ms) != 0 || cfg->proxy_timeout_ms == 0)
+            return bad(name, val, "expected a positive duration (5, 500ms)");
         return 0;
     default:
         return NOT_MINE;
@@ -361,21 +377,6 @@ static int apply_apps(wharfd_config *cfg, int id, const char *name, const char *
     switch (id) {
     case OPT_REDIS:
         if (set_redis(cfg, val) != 0) return bad(name, val, "expected HOST:PORT");
-        return 0;
-    case OPT_PROXY_TRUSTED: {
-        /* Repeatable (and each value may itself be a comma list): joined
-         * into the library's comma-separated form. */
-        size_t have = strlen(cfg->proxy_trusted), vl = strlen(val);
-        if (wh_net_proxy_trusted_check(val) != 0)
-            return bad(name, val, "expected CIDRs like 10.0.0.0/8, 192.168.1.7 or ::1");
-        if (have + vl + 2 > sizeof cfg->proxy_trusted) return bad(name, val, "list too long");
-        if (have) cfg->proxy_trusted[have++] = ',';
-        memcpy(cfg->proxy_trusted + have, val, vl + 1);
-        return 0;
-    }
-    case OPT_PROXY_TIMEOUT:
-        if (parse_duration_ms(val, &cfg->proxy_timeout_ms) != 0 || cfg->proxy_timeout_ms == 0)
-            return bad(name, val, "expected a positive duration (5, 500ms)");
         return 0;
     case OPT_GUESTBOOK_RATE:
         if (parse_uint(val, 1000000, &u) != 0)
