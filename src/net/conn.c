@@ -676,10 +676,25 @@ const wh_sockaddr *wh_conn_peer(const wh_conn *c)
 const wh_sockaddr *wh_conn_sock_peer(const wh_conn *c)
 {
     /* Not stored per conn (112 bytes each at 100k idle conns): looked up on
-     * demand into per-loop storage, valid until the next call on this loop. */
-    wh_sockaddr *peer = &NL(c)->peer_tmp;
-    if (c->flags & WH__C_DEAD || wh__sock_peer(c->io.fd, peer) < 0) memset(peer, 0, sizeof(*peer));
-    return peer;
+     * demand into a per-loop cache by fd (netloop.c frees the entry with the
+     * conn), or per-loop storage valid until the next call on this loop. */
+    wh__netloop *nl = NL(c);
+    wh_sockaddr *peer = &nl->peer_tmp;
+    if (c->flags & WH__C_DEAD) {
+        memset(peer, 0, sizeof(*peer));
+        return peer;
+    }
+    if (!nl->peer_cache) nl->peer_cache = calloc(WH__PEER_CACHE, sizeof(*nl->peer_cache));
+    wh__peer_ent *pe = nl->peer_cache ? &nl->peer_cache[(unsigned)c->io.fd % WH__PEER_CACHE] : NULL;
+    if (pe && pe->c == c) return &pe->addr;
+    if (wh__sock_peer(c->io.fd, peer) < 0) {
+        memset(peer, 0, sizeof(*peer));
+        return peer;
+    }
+    if (!pe) return peer;
+    pe->c = c;
+    pe->addr = *peer;
+    return &pe->addr;
 }
 
 int wh_conn_fd(const wh_conn *c)

@@ -28,6 +28,7 @@ uint32_t wh__conn_detach(wh_conn *c)
     }
     wh__clink_del(&c->link);
     nl->nconns--;
+    wh__peer_forget(nl, c);
     wh__io_deinit(&c->io);
     return deadline;
 }

@@ -104,6 +104,13 @@ typedef struct wh__lvec {
     uint32_t n, cap;
 } wh__lvec;
 
+/* One entry of wh__netloop.peer_cache. */
+#define WH__PEER_CACHE 256u
+typedef struct wh__peer_ent {
+    const wh_conn *c;
+    wh_sockaddr addr;
+} wh__peer_ent;
+
 struct wh__netloop {
     wh_loop *loop;
     wh__net_counters *ctr; /* never NULL: points at own when unset */
@@ -139,7 +146,12 @@ struct wh__netloop {
     int accept_fd;
     uint8_t *accept_spec;
     wh_sockaddr peer_tmp; /* wh_conn_peer's result */
-    wh__prof proxy_prof;  /* PROXY stage profile (proxy_stage.c); .nl NULL until first use */
+    /* Peer addresses looked up (getpeername) for open conns, by fd: an
+     * access log asking on every request of a keep-alive conn costs one
+     * syscall per conn, not per request, and no conn carries the 112 bytes.
+     * Allocated on first use; an entry belongs to conn c until c is freed. */
+    struct wh__peer_ent *peer_cache;
+    wh__prof proxy_prof; /* PROXY stage profile (proxy_stage.c); .nl NULL until first use */
     /* Connection slab: free list threaded through dead conns, carved from
      * blocks that live as long as the loop (no malloc header per conn). */
     void *conn_free;
@@ -153,6 +165,8 @@ struct wh__netloop {
 wh__netloop *wh__netloop_get(wh_loop *loop);
 /* Memory for one wh_conn from the loop's slab; NULL on -ENOMEM. */
 wh_conn *wh__conn_alloc(wh__netloop *nl);
+/* Drops c's peer_cache entry (c is freed, or moves to another loop). */
+void wh__peer_forget(wh__netloop *nl, const wh_conn *c);
 /* Returns a conn's memory to the slab. */
 void wh__conn_dealloc(wh__netloop *nl, wh_conn *c);
 /* Interns cbs + opts for nl. NULL on -ENOMEM. */

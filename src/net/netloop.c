@@ -72,8 +72,16 @@ wh_conn *wh__conn_alloc(wh__netloop *nl)
 #endif
 }
 
+void wh__peer_forget(wh__netloop *nl, const wh_conn *c)
+{
+    /* The fd may already serve a newer conn, whose entry this is not. */
+    wh__peer_ent *pe = nl->peer_cache ? &nl->peer_cache[(unsigned)c->io.fd % WH__PEER_CACHE] : NULL;
+    if (pe && pe->c == c) pe->c = NULL;
+}
+
 void wh__conn_dealloc(wh__netloop *nl, wh_conn *c)
 {
+    wh__peer_forget(nl, c);
 #if WH__CONN_SLAB
     void **slot = (void **)c;
     *slot = nl->conn_free;
@@ -118,6 +126,7 @@ static void netloop_free(void *ptr)
     free(nl->udps.v);
     free(nl->backoff.v);
     free(nl->scratch);
+    free(nl->peer_cache);
     free(nl);
 }
 

@@ -224,6 +224,51 @@ TEST(answered_at_accept_without_epoll)
     wh_loop_free(loop);
 }
 
+static int local_port(int fd)
+{
+    struct sockaddr_in a;
+    socklen_t l = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    return ntohs(a.sin_port);
+}
+static int peer_port(const wh_conn *c)
+{
+    const wh_sockaddr *p = wh_conn_peer(c);
+    return p->u.sa.family == AF_INET ? ntohs(((const struct sockaddr_in *)p->u.raw)->sin_port) : -1;
+}
+
+/* wh_conn_peer is cached per loop by fd: asked again it answers without a
+ * syscall, and a new conn on a reused fd gets its own peer, not the old. */
+TEST(peer_cached_and_fresh_after_fd_reuse)
+{
+    wh_loop *loop = tnu_loop();
+    srv s = {0};
+    int lfd = -1;
+    wh_listener *l = tnu_listen(loop, "127.0.0.1:0", NULL, &cbs, &s, &lfd);
+    CHECK(l != NULL);
+    int server_fd = -1;
+    for (int round = 0; round < 3; round++) {
+        int fd = tnu_client(lfd);
+        CHECK(fd >= 0);
+        CHECK_EQ(send(fd, "x", 1, 0), 1);
+        CHECK(tnu_pump(loop, opened, &s));
+        CHECK(s.conn != NULL);
+        if (round == 0) server_fd = s.conn_fd;
+        CHECK_EQ(s.conn_fd, server_fd); /* the server side reuses the fd */
+        CHECK_EQ(peer_port(s.conn), local_port(fd));
+        const wh_sockaddr *a = wh_conn_peer(s.conn), *b = wh_conn_peer(s.conn);
+        CHECK(a == b); /* the cached entry itself */
+        close(fd);
+        CHECK(tnu_pump(loop, closed, &s));
+        s.opens = 0;
+        s.closes = 0;
+        tnu_pump_n(loop, 2); /* conns are freed at the end of the iteration */
+    }
+    wh__listener_free(l);
+    close(lfd);
+    wh_loop_free(loop);
+}
+
 TEST(address_in_use)
 {
     int a, b;
