@@ -44,6 +44,7 @@ enum wh_ws_close_code {
     WH_WS_CLOSE_TOO_BIG = 1009,
     WH_WS_CLOSE_MANDATORY_EXT = 1010,
     WH_WS_CLOSE_INTERNAL = 1011,
+    WH_WS_CLOSE_TRY_AGAIN = 1013, /* IANA registry: server overloaded, try again later */
 };
 
 typedef struct wh_ws_cbs {
@@ -70,6 +71,13 @@ typedef struct wh_ws_opts {
      * trickles in bytes keeps up to max_message buffered indefinitely (every
      * byte counts as activity for the pings). 0 = the default. */
     uint32_t fragment_timeout_ms;
+    /* What the partial messages (fragments not yet joined, or one big frame
+     * still arriving) of all WebSockets on one loop may hold together: 32 MiB.
+     * The connection whose message would pass it is closed with 1013 (try
+     * again later) and its part freed; the others go on. Without it 1,000
+     * connections each holding a message just under max_message take 1 GiB.
+     * Each WebSocket checks against its own value. 0 = the default. */
+    size_t max_loop_messages;
     /* Subprotocol choice (Sec-WebSocket-Protocol, RFC 6455 §4.2.2): return the
      * index of one of the n offered tokens, or -1 for none. NULL = none. */
     int (*select_protocol)(const wh_str *offered, unsigned n, void *ud);

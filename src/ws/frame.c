@@ -120,6 +120,7 @@ void wh__ws_reader_init(wh__ws_reader *r, bool client, size_t max_message)
 
 void wh__ws_reader_free(wh__ws_reader *r)
 {
+    if (r->pool) *r->pool -= r->msg_cap;
     free(r->msg);
     r->msg = NULL;
     r->msg_len = r->msg_cap = 0;
@@ -228,21 +229,26 @@ static int hdr_decode(wh__ws_reader *r, const uint8_t *h, wh__ws_event *ev)
     return 0;
 }
 
-static bool msg_append(wh__ws_reader *r, const uint8_t *p, size_t n)
+/* 0, -ENOMEM, or -EBUSY when the loop's partial messages would pass the
+ * pool's cap: one client cannot make 1,000 connections each hold a message
+ * just under max_message. */
+static int msg_append(wh__ws_reader *r, const uint8_t *p, size_t n)
 {
     size_t need = r->msg_len + n;
     if (need > r->msg_cap) {
         size_t cap = r->msg_cap ? r->msg_cap * 2 : 256;
         if (cap < need) cap = need;
         if (cap > r->max_message && need <= r->max_message) cap = r->max_message;
+        if (r->pool && *r->pool + (cap - r->msg_cap) > r->pool_max) return -EBUSY;
         uint8_t *m = realloc(r->msg, cap);
-        if (!m) return false;
+        if (!m) return -ENOMEM;
+        if (r->pool) *r->pool += cap - r->msg_cap;
         r->msg = m;
         r->msg_cap = cap;
     }
     memcpy(r->msg + r->msg_len, p, n);
     r->msg_len = need;
-    return true;
+    return 0;
 }
 
 /* One state machine over a frame (header, extended length, mask, payload)
@@ -263,7 +269,10 @@ int wh__ws_reader_next(wh__ws_reader *r, uint8_t *data, size_t len, size_t *cons
         return fail(r, ev, r->err_code, r->err_reason);
     }
     /* The last event's message buffer is no longer referenced. */
-    if (!r->in_msg && r->msg_cap > KEEP_BUF) wh__ws_reader_free(r);
+    /* Kept for the next message unless big, or the loop's shared budget is
+     * half used: idle buffers must not refuse the messages in progress. */
+    if (!r->in_msg && (r->msg_cap > KEEP_BUF || (r->pool && *r->pool > r->pool_max / 2)))
+        wh__ws_reader_free(r);
 
     for (;;) {
         if (r->state == RS_HEADER) {
@@ -329,8 +338,10 @@ int wh__ws_reader_next(wh__ws_reader *r, uint8_t *data, size_t len, size_t *cons
                     *consumed = len;
                     return fail(r, ev, WH_WS_CLOSE_INVALID_DATA, "invalid UTF-8");
                 }
-                if (!msg_append(r, pl, n)) {
+                int rc = msg_append(r, pl, n);
+                if (rc < 0) {
                     *consumed = len;
+                    if (rc == -EBUSY) return fail(r, ev, WH_WS_CLOSE_TRY_AGAIN, "server busy");
                     return fail(r, ev, WH_WS_CLOSE_INTERNAL, "out of memory");
                 }
             }

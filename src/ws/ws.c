@@ -21,6 +21,7 @@ static const wh_ws_opts ws_defaults = {
     .pong_timeout_ms = 10000,
     .close_timeout_ms = 5000,
     .fragment_timeout_ms = 30000,
+    .max_loop_messages = 32u << 20,
 };
 
 void wh_ws_opts_init(wh_ws_opts *o)
@@ -491,6 +492,8 @@ static void ws_start(wh_ws *ws, wh_conn *c, wh__ws_loop *wl, const wh_ws_opts *o
     ws->ud = ud;
     ws->opts = *o;
     wh__ws_reader_init(&ws->rd, false, o->max_message);
+    ws->rd.pool = &wl->msg_mem;
+    ws->rd.pool_max = o->max_loop_messages;
     ws->last_rx_ms = wh_loop_now(loop);
     ws->all_next = wl->all;
     if (wl->all) wl->all->all_prev = ws;
@@ -516,6 +519,7 @@ int wh_ws_accept(wh_http_req *r, const wh_ws_opts *opts, const wh_ws_cbs *cbs, v
     if (!o.max_message) o.max_message = ws_defaults.max_message;
     if (!o.close_timeout_ms) o.close_timeout_ms = ws_defaults.close_timeout_ms;
     if (!o.fragment_timeout_ms) o.fragment_timeout_ms = ws_defaults.fragment_timeout_ms;
+    if (!o.max_loop_messages) o.max_loop_messages = ws_defaults.max_loop_messages;
 
     struct ws_offer f;
     int status = read_offer(r, &f);

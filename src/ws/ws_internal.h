@@ -78,6 +78,10 @@ typedef struct wh__ws_reader {
     wh_utf8_state utf8;
     uint8_t *msg;
     size_t msg_len, msg_cap;
+    /* Shared count of what the partial messages of every reader on this
+     * loop hold (msg_cap each), and its cap; NULL = not counted. */
+    size_t *pool;
+    size_t pool_max;
     /* control frame in progress */
     uint8_t ctrl[WH__WS_MAX_CONTROL];
     size_t ctrl_len;
@@ -147,6 +151,7 @@ typedef struct wh__ws_loop {
     size_t nall;
     wh__ws_hub_entry *hubs; /* member lists, one per hub used on this loop */
     bool dying;             /* the loop is being freed: the last ws_closed frees this */
+    size_t msg_mem;         /* held by the partial messages of its readers (reader.pool) */
 } wh__ws_loop;
 
 struct wh_ws {

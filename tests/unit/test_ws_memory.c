@@ -357,6 +357,56 @@ TEST(unfinished_message_times_out)
     fx_free(&f);
 }
 
+/* The partial messages of all WebSockets on a loop share max_loop_messages:
+ * the connection whose fragment would pass it is closed with 1013 (try
+ * again later) and its part freed, the others go on; a connection that
+ * goes away gives its share back. */
+TEST(partial_messages_share_a_loop_budget)
+{
+    fx f;
+    CHECK(fx_init(&f) == 0);
+    enum { N = 16 };
+    f.wo.max_loop_messages = N * 256; /* a first fragment takes a 256-byte buffer */
+    int fd[N + 2];
+    char part[200];
+    memset(part, 'p', sizeof part);
+    for (int i = 0; i < N + 1; i++) {
+        fd[i] = client(&f, 0);
+        CHECK(fd[i] >= 0);
+        send_frame(fd[i], WH_WS_OP_TEXT, false, part, sizeof part);
+        tnu_pump_n(f.loop, 3);
+    }
+    rd r = {0};
+    for (int i = 0; i < 100 && !r.close_code; i++) {
+        wh_loop_run(f.loop, WH_RUN_ONCE);
+        rd_poll(fd[N], &r);
+    }
+    CHECK_EQ(r.close_code, WH_WS_CLOSE_TRY_AGAIN);
+    for (int i = 0; i < 100 && f.closed == 0; i++)
+        tnu_pump_n(f.loop, 1);
+    CHECK_EQ(f.closed, 1);
+    CHECK(!strcmp(f.last_reason, "server busy"));
+    /* The first N still hold theirs and finish them. */
+    send_frame(fd[0], WH_WS_OP_CONT, true, "!", 1);
+    for (int i = 0; i < 100 && f.msgs == 0; i++)
+        tnu_pump_n(f.loop, 1);
+    CHECK_EQ(f.msgs, 1);
+    CHECK_EQ(f.msg_len, sizeof f.msg); /* 201 bytes, truncated to the fixture's copy */
+    /* One leaves: its share comes back, a newcomer may hold a fragment. */
+    close(fd[1]);
+    for (int i = 0; i < 100 && f.closed < 2; i++)
+        tnu_pump_n(f.loop, 1);
+    CHECK_EQ(f.closed, 2);
+    fd[N + 1] = client(&f, 0);
+    CHECK(fd[N + 1] >= 0);
+    send_frame(fd[N + 1], WH_WS_OP_TEXT, false, part, sizeof part);
+    tnu_pump_n(f.loop, 5);
+    CHECK_EQ(f.closed, 2);
+    for (int i = 0; i < N + 2; i++)
+        if (i != 1) close(fd[i]);
+    fx_free(&f);
+}
+
 /* Producers on other threads, members on two loops on their own threads,
  * and caps small enough that broadcasts are refused (-EAGAIN) and loops
  * pause: every member gets exactly the broadcasts that returned 0, each
