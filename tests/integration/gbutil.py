@@ -169,7 +169,7 @@ class Wharfd:
         of its own (removed at stop). prefix: a command wharfd runs under."""
         self.root = tempfile.mkdtemp(prefix="wh-gb-root-")
         self.own_data = None
-        if "--data" not in args and "--redis" not in args:
+        if not {"--data", "--redis", "--config"} & set(args):
             self.own_data = tempfile.mkdtemp(prefix="wh-gb-data-")
             args = list(args) + ["--data", self.own_data]
         with open(os.path.join(self.root, "index.html"), "w") as f:

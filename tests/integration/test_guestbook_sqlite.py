@@ -86,6 +86,14 @@ def persistence(check, data):
         check(msgs[:20] == ["before the crash %d" % i for i in range(19, -1, -1)],
               "after SIGKILL every acknowledged entry is there, newest first")
         check(len(msgs) == 100, "the page shows 100 entries")
+    # The config file's key names the same directory.
+    conf = os.path.join(os.path.dirname(data), "wharfd.conf")
+    with open(conf, "w") as f:
+        f.write("data = %s\n" % data)
+    with Wharfd(["--config", conf], threads=1) as w4:
+        st, _, text = page(w4.port)
+        check(shown_messages(text)[:1] == ["before the crash 19"],
+              "data = DIR in a config file opens the same database")
 
 
 def keep_bound(check, data):
