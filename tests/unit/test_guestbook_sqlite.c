@@ -24,6 +24,7 @@ static void on_error(const char *msg, void *ud)
     struct errs *e = ud;
     e->n++;
     snprintf(e->last, sizeof e->last, "%s", msg);
+    fprintf(stderr, "# store error: %s\n", msg);
 }
 
 struct vres {
@@ -172,8 +173,23 @@ TEST(sqlite_bounded_and_timed)
 
 struct targ {
     wh_gb_store *s;
-    int idx, bad;
+    int idx, bad, refused, views;
 };
+
+/* A write refused after busy_timeout (-EIO, "database is locked": only when
+ * the machine is overloaded, e.g. many sanitizer builds at once) is what a
+ * client sees as 503 + Retry-After: it retries. What must hold: a refused
+ * add stored nothing, an acknowledged one is stored once. */
+static int add_retrying(struct targ *a, wh_gb_op *op, const char *name, size_t nl, int *adds)
+{
+    for (int tries = 0; tries < 50; tries++) {
+        int e = wh_gb_store_add(a->s, NULL, op, 1, name, nl, "msg", 3, on_add, adds);
+        if (e != -EIO) return e;
+        a->refused++;
+        usleep(10000);
+    }
+    return -EIO;
+}
 
 static void *worker(void *p)
 {
@@ -184,11 +200,16 @@ static void *worker(void *p)
     for (int i = 0; i < PER_THREAD; i++) {
         char name[32];
         int nl = snprintf(name, sizeof name, "t%d-%d", a->idx, i);
-        if (wh_gb_store_add(a->s, NULL, &op, i, name, (size_t)nl, "msg", 3, on_add, &adds))
-            a->bad++;
+        if (add_retrying(a, &op, name, (size_t)nl, &adds)) a->bad++;
         if (i % 10 == 0) {
             struct vres r = {0};
-            if (wh_gb_store_view(a->s, NULL, &op, on_view, &r) || r.calls != 1) a->bad++;
+            int e = wh_gb_store_view(a->s, NULL, &op, on_view, &r);
+            if (e == 0 && r.calls == 1)
+                a->views++;
+            else if (e == -EIO && !r.calls)
+                a->refused++; /* not counted: the visit's UPDATE rolled back */
+            else
+                a->bad++;
         }
     }
     if (adds != PER_THREAD) a->bad++;
@@ -208,17 +229,21 @@ TEST(sqlite_concurrent_writers)
         a[i] = (struct targ){.s = s, .idx = i};
         CHECK_EQ(pthread_create(&th[i], NULL, worker, &a[i]), 0);
     }
-    for (int i = 0; i < THREADS; i++) {
+    int refused = 0, views = 0;
+    for (int i = 0; i < THREADS; i++) /* all of them before any CHECK can return */
         pthread_join(th[i], NULL);
+    for (int i = 0; i < THREADS; i++) {
         CHECK_EQ(a[i].bad, 0);
+        refused += a[i].refused;
+        views += a[i].views;
     }
-    if (er.n) printf("# error: %s\n", er.last);
-    CHECK_EQ(er.n, 0);
+    printf("# %d writes refused after busy_timeout (retried)\n", refused);
+    CHECK_EQ(er.n, refused); /* each refusal was reported, nothing else was */
     CHECK_EQ(wh_gb_store_count(s), THREADS * PER_THREAD);
     wh_gb_op op;
     struct vres r = {0};
     CHECK_EQ(wh_gb_store_view(s, NULL, &op, on_view, &r), 0);
-    CHECK_EQ(r.visitors, THREADS * PER_THREAD / 10 + 1);
+    CHECK_EQ(r.visitors, (uint64_t)views + 1);
     wh_gb_store_free(s);
     rmdata(dir);
 }

@@ -38,17 +38,22 @@
 
 #include <sqlite3.h>
 
-#define GB_DB_FILE    "guestbook.db"
-#define GB_BUSY_MS    250  /* longest wait for another connection's write lock */
-#define GB_RETRY_S    1    /* a failed open is retried at most this often */
-#define GB_CKPT_PAGES 1000 /* WAL pages that wake the checkpointer (SQLite's default) */
+#define GB_DB_FILE      "guestbook.db"
+#define GB_BUSY_MS      250  /* longest wait for another connection's write lock */
+#define GB_OPEN_BUSY_MS 5000 /* the same while opening (thread start) */
+#define GB_RETRY_S      1    /* a failed open is retried at most this often */
+#define GB_CKPT_PAGES   1000 /* WAL pages that wake the checkpointer (SQLite's default) */
 
 /* The bounds are SQL text; the static asserts keep them in step. */
 _Static_assert(WH_GB_PAGE_ENTRIES == 100, "LIMIT below");
 _Static_assert(WH_GB_KEEP_ENTRIES == 1000, "OFFSET 999 below");
 
+/* One write transaction, taken up front (IMMEDIATE): connections of several
+ * threads opening at once queue on the write lock (busy handler) instead of
+ * failing to upgrade a read transaction. */
 static const char SCHEMA[] =
     "PRAGMA synchronous=NORMAL;"
+    "BEGIN IMMEDIATE;"
     "CREATE TABLE IF NOT EXISTS entries(id INTEGER PRIMARY KEY AUTOINCREMENT,"
     " t INTEGER NOT NULL, name BLOB NOT NULL, msg BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS counters(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
@@ -56,7 +61,8 @@ static const char SCHEMA[] =
     /* Keeps the newest 1000: the insert and its trim commit together. */
     "CREATE TRIGGER IF NOT EXISTS entries_keep AFTER INSERT ON entries BEGIN"
     " DELETE FROM entries WHERE id < (SELECT id FROM entries ORDER BY id DESC"
-    " LIMIT 1 OFFSET 999); END;";
+    " LIMIT 1 OFFSET 999); END;"
+    "COMMIT;";
 
 enum { ST_ADD, ST_VISIT, ST_VISITORS, ST_LIST, ST_COUNT, ST_N };
 static const char *const SQL[ST_N] = {
@@ -154,7 +160,8 @@ static int conn_open(wh_gb_sqlite *sq, struct sq_conn *c)
     int rc = sqlite3_open_v2(
         sq->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK) {
-        sqlite3_busy_timeout(c->db, GB_BUSY_MS);
+        /* Opening is not on a request's path: it may wait for the others. */
+        sqlite3_busy_timeout(c->db, GB_OPEN_BUSY_MS);
         sqlite3_extended_result_codes(c->db, 1);
         what = "setting WAL mode";
         rc = set_wal(c->db);
@@ -162,6 +169,7 @@ static int conn_open(wh_gb_sqlite *sq, struct sq_conn *c)
     if (rc == SQLITE_OK) {
         what = "creating the schema";
         rc = sqlite3_exec(c->db, SCHEMA, NULL, NULL, NULL);
+        if (rc != SQLITE_OK) sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     }
     for (int i = 0; i < ST_N && rc == SQLITE_OK; i++) {
         what = "preparing a statement";
@@ -173,6 +181,7 @@ static int conn_open(wh_gb_sqlite *sq, struct sq_conn *c)
         c->failed_at = time(NULL);
         return rc == SQLITE_NOMEM ? -ENOMEM : -ENOTCONN;
     }
+    sqlite3_busy_timeout(c->db, GB_BUSY_MS);
     if (sq->ckpt_running) sqlite3_wal_hook(c->db, wal_hook, sq); /* else: automatic */
     wh_gb_buf_init(&c->rows);
     c->open = true;
