@@ -8,9 +8,10 @@
 set -euo pipefail
 
 # wharfd links libwharf (needs libcrypto: the WebSocket handshake's SHA-1)
-# and the guestbook's Redis client (hiredis). Running it needs no Redis
-# server: without --redis the guestbook uses its embedded store.
-RUN=(build-essential cmake pkg-config libhiredis-dev libssl-dev)
+# and the guestbook's Redis client (hiredis) and embedded database (SQLite).
+# Running it needs no Redis server: without --redis the guestbook keeps its
+# entries in SQLite under --data.
+RUN=(build-essential cmake pkg-config libhiredis-dev libsqlite3-dev libssl-dev)
 # Tests: clang + its runtime for libFuzzer; peers for the benchmarks (libuv,
 # libevent, nginx, h2o, lighttpd, wrk); clients (curl, wget, nghttp2's h2load, ab, netcat,
 # python3-websockets, chromium through playwright-core); redis-server for the

@@ -130,7 +130,9 @@ export function canConnect(port) {
  * { child, port }. Throws if wharfd exits or never listens.
  */
 export async function startWharfd(args, log, { ms = 10000, stdio = 'ignore' } = {}) {
-  const child = spawnChild(path.join(BUILD, 'wharfd'), [...args, '--error-log', log], { stdio });
+  // The guestbook's database: beside the log unless the test names one.
+  const data = args.includes('--data') ? [] : ['--data', log + '.data'];
+  const child = spawnChild(path.join(BUILD, 'wharfd'), [...args, ...data, '--error-log', log], { stdio });
   const port = await waitFor(() => {
     if (child.exitCode !== null) throw new Error(`wharfd exited ${child.exitCode}`);
     try {

@@ -164,13 +164,19 @@ def _resp_read(f):
 
 
 class Wharfd:
-    def __init__(self, args=(), threads=2):
+    def __init__(self, args=(), threads=2, prefix=()):
+        """args: wharfd's options; without --data a fresh SQLite data directory
+        of its own (removed at stop). prefix: a command wharfd runs under."""
         self.root = tempfile.mkdtemp(prefix="wh-gb-root-")
+        self.own_data = None
+        if not {"--data", "--redis", "--config"} & set(args):
+            self.own_data = tempfile.mkdtemp(prefix="wh-gb-data-")
+            args = list(args) + ["--data", self.own_data]
         with open(os.path.join(self.root, "index.html"), "w") as f:
             f.write("<p>index</p>\n")
         self.log = os.path.join(self.root, "..", os.path.basename(self.root) + ".log")
         rate = [] if "--guestbook-rate" in args else ["--guestbook-rate", "0"]
-        argv = [os.path.join(BUILD, "wharfd"), "--port", "0", "--bind", "127.0.0.1",
+        argv = list(prefix) + [os.path.join(BUILD, "wharfd"), "--port", "0", "--bind", "127.0.0.1",
                 "--threads", str(threads), "--root", self.root, "--access-log", "off",
                 "--error-log", self.log] + rate + list(args)
         self.errpath = self.log + ".stderr"  # sanitizer reports land here
@@ -225,6 +231,8 @@ class Wharfd:
         if self.stderr.strip():
             print("wharfd stderr:\n" + self.stderr)
         shutil.rmtree(self.root, ignore_errors=True)
+        if self.own_data:
+            shutil.rmtree(self.own_data, ignore_errors=True)
         for p in (self.log, self.errpath):
             try:
                 os.unlink(p)

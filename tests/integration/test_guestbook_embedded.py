@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The guestbook without --redis: wharfd's embedded in-process store. The
+"""The guestbook with --data :memory:: wharfd's embedded in-process store. The
 same functional checks as with Redis, entries shared by all worker threads,
 and the bound of 1,000 kept entries. (Entries are lost at exit by design.)
 """
@@ -12,7 +12,7 @@ from gbutil import Checker, Wharfd, page, post, shown_messages
 
 def main():
     check = Checker()
-    with Wharfd([], threads=2) as w:
+    with Wharfd(["--data", ":memory:"], threads=2) as w:
         print("wharfd on %d" % w.port)
         check("embedded store" in w.log_text(), "wharfd logs that it uses the embedded store")
         gbutil.check_functional(check, w.port)
@@ -33,7 +33,7 @@ def main():
         check(len(msgs) == 100, "page shows 100 entries")
         check(all(m.startswith("embedded ") for m in msgs), "newest entries are the parallel ones")
     # A new process starts empty (documented: the embedded store is lost at exit).
-    with Wharfd([], threads=1) as w2:
+    with Wharfd(["--data", ":memory:"], threads=1) as w2:
         st, _, text = page(w2.port)
         check(st == 200 and 'id="gb-empty"' in text, "a fresh wharfd starts with an empty guestbook")
     check(w2.clean_exit(), "second wharfd exits cleanly")

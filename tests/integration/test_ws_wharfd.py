@@ -74,7 +74,7 @@ def main():
         print("ok   /ws/echo is absent without --ws-echo (404)")
         asyncio.run(chat(s.port))
         for name, ctype in (("chat.html", "text/html"), ("chat.js", "javascript"),
-                            ("chat.css", "text/css")):
+                            ("style.css", "text/css")):
             with urllib.request.urlopen("http://127.0.0.1:%d/%s" % (s.port, name), timeout=5) as r:
                 assert r.status == 200 and ctype in r.headers.get("Content-Type", ""), name
         print("ok   chat page and assets served")

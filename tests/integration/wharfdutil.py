@@ -27,6 +27,8 @@ class Wharfd:
                               "--access-log", self.access_log if access_log else "off"]
         if not any(a == "--bind" for a in args):
             cmd += ["--bind", "127.0.0.1:0"]
+        if "--data" not in args:  # the guestbook's database: this instance's own
+            cmd += ["--data", os.path.join(self.dir, "data")]
         cmd += list(args)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      env=env)

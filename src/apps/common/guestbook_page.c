@@ -60,22 +60,28 @@ static void escape_text(wh_gb_buf *out, const char *s, size_t n)
     wh_gb_buf_append(out, s + run, n - run);
 }
 
+/* The site's layout (public/index.html, about.html): its stylesheet, header
+ * and navigation, with the guestbook as the current page. The page's own
+ * rules live in /style.css too, so every page of the site looks one way. */
 static const char page_head[] =
     "<!DOCTYPE html>\n"
     "<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
     "<title>Guestbook - wharf</title>\n"
-    "<style>\n"
-    "body{font-family:system-ui,sans-serif;max-width:42em;margin:2em auto;padding:0 1em;"
-    "color:#222}\n"
-    "form{display:grid;gap:.5em;margin:1em 0 2em}\n"
-    "input,textarea{font:inherit;padding:.4em}\n"
-    "textarea{min-height:5em}\n"
-    ".entry{border-top:1px solid #ccc;padding:.6em 0}\n"
-    ".entry .meta{color:#666;font-size:.9em}\n"
-    ".entry .name{font-weight:bold;color:#222}\n"
-    ".entry .msg{display:block;white-space:pre-wrap;overflow-wrap:anywhere}\n"
-    "</style>\n</head>\n<body>\n";
+    "<link rel=\"stylesheet\" href=\"/style.css\">\n"
+    "<link rel=\"icon\" href=\"/img/logo.svg\" type=\"image/svg+xml\">\n"
+    "</head>\n<body>\n"
+    "<header class=\"site\">\n"
+    "  <a class=\"brand\" href=\"/\"><img src=\"/img/logo.svg\" alt=\"wharf logo\" width=\"40\" "
+    "height=\"40\"> wharf</a>\n"
+    "  <nav>\n"
+    "    <a href=\"/\">Home</a>\n"
+    "    <a href=\"/about.html\">About</a>\n"
+    "    <a href=\"/docs/\">Docs</a>\n"
+    "    <a href=\"" WH_GB_PATH "\" aria-current=\"page\">Guestbook</a>\n"
+    "    <a href=\"/chat.html\">Chat</a>\n"
+    "  </nav>\n"
+    "</header>\n<main class=\"guestbook\">\n";
 
 static void render_form(wh_gb_buf *out, const char *token)
 {
@@ -126,7 +132,7 @@ static void render_entry(wh_gb_buf *out, const wh_gb_entry *e)
 int wh_gb_render_top(wh_gb_buf *out, uint64_t visitors, const char *token)
 {
     wh_gb_buf_puts(out, page_head);
-    wh_gb_buf_puts(out, "<h1>Guestbook</h1>\n");
+    wh_gb_buf_puts(out, "<h1 id=\"title\">Guestbook</h1>\n");
     wh_gb_buf_printf(out, "<p>You are visitor number <span id=\"gb-visitors\">%llu</span>.</p>\n",
                      (unsigned long long)visitors);
     render_form(out, token);
@@ -135,7 +141,7 @@ int wh_gb_render_top(wh_gb_buf *out, uint64_t visitors, const char *token)
 
 int wh_gb_render_entries(wh_gb_buf *out, const wh_gb_entry *entries, size_t n)
 {
-    wh_gb_buf_puts(out, "<ol id=\"gb-entries\" reversed style=\"list-style:none;padding:0\">\n");
+    wh_gb_buf_puts(out, "<ol id=\"gb-entries\" reversed>\n");
     for (size_t i = 0; i < n; i++)
         render_entry(out, &entries[i]);
     wh_gb_buf_puts(out, "</ol>\n");
@@ -155,7 +161,7 @@ int wh_gb_render_page(wh_gb_buf *out, const wh_gb_entry *entries, size_t n, uint
 int wh_gb_render_error(wh_gb_buf *out, int status, const char *reason)
 {
     wh_gb_buf_puts(out, page_head);
-    wh_gb_buf_printf(out, "<h1>Guestbook: error %d</h1>\n<p id=\"gb-error\">", status);
+    wh_gb_buf_printf(out, "<h1 id=\"title\">Guestbook: error %d</h1>\n<p id=\"gb-error\">", status);
     wh_gb_html_escape(out, reason, strlen(reason));
     wh_gb_buf_puts(out, "</p>\n<p><a href=\"" WH_GB_PATH
                         "\">Back to the guestbook</a></p>\n" WH_GB_PAGE_END);

@@ -31,8 +31,10 @@ typedef struct wh_gb_entry {
     size_t msg_len;
 } wh_gb_entry;
 
-/* The last part of every page. */
-#define WH_GB_PAGE_END "</body>\n</html>\n"
+/* The last part of every page: the site's footer (as on public/index.html). */
+#define WH_GB_PAGE_END                                                                             \
+    "</main>\n<footer>wharf 0.1 &middot; <a href=\"/about.html\">about</a> &middot; "              \
+    "<a href=\"/metrics\">metrics</a></footer>\n</body>\n</html>\n"
 
 /* Appends s[0..n) HTML-escaped for text and quoted attribute values
  * (& < > " ' become entities). 0 or -ENOMEM. */

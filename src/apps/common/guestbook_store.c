@@ -1,6 +1,8 @@
 /* The guestbook's two backends behind one interface: see guestbook_store.h. */
 #include "apps/common/guestbook_store.h"
 
+#include "apps/common/guestbook_sqlite.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,7 +12,7 @@
 
 #include <hiredis/hiredis.h>
 
-enum store_kind { STORE_EMBEDDED = 1, STORE_REDIS = 2 };
+enum store_kind { STORE_EMBEDDED = 1, STORE_REDIS = 2, STORE_SQLITE = 3 };
 
 /* An immutable entry shared by the ring and by views in progress: e points
  * into id[] and data[] (name, then message). */
@@ -29,6 +31,8 @@ struct wh_gb_store {
     size_t keep, count, newest;
     uint64_t seq; /* the newest entry's ID */
     atomic_uint_fast64_t visitors;
+    /* sqlite */
+    wh_gb_sqlite *sq;
     /* redis */
     char *host;
     int port;
@@ -60,6 +64,21 @@ int wh_gb_store_new_embedded(wh_gb_store **out, size_t keep)
     }
     pthread_mutex_init(&s->mu, NULL);
     atomic_init(&s->visitors, 0);
+    *out = s;
+    return 0;
+}
+
+int wh_gb_store_new_sqlite(wh_gb_store **out, const char *dir, wh_gb_store_error_fn on_error,
+                           void *ud)
+{
+    wh_gb_store *s = calloc(1, sizeof(*s));
+    if (!s) return -ENOMEM;
+    s->kind = STORE_SQLITE;
+    int e = wh_gb_sqlite_new(&s->sq, dir, on_error, ud);
+    if (e < 0) {
+        free(s);
+        return e;
+    }
     *out = s;
     return 0;
 }
@@ -104,17 +123,19 @@ void wh_gb_store_free(wh_gb_store *s)
         free(s->ring);
         pthread_mutex_destroy(&s->mu);
     }
+    wh_gb_sqlite_free(s->sq);
     free(s->host);
     free(s);
 }
 
 const char *wh_gb_store_kind(const wh_gb_store *s)
 {
-    return s->kind == STORE_REDIS ? "redis" : "embedded";
+    return s->kind == STORE_REDIS ? "redis" : s->kind == STORE_SQLITE ? "sqlite" : "embedded";
 }
 
 int wh_gb_store_thread_start(wh_gb_store *s, wh_loop *loop)
 {
+    if (s->kind == STORE_SQLITE) return wh_gb_sqlite_thread_start(s->sq);
     if (s->kind != STORE_REDIS) return 0;
     return wh_redis_loop_open(loop, s->host, s->port, &s->ropts);
 }
@@ -122,10 +143,12 @@ int wh_gb_store_thread_start(wh_gb_store *s, wh_loop *loop)
 void wh_gb_store_thread_stop(wh_gb_store *s, wh_loop *loop)
 {
     if (s->kind == STORE_REDIS) wh_redis_loop_close(loop);
+    if (s->kind == STORE_SQLITE) wh_gb_sqlite_thread_stop(s->sq);
 }
 
 long wh_gb_store_count(wh_gb_store *s)
 {
+    if (s->kind == STORE_SQLITE) return wh_gb_sqlite_count(s->sq);
     if (s->kind != STORE_EMBEDDED) return -EINVAL;
     pthread_mutex_lock(&s->mu);
     long n = (long)s->count;
@@ -300,6 +323,7 @@ int wh_gb_store_view_ex(wh_gb_store *s, wh_loop *loop, wh_gb_op *op, bool count,
                         void *arg)
 {
     if (s->kind == STORE_EMBEDDED) return emb_view(s, count, cb, arg);
+    if (s->kind == STORE_SQLITE) return wh_gb_sqlite_view(s->sq, count, cb, arg);
     int err;
     wh_redis *rc = loop_redis(loop, 2, &err);
     if (!rc) return err;
@@ -329,6 +353,8 @@ int wh_gb_store_add(wh_gb_store *s, wh_loop *loop, wh_gb_op *op, int64_t time_s,
                     size_t name_len, const char *msg, size_t msg_len, wh_gb_add_cb cb, void *arg)
 {
     if (s->kind == STORE_EMBEDDED) return emb_add(s, time_s, name, name_len, msg, msg_len, cb, arg);
+    if (s->kind == STORE_SQLITE)
+        return wh_gb_sqlite_add(s->sq, time_s, name, name_len, msg, msg_len, cb, arg);
     int err;
     wh_redis *rc = loop_redis(loop, 1, &err);
     if (!rc) return err;

@@ -5,7 +5,10 @@
  *    INCR + XREVRANGE, pipelined; a post one XADD, whose callback reports
  *    success only after Redis answered it. Each connection first moves the
  *    entries of older versions (the JSON list) into the stream.
- *  - Embedded (wh_gb_store_new_embedded): in this process, shared by all
+ *  - SQLite (wh_gb_store_new_sqlite): the embedded database, one file in a
+ *    data directory, kept across restarts; one connection per worker
+ *    thread, answers inside the call (guestbook_sqlite.h). wharfd's default.
+ *  - In memory (wh_gb_store_new_embedded): in this process, shared by all
  *    worker threads, bounded to the newest `keep` entries, lost at exit.
  *    Entries are immutable reference-counted blobs (wh_gb_entry and its
  *    bytes) in a ring under one mutex; a view holds the mutex only to take
@@ -16,7 +19,7 @@
  *    except the ring's one-time setup).
  *
  * Completion: view/add return 0 and then call cb exactly once (the embedded
- * store calls it before returning; Redis later, on the loop thread), or
+ * stores call it before returning; Redis later, on the loop thread), or
  * return a negative errno and never call cb: -ENOTCONN while Redis is down
  * (fail fast: answer 503), -EAGAIN when too many commands are in flight.
  * cb's err: 0, or -ETIMEDOUT/-ECONNRESET/-ECANCELED (Redis gone mid-way),
@@ -61,6 +64,14 @@ typedef struct wh_gb_op {
     int err;
 } wh_gb_op;
 
+/* A store's report of a database failure, a whole sentence for the log. */
+typedef void (*wh_gb_store_error_fn)(const char *msg, void *ud);
+
+/* Creates the SQLite store in dir/guestbook.db (dir made if missing). 0 even
+ * when the database is unusable (on_error says why; operations then fail
+ * with -ENOTCONN or -EIO until it is usable), -ENOMEM/-EINVAL otherwise. */
+int wh_gb_store_new_sqlite(wh_gb_store **out, const char *dir, wh_gb_store_error_fn on_error,
+                           void *ud);
 /* Creates the in-process store keeping the newest `keep` entries (0 = WH_GB_KEEP_ENTRIES). */
 int wh_gb_store_new_embedded(wh_gb_store **out, size_t keep);
 /* Creates the Redis store for a numeric host (or "unix:/path") and port;
@@ -72,11 +83,11 @@ int wh_gb_store_new_redis(wh_gb_store **out, const char *host, int port, const w
 void wh_gb_store_on_migrate(wh_gb_store *s, void (*cb)(int err, long moved, void *ud), void *ud);
 /* Frees the store after every worker thread stopped (NULL is fine). */
 void wh_gb_store_free(wh_gb_store *s);
-/* "embedded" or "redis". */
+/* "embedded" (in memory), "sqlite" or "redis". */
 const char *wh_gb_store_kind(const wh_gb_store *s);
 
-/* On each worker thread as it starts: Redis opens this loop's connection
- * (one per loop thread); embedded does nothing. 0 or negative errno. */
+/* On each worker thread as it starts: Redis and SQLite open this thread's
+ * connection; in memory does nothing. 0 or negative errno. */
 int wh_gb_store_thread_start(wh_gb_store *s, wh_loop *loop);
 /* On each worker thread as it stops: closes this loop's connection
  * (operations in flight complete with -ECANCELED). */
@@ -94,7 +105,7 @@ int wh_gb_store_view_ex(wh_gb_store *s, wh_loop *loop, wh_gb_op *op, bool count,
 int wh_gb_store_add(wh_gb_store *s, wh_loop *loop, wh_gb_op *op, int64_t time_s, const char *name,
                     size_t name_len, const char *msg, size_t msg_len, wh_gb_add_cb cb, void *arg);
 
-/* Embedded store only: entries held now (for tests); -EINVAL for Redis. */
+/* Embedded stores only: entries held now (for tests); -EINVAL for Redis. */
 long wh_gb_store_count(wh_gb_store *s);
 
 #endif

@@ -21,6 +21,7 @@ enum {
     OPT_VERSION = 'V',
     OPT_MODEL = 256,
     OPT_REDIS,
+    OPT_DATA,
     OPT_KEEPALIVE,
     OPT_HEADER_TIMEOUT,
     OPT_MAX_CONNS,
@@ -50,6 +51,7 @@ static const struct option longopts[] = {
     {"threads", required_argument, NULL, OPT_THREADS},
     {"model", required_argument, NULL, OPT_MODEL},
     {"redis", required_argument, NULL, OPT_REDIS},
+    {"data", required_argument, NULL, OPT_DATA},
     {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE},
     {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
     {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
@@ -85,7 +87,9 @@ static const char usage[] =
     "  -r, --root DIR             document root (./public)\n"
     "  -t, --threads N            worker threads (0 = one per CPU)\n"
     "      --model M              reuseport | exclusive | oneshot | dispatch (reuseport)\n"
-    "      --redis HOST:PORT      Redis for the guestbook (none: in-process store)\n"
+    "      --redis HOST:PORT      Redis for the guestbook (none: SQLite in --data)\n"
+    "      --data DIR             the guestbook's SQLite database directory (./data);\n"
+    "                             :memory: keeps entries in memory (lost at exit)\n"
     "      --keepalive-timeout S  idle keep-alive timeout, seconds or Nms (5)\n"
     "      --header-timeout S     time allowed for a request head (10)\n"
     "      --max-conns N          open connections cap (0 = 3/4 of the open-files\n"
@@ -123,6 +127,7 @@ static void defaults(wharfd_config *cfg)
     cfg->threads = 0;
     cfg->model = WH_MODEL_REUSEPORT;
     cfg->redis = NULL; /* no --redis: the guestbook uses its embedded store */
+    cfg->data_dir = "./data";
     snprintf(cfg->redis_host, sizeof cfg->redis_host, "127.0.0.1");
     cfg->redis_port = 6379;
     cfg->keepalive_timeout_ms = 5000;
@@ -377,6 +382,10 @@ static int apply_apps(wharfd_config *cfg, int id, const char *name, const char *
     switch (id) {
     case OPT_REDIS:
         if (set_redis(cfg, val) != 0) return bad(name, val, "expected HOST:PORT");
+        return 0;
+    case OPT_DATA:
+        if (!*val) return bad(name, val, "expected a directory or :memory:");
+        cfg->data_dir = val;
         return 0;
     case OPT_GUESTBOOK_RATE:
         if (parse_uint(val, 1000000, &u) != 0)

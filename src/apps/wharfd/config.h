@@ -21,9 +21,10 @@ typedef struct wharfd_config {
     unsigned threads;              /* --threads: 0 = one per CPU */
     wh_model model;                /* --model: reuseport */
     const char *redis;             /* --redis HOST:PORT: NULL = not given (guestbook
-                                      then uses its in-memory store) */
+                                      then uses its embedded store) */
     char redis_host[256];          /* split from redis: "127.0.0.1" */
     int redis_port;                /* split from redis: 6379 */
+    const char *data_dir;          /* --data DIR: "./data" (SQLite guestbook); ":memory:" */
     uint32_t keepalive_timeout_ms; /* --keepalive-timeout SECONDS: 5 s */
     uint32_t header_timeout_ms;    /* --header-timeout SECONDS: 10 s */
     unsigned max_conns;            /* --max-conns: 0 = from RLIMIT_NOFILE; UINT_MAX = none */

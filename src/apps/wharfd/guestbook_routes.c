@@ -1,15 +1,18 @@
 /* wharfd's guestbook: GET/HEAD /guestbook (page), POST /guestbook (entry).
  *
  * Backed by Redis when wharfd runs with --redis HOST:PORT (one pipelined
- * connection per worker thread, apps/common/redis_loop.h), otherwise by the
- * embedded in-process store (lost at exit). Handlers defer the HTTP
+ * connection per worker thread, apps/common/redis_loop.h), otherwise by
+ * SQLite in --data DIR (one connection per worker thread, answers on the
+ * loop thread: guestbook_sqlite.c says why), or in memory with
+ * --data :memory: (lost at exit). Handlers defer the HTTP
  * exchange (wh_http_req_defer) and answer from the store's callback:
  *  - a page is sent in three parts by reference (wh_http_respond_parts):
  *    the top (counter, form token; rendered per view, ~2 KB), the entries
  *    (rendered once per change and shared by every response on this
  *    thread, guestbook_cache.h) and the constant end;
- *  - a POST is answered 303 only after Redis acknowledged the XADD, so a
- *    303 means the entry is stored; any failure before that answers 503;
+ *  - a POST is answered 303 only after the store acknowledged it (Redis
+ *    answered the XADD, SQLite committed the INSERT), so a 303 means the
+ *    entry is stored; any failure before that answers 503;
  *  - while Redis is down the store refuses at once (-ENOTCONN) and we answer
  *    503 with Retry-After: no request waits for a connection that is not
  *    there, so nothing piles up; the connection comes back by itself.
@@ -329,6 +332,29 @@ static void on_migrate(int err, long moved, void *ud)
                    moved);
 }
 
+static void on_store_error(const char *msg, void *ud)
+{
+    (void)ud;
+    wharfd_log(WHARFD_LOG_ERROR, "guestbook: %s; answering 503", msg);
+}
+
+/* The embedded stores: SQLite in cfg->data_dir, or memory for ":memory:". */
+static int new_embedded(struct gb_app *app, const wharfd_config *cfg)
+{
+    if (strcmp(cfg->data_dir, ":memory:") == 0) {
+        int e = wh_gb_store_new_embedded(&app->store, WH_GB_KEEP_ENTRIES);
+        if (e == 0)
+            wharfd_log(WHARFD_LOG_INFO, "guestbook: embedded store in memory (--data :memory:; "
+                                        "entries are lost at exit)");
+        return e;
+    }
+    int e = wh_gb_store_new_sqlite(&app->store, cfg->data_dir, on_store_error, NULL);
+    if (e == 0)
+        wharfd_log(WHARFD_LOG_INFO, "guestbook: embedded store, SQLite database in %s",
+                   cfg->data_dir);
+    return e;
+}
+
 /* Resolves host once, at startup, on the main thread: hiredis would call
  * getaddrinfo on every (re)connect from the loop thread, which can block.
  * Accepts "[v6]" too. Writes a numeric address into out. */
@@ -378,10 +404,7 @@ int wharfd_mount_guestbook(wh_router *rt, const wharfd_config *cfg, wharfd_hooks
             wharfd_log(WHARFD_LOG_INFO, "guestbook: Redis at %s (one connection per thread)",
                        cfg->redis);
     } else {
-        e = wh_gb_store_new_embedded(&app->store, WH_GB_KEEP_ENTRIES);
-        if (e == 0)
-            wharfd_log(WHARFD_LOG_INFO, "guestbook: embedded store (no --redis; entries are "
-                                        "kept in memory and lost at exit)");
+        e = new_embedded(app, cfg);
     }
     if (e < 0) {
         free(app);
