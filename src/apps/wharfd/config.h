@@ -10,6 +10,8 @@
 
 #include "wharf/server.h"
 
+#include "apps/wharfd/tls_config.h"
+
 #define WHARFD_MAX_BINDS 16
 
 typedef struct wharfd_config {
@@ -43,6 +45,7 @@ typedef struct wharfd_config {
     bool proxy_protocol;       /* --proxy-protocol: PROXY v1/v2 header on every --bind listener */
     char proxy_trusted[1024];  /* --proxy-trusted CIDR (repeatable), comma-joined; "" = any peer */
     uint32_t proxy_timeout_ms; /* --proxy-timeout SECONDS: 5 s for the whole header */
+    wharfd_tls_config tls;     /* --tls-*, --redirect-https, --hsts (tls_config.h) */
     /* private: strings read from the config file */
     char *owned_[64];
     unsigned nowned_;
