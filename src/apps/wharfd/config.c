@@ -492,6 +492,21 @@ static int load_file(wharfd_config *cfg, const char *path)
     return rc;
 }
 
+int wharfd_config_bad(const char *opt, const char *val, const char *why)
+{
+    return bad(opt, val, why);
+}
+
+int wharfd_config_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    return parse_uint(s, max, out);
+}
+
+int wharfd_config_bool(const char *s, bool *out)
+{
+    return parse_bool(s, out);
+}
+
 void wharfd_config_free(wharfd_config *cfg)
 {
     for (unsigned i = 0; i < cfg->nowned_; i++)

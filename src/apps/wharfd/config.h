@@ -57,5 +57,11 @@ typedef struct wharfd_config {
 int wharfd_config_load(wharfd_config *cfg, int argc, char **argv);
 /* Frees strings the config file allocated. */
 void wharfd_config_free(wharfd_config *cfg);
+/* For option parsers outside config.c (tls_config.c): the one-line
+ * "invalid value" error (returns -1), an unsigned number up to max (0 or
+ * -1), yes/no/on/off/1/0/true/false (0 or -1). */
+int wharfd_config_bad(const char *opt, const char *val, const char *why);
+int wharfd_config_uint(const char *s, unsigned long max, unsigned long *out);
+int wharfd_config_bool(const char *s, bool *out);
 
 #endif

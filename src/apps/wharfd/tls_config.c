@@ -1,6 +1,5 @@
 /* wharfd's TLS settings and their uses (see tls_config.h). */
 #include <ctype.h>
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,23 +23,6 @@ const char wharfd_tls_usage[] =
     "      --access-log-tls       add the TLS version/cipher to access-log lines\n"
     "SIGHUP also reloads the certificates (a bad one keeps the current ones).\n";
 
-static int bad(const char *opt, const char *val, const char *why)
-{
-    fprintf(stderr, "wharfd: invalid value '%s' for --%s: %s\n", val, opt, why);
-    return -1;
-}
-
-static int parse_u(const char *s, unsigned long max, unsigned long *out)
-{
-    char *end;
-    if (!*s || !isdigit((unsigned char)*s)) return -1;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || v > max) return -1;
-    *out = v;
-    return 0;
-}
-
 int wharfd_tls_apply(wharfd_tls_config *tc, int id, const char *name, const char *val,
                      bool from_file)
 {
@@ -55,18 +37,20 @@ int wharfd_tls_apply(wharfd_tls_config *tc, int id, const char *name, const char
     }
     switch (id) {
     case WHARFD_OPT_TLS_CERT:
-        if (!*val) return bad(name, val, "expected a file");
-        if (tc->ncerts >= WHARFD_MAX_CERTS) return bad(name, val, "16 certificates at most");
+        if (!*val) return wharfd_config_bad(name, val, "expected a file");
+        if (tc->ncerts >= WHARFD_MAX_CERTS)
+            return wharfd_config_bad(name, val, "16 certificates at most");
         tc->certs[tc->ncerts++] = val;
         return 0;
     case WHARFD_OPT_TLS_KEY:
-        if (!*val) return bad(name, val, "expected a file");
-        if (tc->nkeys >= tc->ncerts) return bad(name, val, "give its --tls-cert first");
+        if (!*val) return wharfd_config_bad(name, val, "expected a file");
+        if (tc->nkeys >= tc->ncerts)
+            return wharfd_config_bad(name, val, "give its --tls-cert first");
         tc->keys[tc->nkeys++] = val;
         return 0;
     case WHARFD_OPT_TLS_OCSP:
-        if (!*val) return bad(name, val, "expected a file");
-        if (tc->ncerts == 0) return bad(name, val, "give its --tls-cert first");
+        if (!*val) return wharfd_config_bad(name, val, "expected a file");
+        if (tc->ncerts == 0) return wharfd_config_bad(name, val, "give its --tls-cert first");
         tc->ocsp[tc->ncerts - 1] = val;
         return 0;
     case WHARFD_OPT_TLS_CIPHERS:
@@ -84,26 +68,22 @@ int wharfd_tls_apply(wharfd_tls_config *tc, int id, const char *name, const char
         else if (strcmp(val, "1.3") == 0)
             tc->min_version = WH_TLS_1_3;
         else
-            return bad(name, val, "expected 1.2 or 1.3");
+            return wharfd_config_bad(name, val, "expected 1.2 or 1.3");
         return 0;
     case WHARFD_OPT_REDIRECT_HTTPS:
-        if (parse_u(val, 65535, &u) != 0 || u == 0)
-            return bad(name, val, "expected a port 1-65535");
+        if (wharfd_config_uint(val, 65535, &u) != 0 || u == 0)
+            return wharfd_config_bad(name, val, "expected a port 1-65535");
         tc->redirect_port = (unsigned)u;
         return 0;
     case WHARFD_OPT_HSTS:
-        if (parse_u(val, 100000000, &u) != 0) return bad(name, val, "expected seconds");
+        if (wharfd_config_uint(val, 100000000, &u) != 0)
+            return wharfd_config_bad(name, val, "expected seconds");
         tc->hsts_s = (uint32_t)u;
         return 0;
     case WHARFD_OPT_ACCESS_LOG_TLS:
-        if (!from_file || !*val || strcmp(val, "yes") == 0 || strcmp(val, "true") == 0 ||
-            strcmp(val, "1") == 0 || strcmp(val, "on") == 0)
-            tc->log_tls = true;
-        else if (strcmp(val, "no") == 0 || strcmp(val, "false") == 0 || strcmp(val, "0") == 0 ||
-                 strcmp(val, "off") == 0)
-            tc->log_tls = false;
-        else
-            return bad(name, val, "expected yes or no");
+        tc->log_tls = true;
+        if (from_file && wharfd_config_bool(val, &tc->log_tls) != 0)
+            return wharfd_config_bad(name, val, "expected yes or no");
         return 0;
     default:
         return -1;
