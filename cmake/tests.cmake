@@ -1,6 +1,9 @@
 # Unit tests: tests/unit/test_<name>.c, each its own program (and process).
 # A test whose file contains the marker "WH_TEST_LABELS: a b" gets those labels.
 file(GLOB WH_UNIT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/test_*.c)
+if(NOT WH_TLS) # built without libssl: nothing to test there
+  list(FILTER WH_UNIT_TESTS EXCLUDE REGEX "/test_net_tls\\.c$")
+endif()
 foreach(src ${WH_UNIT_TESTS})
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
@@ -24,6 +27,9 @@ endforeach()
 file(GLOB WH_INTEG CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/integration/test_*.py
      ${CMAKE_SOURCE_DIR}/tests/integration/test_*.sh
      ${CMAKE_SOURCE_DIR}/tests/integration/test_*.mjs)
+if(NOT WH_TLS)
+  list(FILTER WH_INTEG EXCLUDE REGEX "/test_tls_")
+endif()
 foreach(src ${WH_INTEG})
   get_filename_component(name ${src} NAME_WE)
   get_filename_component(ext ${src} EXT)
@@ -46,6 +52,13 @@ foreach(src ${WH_INTEG})
   add_test(NAME integ.${name} COMMAND ${cmd})
   set_tests_properties(integ.${name} PROPERTIES LABELS "${lbl}" TIMEOUT 600
     ENVIRONMENT "WH_BUILD_DIR=${CMAKE_BINARY_DIR};WH_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+  # The same test again over TLS (WH_TEST_TLS=1: an https:// listener and
+  # clients that trust the test's CA), for the suites whose clients switch.
+  if(WH_TLS AND name MATCHES "^test_wharfd_static$")
+    add_test(NAME integ.${name}.tls COMMAND ${cmd})
+    set_tests_properties(integ.${name}.tls PROPERTIES LABELS "${lbl};tls" TIMEOUT 600
+      ENVIRONMENT "WH_BUILD_DIR=${CMAKE_BINARY_DIR};WH_SOURCE_DIR=${CMAKE_SOURCE_DIR};WH_TEST_TLS=1")
+  endif()
 endforeach()
 
 # Install tests: `cmake --install` this build into a temporary prefix and use

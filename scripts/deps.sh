@@ -7,21 +7,22 @@
 # Idempotent: does nothing when all are present.
 set -euo pipefail
 
-# wharfd links libwharf (needs libcrypto: the WebSocket handshake's SHA-1)
-# and the guestbook's Redis client (hiredis) and embedded database (SQLite).
-# Running it needs no Redis server: without --redis the guestbook keeps its
-# entries in SQLite under --data.
+# wharfd links libwharf (needs libcrypto: the WebSocket handshake's SHA-1;
+# libssl for TLS, which libssl-dev also brings) and the guestbook's Redis
+# client (hiredis) and embedded database (SQLite). Running it needs no Redis
+# server: without --redis the guestbook keeps its entries in SQLite under --data.
 RUN=(build-essential cmake pkg-config libhiredis-dev libsqlite3-dev libssl-dev)
 # Tests: clang + its runtime for libFuzzer; peers for the benchmarks (libuv,
 # libevent, nginx, h2o, lighttpd, wrk); clients (curl, wget, nghttp2's h2load, ab, netcat,
-# python3-websockets, chromium through playwright-core); redis-server for the
+# python3-websockets, chromium through playwright-core; openssl makes the
+# TLS tests' CA and certificates); redis-server for the
 # guestbook's Redis tests; doxygen for `--target docs`; groff for checking
 # the man page; gnuplot for bench plots; procps/iproute2/psmisc for the
 # process and socket checks; jansson (and zlib) for examples/json_api.c;
 # haproxy for the multi-host test behind a load balancer (PROXY protocol).
 TEST=("${RUN[@]}" clang libclang-rt-14-dev zlib1g-dev libjansson-dev libuv1-dev libevent-dev
       redis-server nginx h2o lighttpd wrk nghttp2-client curl wget netcat-openbsd
-      apache2-utils python3 python3-websockets gnuplot-nox doxygen groff-base
+      apache2-utils openssl python3 python3-websockets gnuplot-nox doxygen groff-base
       chromium nodejs npm procps iproute2 psmisc haproxy)
 
 set_name=${1:-test}

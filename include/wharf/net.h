@@ -78,6 +78,9 @@ typedef struct wh_net_opts {
      * conn's loop: peer is the socket's peer, reason a wh_proxy_reject. */
     void (*proxy_on_reject)(wh_loop *loop, const wh_sockaddr *peer, int reason, void *ud);
     void *proxy_ud; /* ud for proxy_on_reject */
+    /* TLS for accepted connections (wharf/tls.h): NULL = none. Not owned;
+     * it must outlive the listener and its connections. */
+    struct wh_tls_ctx *tls;
 } wh_net_opts;
 
 /* Why the PROXY stage closed a connection (wh_net_opts.proxy_on_reject). */

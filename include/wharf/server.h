@@ -59,6 +59,9 @@ int wh_server_new(wh_server **out, const wh_server_opts *opts, const wh_conn_cbs
 /* Adds a listen address ("0.0.0.0:9000", "[::]:9000", "unix:/run/x.sock",
  * "udp://0.0.0.0:9000"); binds at once so errors (-EADDRINUSE, -EACCES) come back here. */
 int wh_server_listen(wh_server *s, const char *addr);
+/* Same, with TLS on every connection accepted there (wharf/tls.h); tls NULL
+ * = wh_server_listen. tls must outlive the server. */
+int wh_server_listen_tls(wh_server *s, const char *addr, struct wh_tls_ctx *tls);
 /* The actual bound address of listener i (after binding port 0). */
 int wh_server_local_addr(const wh_server *s, unsigned i, wh_sockaddr *out);
 /* Sets hooks called on each worker thread when it starts (before any

@@ -25,7 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "net/net_priv.h"
+#include "net/xport.h"
 
 #define NL(c) ((c)->prof->nl)
 
@@ -121,6 +121,7 @@ void wh__conn_finish(wh_conn *c, int err)
     c->err = err; /* shares storage with act_tick, unused from now on */
     wh__clink_del(&c->link);
     int fd = c->io.fd;
+    if (WH__XP(c)) WH__XP(c)->ops->finish(c, err);
     wh__io_forget(&c->io); /* close(2) below drops the registration */
     if (c->flags & WH__C_ABORT) {
         /* SO_LINGER with a zero timeout: close(2) sends RST and drops unsent
@@ -157,12 +158,15 @@ static void complete(wh_conn *c)
         wq_put(nl, c->wq);
         c->wq = NULL;
     }
-    if (c->prof->cbs.on_close) c->prof->cbs.on_close(c, c->err, c->ud);
+    /* A connection whose TLS handshake failed never had on_open. */
+    if (c->prof->cbs.on_close && !(WH__XP(c) && WH__XP(c)->hs))
+        c->prof->cbs.on_close(c, c->err, c->ud);
     if (c->wq) { /* on_close queued bytes: they cannot go anywhere */
         wh__wq_clear(c->wq);
         wq_put(nl, c->wq);
     }
     free(c->rbuf);
+    if (WH__XP(c)) WH__XP(c)->ops->free(WH__XP(c));
     if (c->flags & WH__C_EXT) free(c->io.ud);
     nl->nconns--;
     __atomic_store_n(&nl->ctr->conns_closed, nl->ctr->conns_closed + 1, __ATOMIC_RELAXED);
@@ -187,6 +191,7 @@ static void after_drain(wh_conn *c)
         wh__conn_finish(c, 0);
     } else if ((c->flags & (WH__C_SHUT | WH__C_SHUT_DONE)) == WH__C_SHUT) {
         c->flags |= WH__C_SHUT_DONE;
+        if (WH__XP(c)) WH__XP(c)->ops->shutdown(c);
         if (shutdown(c->io.fd, SHUT_WR) < 0 && errno != ENOTCONN) wh__conn_finish(c, -errno);
     }
 }
@@ -201,7 +206,8 @@ static void do_flush(wh_conn *c, bool writable)
         if (c->wq && c->wq->queued) {
             if ((c->flags & WH__C_WOUT) && !writable)
                 return; /* EPOLLOUT will tell us when there is room */
-            ssize_t w = wh__wq_write(c->wq, c->io.fd, &again);
+            ssize_t w = WH__XP(c) ? WH__XP(c)->ops->write(c, c->wq, &again)
+                                  : wh__wq_write(c->wq, c->io.fd, &again);
             if (w < 0) {
                 wh__conn_finish(c, (int)w);
                 return;
@@ -223,6 +229,7 @@ static void do_flush(wh_conn *c, bool writable)
         if ((c->flags & WH__C_BP) && queued(c) <= c->prof->low_wm) {
             c->flags &= (uint16_t)~WH__C_BP;
             wh__conn_update_io(c);
+            if (WH__XP(c)) wh__conn_read_pending(c);
             if (c->prof->cbs.on_drain) {
                 c->prof->cbs.on_drain(c, c->ud);
                 c->flags &= (uint16_t)~WH__C_FLUSH;
@@ -335,7 +342,16 @@ static bool do_read(wh_conn *c)
             buf = nl->scratch;
             space = c->prof->read_buf_size;
         }
-        ssize_t n = read(c->io.fd, buf, space);
+        ssize_t n;
+        if (WH__XP(c)) {
+            n = WH__XP(c)->ops->read(c, buf, space);
+            if (n < 0) {
+                errno = (int)-n;
+                n = -1;
+            }
+        } else {
+            n = read(c->io.fd, buf, space);
+        }
         if (n < 0) {
             if (errno == EINTR) {
                 round--;
@@ -352,7 +368,9 @@ static bool do_read(wh_conn *c)
             peer_eof(c);
             return true;
         }
-        if ((size_t)n < space) nl->drained = c; /* before on_read, which may close c */
+        /* before on_read, which may close c; a transport's short read says
+         * nothing about the socket */
+        if ((size_t)n < space && !WH__XP(c)) nl->drained = c;
         __atomic_store_n(&nl->ctr->bytes_in, nl->ctr->bytes_in + (uint64_t)n, __ATOMIC_RELAXED);
         touch(c);
         if (rb) {
@@ -366,9 +384,31 @@ static bool do_read(wh_conn *c)
                 return true;
             }
         }
-        if ((size_t)n < space) return true; /* the socket is drained */
+        if ((size_t)n < space && !(WH__XP(c) && WH__XP(c)->ops->pending(c)))
+            return true; /* the socket is drained */
     }
+    /* Out of rounds: a transport may hold bytes epoll will never report. */
+    if (WH__XP(c)) wh__conn_read_pending(c);
     return true;
+}
+
+void wh__conn_read_pending(wh_conn *c)
+{
+    if (!(c->flags & (WH__C_DEAD | WH__C_PAUSED | WH__C_BP | WH__C_CLOSING | WH__C_EOF)) &&
+        WH__XP(c)->ops->pending(c))
+        schedule_always(c); /* wh__conn_pending_run reads them */
+}
+
+void wh__conn_xport_open(wh_conn *c)
+{
+    WH__XP(c)->hs = false;
+    if (c->flags & WH__C_WOUT)
+        c->flags ^= WH__C_WOUT; /* the queue is empty: on_open writes first */
+    wh_conn_set_timeout(c, 0);  /* the handshake deadline ends here */
+    wh__conn_start(c);
+    /* Request bytes that came with the last handshake flight may already sit
+     * decrypted-to-be in the transport, where epoll cannot see them. */
+    if (!(c->flags & WH__C_DEAD) && WH__XP(c)->ops->pending(c)) do_read(c);
 }
 
 static void connect_done(wh_conn *c, unsigned events)
@@ -400,6 +440,8 @@ void wh__conn_io_cb(wh_io *io, unsigned events, void *ud)
         connect_done(c, events);
     } else if (c->prof->proxy_stage && !wh__proxy_stage_io(c, events)) {
         /* still reading the PROXY header, or refused */
+    } else if (WH__XP(c) && WH__XP(c)->hs) {
+        WH__XP(c)->ops->handshake(c);
     } else {
         if ((events & WH_IO_WRITE) && (c->flags & WH__C_WOUT)) do_flush(c, true);
         if (reading && (events & (WH_IO_READ | WH_IO_HUP | WH_IO_ERR)))
@@ -435,7 +477,41 @@ void wh__conn_pending_run(wh_conn *c)
         c->flags &= (uint16_t)~WH__C_OFFER;
         offer_buffered(c);
     }
+    if (WH__XP(c) && !(c->flags & WH__C_DEAD) && !WH__XP(c)->hs && WH__XP(c)->ops->pending(c))
+        do_read(c);
     wh__conn_release(c, held);
+}
+
+/* Puts transport xp on c and starts its handshake: on_open waits for it
+ * (wh__conn_xport_open); until then the handshake deadline is the conn's
+ * timeout. The transport lives in the conn's extension (WH__C_EXT). */
+static void xp_begin(wh_conn *c, wh__xport *xp)
+{
+    wh__conn_ext *x = (c->flags & WH__C_EXT) ? c->io.ud : calloc(1, sizeof(*x));
+    if (!x) {
+        xp->ops->free(xp);
+        wh__conn_finish(c, -ENOMEM);
+        return;
+    }
+    x->xp = xp;
+    c->io.ud = x;
+    c->flags |= WH__C_EXT;
+    wh_conn_set_timeout(c, wh__tls_handshake_ms(c->prof->tls));
+    wh__conn_update_io(c);
+}
+
+void wh__conn_open(wh_conn *c)
+{
+    if (!c->prof->tls) {
+        wh__conn_start(c);
+        return;
+    }
+    wh__xport *xp = wh__tls_xport_new(c->prof->tls, c->io.fd);
+    if (!xp) {
+        wh__conn_finish(c, -ENOMEM);
+        return;
+    }
+    xp_begin(c, xp);
 }
 
 /* ---- public API ---------------------------------------------------------- */
@@ -447,12 +523,19 @@ int wh_conn_adopt(wh_loop *loop, int fd, const wh_net_opts *opts, const wh_conn_
     if (!nl) return -ENOMEM;
     const wh__prof *p = wh__prof_get(nl, cbs, opts);
     if (!p) return -ENOMEM;
+    wh__xport *xp = NULL; /* with a PROXY stage, made when the stage ends */
+    if (p->tls && !p->proxy && !(xp = wh__tls_xport_new(p->tls, fd))) return -ENOMEM;
     wh_conn *c = wh__conn_new(nl, fd, p, ud);
-    if (!c) return -ENOMEM;
+    if (!c) {
+        if (xp) xp->ops->free(xp);
+        return -ENOMEM;
+    }
     if (out) *out = c;
     c->flags |= WH__C_HELD;
     if (p->proxy)
-        wh__proxy_stage_begin(c); /* on_open once the PROXY header is in */
+        wh__proxy_stage_begin(c); /* then wh__conn_open: the handshake or on_open */
+    else if (xp)
+        xp_begin(c, xp);
     else
         wh__conn_start(c);
     /* Do not complete here even if on_open closed c: the caller holds *out
@@ -471,8 +554,10 @@ int wh__conn_adopt_accepted(wh_loop *loop, int fd, const wh_net_opts *opts, cons
     if (!nl) return -ENOMEM;
     uint8_t *spec = nl->accept_fd == fd ? nl->accept_spec : NULL;
     /* With the PROXY protocol the first bytes are the header, for the stage
-     * (which looks at once too) and never for on_read. */
-    if (!spec || (opts && opts->proxy_protocol)) return wh_conn_adopt(loop, fd, opts, cbs, ud, out);
+     * (which looks at once too) and never for on_read; with TLS the
+     * handshake comes first (wh_conn_adopt starts it). */
+    if (!spec || (opts && (opts->proxy_protocol || opts->tls)))
+        return wh_conn_adopt(loop, fd, opts, cbs, ud, out);
     const wh__prof *p = wh__prof_get(nl, cbs, opts);
     if (!p) return -ENOMEM;
     wh_conn *c = wh__conn_new(nl, fd, p, ud);
@@ -617,6 +702,7 @@ void wh_conn_resume(wh_conn *c)
         c->flags |= WH__C_OFFER;
         schedule_always(c);
     }
+    if (WH__XP(c)) wh__conn_read_pending(c);
 }
 
 void wh_conn_set_timeout(wh_conn *c, uint32_t ms)
@@ -669,7 +755,8 @@ wh_loop *wh_conn_loop(const wh_conn *c)
 
 const wh_sockaddr *wh_conn_peer(const wh_conn *c)
 {
-    if (c->flags & WH__C_EXT) return &((const wh__conn_ext *)c->io.ud)->peer;
+    if ((c->flags & WH__C_EXT) && ((const wh__conn_ext *)c->io.ud)->peer.len)
+        return &((const wh__conn_ext *)c->io.ud)->peer; /* from a PROXY header */
     return wh_conn_sock_peer(c);
 }
 
@@ -710,6 +797,7 @@ bool wh__conn_idle(const wh_conn *c)
 bool wh__conn_quiet(const wh_conn *c)
 {
     if (wh__conn_closing(c) || !wh__conn_idle(c) || (c->flags & WH__C_BUSY)) return false;
+    if (WH__XP(c) && WH__XP(c)->ops->pending(c)) return false;
     /* Request bytes already in the kernel: the peer sent something we have
      * not read yet, so the conn is about to be busy; closing it now would
      * drop a request it was entitled to have answered. */

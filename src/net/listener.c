@@ -287,6 +287,11 @@ int wh__listener_fd(const wh_listener *l)
     return l->fd;
 }
 
+const wh_net_opts *wh__listener_opts(const wh_listener *l)
+{
+    return &l->opts;
+}
+
 wh_loop *wh__listener_loop(const wh_listener *l)
 {
     return l->nl->loop;

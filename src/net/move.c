@@ -7,14 +7,15 @@
  * another loop. Only quiet connections move (wh__conn_movable): nothing is
  * buffered, queued, pending or held by a frame, so no per-loop state refers
  * to them while they are detached. */
-#include "net/net_priv.h"
+#include "net/xport.h"
 
 bool wh__conn_movable(const wh_conn *c)
 {
     const unsigned active = WH__C_HELD | WH__C_PENDING | WH__C_DEAD | WH__C_PAUSED | WH__C_BP |
                             WH__C_CLOSING | WH__C_SHUT | WH__C_EOF | WH__C_WOUT | WH__C_CONNECTING |
                             WH__C_OFFER | WH__C_FLUSH | WH__C_ABORT | WH__C_BUSY;
-    return !(c->flags & active) && !c->rbuf && !(c->wq && c->wq->queued);
+    return !(c->flags & active) && !c->rbuf && !(c->wq && c->wq->queued) &&
+           !(WH__XP(c) && (WH__XP(c)->hs || WH__XP(c)->ops->pending(c)));
 }
 
 uint32_t wh__conn_detach(wh_conn *c)
@@ -59,7 +60,7 @@ void wh__conn_attach(wh_conn *c, wh_loop *loop)
 bool wh__conn_dispatch(wh_conn *c, unsigned events)
 {
     c->flags |= WH__C_HELD; /* our frame: nothing frees c until we release */
-    wh__conn_io_cb(&c->io, events, c);
+    wh__conn_io_cb(&c->io, events, c->io.ud);
     if (!(c->flags & WH__C_DEAD) && (c->flags & WH__C_FLUSH)) (void)wh_conn_flush(c);
     if (c->flags & WH__C_DEAD) {
         wh__conn_release(c, 0); /* on_close and free (or at the end of the iteration) */

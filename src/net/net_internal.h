@@ -94,6 +94,8 @@ int wh__listener_resume(wh_listener *l);
 void wh__listener_free(wh_listener *l);
 /* The listening fd. */
 int wh__listener_fd(const wh_listener *l);
+/* The options the listener accepts with (its TLS context among them). */
+const wh_net_opts *wh__listener_opts(const wh_listener *l);
 /* The loop the listener runs on. */
 wh_loop *wh__listener_loop(const wh_listener *l);
 /* Connections accepted so far by this listener. */

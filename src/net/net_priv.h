@@ -41,6 +41,7 @@ typedef struct wh__prof {
     size_t read_buf_size, read_buf_max, high_wm, low_wm;
     const wh__proxy_cfg *proxy; /* wh_net_opts.proxy_protocol: conns start in the PROXY stage */
     bool proxy_stage;           /* the loop's PROXY stage profile (proxy_stage.c) */
+    struct wh_tls_ctx *tls;     /* wh_net_opts.tls: a TLS handshake before on_open */
 } wh__prof;
 
 /* Read buffer for bytes on_read left unconsumed (none while idle). */
@@ -73,14 +74,16 @@ enum {
  * many that do not (an idle conn's memory is what 100k conns cost). A conn
  * finds its watcher's owner from the io pointer (io is the first member),
  * so io.ud is free to point here when WH__C_EXT is set; freed with the conn.
- * Today: the client address of a PROXY header (proxy_stage.c). */
+ * Today: the client address of a PROXY header (proxy_stage.c; peer.len 0
+ * when there is none) and the TLS transport (xport.h). */
 typedef struct wh__conn_ext {
     wh_sockaddr peer; /* the client (after the stage); the socket's peer during it */
     /* During the PROXY stage only (the conn then runs the stage profile and
      * c->ud points here): what to switch to once the header is read. */
     const wh__prof *prof;
     void *ud;
-    int reason; /* wh_proxy_reject for the stage's on_close; 0 = none */
+    int reason;           /* wh_proxy_reject for the stage's on_close; 0 = none */
+    struct wh__xport *xp; /* the conn's transport (TLS, xport.h); NULL = plain socket */
 } wh__conn_ext;
 
 struct wh_conn {
@@ -98,6 +101,11 @@ struct wh_conn {
     uint16_t tmo_ticks; /* timeout in ticks, 0 = none (max 65535: ~109 min) */
     uint16_t flags;
 };
+
+/* A conn's transport (xport.h), NULL for a plain socket: kept in the
+ * conn's extension, so a plain conn pays one flag test and no memory. */
+#define WH__XP(c)                                                                                  \
+    (((c)->flags & WH__C_EXT) ? ((wh__conn_ext *)(c)->io.ud)->xp : (struct wh__xport *)NULL)
 
 typedef struct wh__lvec {
     void **v;
@@ -159,6 +167,7 @@ struct wh__netloop {
     /* Small cache of write queue headers (hot path: no malloc). */
     wh__wq *wq_cache[32];
     unsigned nwq_cache;
+    char *xbuf; /* transports' shared buffer (xport.h), made on first use */
 };
 
 /* The loop's net state, created on first use; NULL only on -ENOMEM. */
@@ -201,6 +210,10 @@ void wh__conn_update_io(wh_conn *c);
 void wh__conn_io_cb(wh_io *io, unsigned events, void *ud);
 /* Starts a fresh conn: watch + on_open (HELD by the caller). */
 void wh__conn_start(wh_conn *c);
+/* Starts an accepted conn once nothing comes before its protocol any more
+ * (after the PROXY stage): its TLS handshake if its profile has one, else
+ * wh__conn_start. */
+void wh__conn_open(wh_conn *c);
 
 /* proxy_stage.c: the PROXY protocol stage of accepted conns. */
 /* Options -> a stage configuration for a profile (compiled trusted list);

@@ -127,6 +127,7 @@ static void netloop_free(void *ptr)
     free(nl->backoff.v);
     free(nl->scratch);
     free(nl->peer_cache);
+    free(nl->xbuf);
     free(nl);
 }
 
@@ -184,10 +185,11 @@ const wh__prof *wh__prof_get(wh__netloop *nl, const wh_conn_cbs *cbs, const wh_n
     if (key.read_buf_max < key.read_buf_size) key.read_buf_max = key.read_buf_size;
     key.high_wm = o->high_watermark ? o->high_watermark : def->high_watermark;
     key.low_wm = o->low_watermark <= key.high_wm ? o->low_watermark : key.high_wm;
+    key.tls = o->tls;
     for (wh__prof *p = nl->profs; p; p = p->next) {
         if (!memcmp(&p->cbs, &key.cbs, sizeof(key.cbs)) && p->read_buf_size == key.read_buf_size &&
             p->read_buf_max == key.read_buf_max && p->high_wm == key.high_wm &&
-            p->low_wm == key.low_wm && wh__proxy_cfg_same(p->proxy, o))
+            p->low_wm == key.low_wm && wh__proxy_cfg_same(p->proxy, o) && p->tls == o->tls)
             return p;
     }
     size_t scratch = key.read_buf_size;

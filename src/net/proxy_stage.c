@@ -205,7 +205,7 @@ bool wh__proxy_stage_io(wh_conn *c, unsigned events)
     } else {
         free(x); /* LOCAL (health checks), UNKNOWN: the socket's peer is the client */
     }
-    wh_conn_set_timeout(c, 0); /* on_open sets the protocol's own */
-    wh__conn_start(c);         /* level-triggered again, then on_open */
+    wh_conn_set_timeout(c, 0); /* on_open (or the TLS handshake) sets its own */
+    wh__conn_open(c);          /* level-triggered again, then TLS or on_open */
     return !(c->flags & WH__C_DEAD) && ((size_t)n > (size_t)r || (events & WH_IO_HUP));
 }

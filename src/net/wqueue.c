@@ -305,6 +305,16 @@ ssize_t wh__wq_write(wh__wq *q, int fd, bool *again)
     return (ssize_t)total;
 }
 
+bool wh__wq_head_file(const wh__wq *q, int *fd, off_t *pos, size_t *len)
+{
+    const wh__wseg *s = q->head;
+    if (!s || s->type != SEG_FILE) return false;
+    *fd = s->u.file.fd;
+    *pos = s->u.file.pos;
+    *len = s->len - s->off;
+    return true;
+}
+
 /* A reference segment is one malloc of sizeof(wh__wseg); glibc adds an
  * 8-byte chunk header and rounds to 16 (malloc(3) usable size). */
 _Static_assert(sizeof(wh__wseg) + 8 <= WH__WQ_SEG_COST, "WH__WQ_SEG_COST undercounts a segment");

@@ -36,8 +36,11 @@ void wh__dispatch_drain(wh_loop *loop, void *arg)
     struct wh__worker *w = arg;
     atomic_store(&w->drain_posted, false);
     void *item;
-    while ((item = wh_ring_pop(w->ring)) != NULL)
-        wh__worker_adopt(w, (int)((intptr_t)item - 1));
+    while ((item = wh_ring_pop(w->ring)) != NULL) {
+        /* Low 32 bits: fd + 1; high bits: the listener's index. */
+        uintptr_t v = (uintptr_t)item;
+        wh__worker_adopt(w, (int)(uint32_t)(v - 1), &w->srv->ls[v >> 32].net);
+    }
 }
 
 static uint64_t worker_load(const struct wh__worker *w)
@@ -49,8 +52,10 @@ static uint64_t worker_load(const struct wh__worker *w)
 
 static void acc_on_accept(wh_listener *l, int fd, void *ud)
 {
-    (void)l;
     wh_server *s = ud;
+    uintptr_t li = 0;
+    while (li < WH__RT_MAX_LISTENERS - 1 && s->acc.listeners[li] != l)
+        li++;
     unsigned n = s->nthreads, first = s->rr++ % n;
     if (s->opts.dispatch_least_loaded) {
         uint64_t best = UINT64_MAX;
@@ -66,7 +71,7 @@ static void acc_on_accept(wh_listener *l, int fd, void *ud)
     for (unsigned k = 0; k < n; k++) {
         struct wh__worker *w = &s->w[(first + k) % n];
         /* fd + 1: the ring holds non-NULL pointers and fd 0 is valid. */
-        if (!wh_ring_push(w->ring, (void *)(intptr_t)(fd + 1))) continue;
+        if (!wh_ring_push(w->ring, (void *)((li << 32) | (uintptr_t)(fd + 1)))) continue;
         if (!atomic_exchange(&w->drain_posted, true)) wh_loop_post(w->loop, wh__dispatch_drain, w);
         return;
     }
@@ -102,7 +107,7 @@ void *wh__acceptor_main(void *arg)
         wh__loop_set_slot(acc->loop, WH__SLOT_RUNTIME, acc, NULL);
         for (unsigned i = 0; i < s->nls && rc == 0; i++) {
             if (s->ls[i].kind == WH_ADDR_UDP) continue;
-            rc = wh__listener_new(acc->loop, s->ls[i].fd, 0, &s->opts.net, acc_on_accept, NULL, s,
+            rc = wh__listener_new(acc->loop, s->ls[i].fd, 0, &s->ls[i].net, acc_on_accept, NULL, s,
                                   &acc->listeners[i]);
         }
     }

@@ -224,7 +224,7 @@ static void shared_cb(wh_io *io, unsigned events, void *ud)
     }
 }
 
-void wh__oneshot_adopt(struct wh__worker *w, int fd)
+void wh__oneshot_adopt(struct wh__worker *w, int fd, const wh_net_opts *o)
 {
     wh_server *s = w->srv;
     struct wh__os_table *t = table_of(s);
@@ -247,7 +247,7 @@ void wh__oneshot_adopt(struct wh__worker *w, int fd)
            !atomic_compare_exchange_weak(&t->high, &prev, (unsigned)fd + 1))
         ;
     wh_conn *c;
-    if (wh_conn_adopt(w->loop, fd, &s->opts.net, &s->open_cbs, s, &c) < 0) {
+    if (wh_conn_adopt(w->loop, fd, o, &s->open_cbs, s, &c) < 0) {
         close(fd);
         return;
     }

@@ -72,6 +72,7 @@ struct wh__rt_listen {
     int fd;            /* bound in wh_server_listen; for UDP a placeholder closed at start */
     bool shared;       /* TCP: one fd for all threads (EXCLUSIVE/DISPATCH/ONESHOT, Unix) */
     int *fds;          /* per-thread fds (REUSEPORT TCP): fds[0] == fd */
+    wh_net_opts net;   /* the server's net options, with this listener's TLS context */
 };
 
 /* Per-thread counters: one writer (the owning thread), relaxed atomics so a
@@ -162,7 +163,7 @@ void wh__thread_report(wh_server *s, int err);
 void wh__thread_exited(wh_server *s);
 void *wh__worker_main(void *arg);
 /* Adopts an accepted fd on w's loop (max_conns, counters, timeouts). */
-void wh__worker_adopt(struct wh__worker *w, int fd);
+void wh__worker_adopt(struct wh__worker *w, int fd, const wh_net_opts *o);
 /* Loop tasks posted by wh_server_stop. */
 void wh__worker_stop_task(wh_loop *loop, void *arg);
 /* Re-checks a draining worker (conns, offload, ring) and finishes it when done. */
@@ -184,6 +185,6 @@ void wh__oneshot_worker_stop(struct wh__worker *w);
 void wh__oneshot_drain(struct wh__worker *w);
 void wh__oneshot_free(wh_server *s);
 /* Called for each fd accepted in the ONESHOT model. */
-void wh__oneshot_adopt(struct wh__worker *w, int fd);
+void wh__oneshot_adopt(struct wh__worker *w, int fd, const wh_net_opts *o);
 
 #endif

@@ -89,6 +89,11 @@ int wh_server_new(wh_server **out, const wh_server_opts *opts, const wh_conn_cbs
 
 int wh_server_listen(wh_server *s, const char *addr)
 {
+    return wh_server_listen_tls(s, addr, NULL);
+}
+
+int wh_server_listen_tls(wh_server *s, const char *addr, struct wh_tls_ctx *tls)
+{
     if (!s || !addr || s->state != WH__SRV_NEW) return -EINVAL;
     if (s->nls == WH__RT_MAX_LISTENERS) return -ENOSPC;
     struct wh__rt_listen *ls = &s->ls[s->nls];
@@ -112,6 +117,8 @@ int wh_server_listen(wh_server *s, const char *addr)
     ls->fd = fd;
     ls->shared = !per_thread;
     ls->fds = NULL;
+    ls->net = s->opts.net;
+    ls->net.tls = tls;
     s->nls++;
     return 0;
 }

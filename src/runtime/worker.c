@@ -55,7 +55,7 @@ void wh__worker_init_cbs(wh_server *s)
     s->open_cbs.on_open = rt_on_open;
 }
 
-void wh__worker_adopt(struct wh__worker *w, int fd)
+void wh__worker_adopt(struct wh__worker *w, int fd, const wh_net_opts *o)
 {
     wh_server *s = w->srv;
     /* max_conns (set by wh_server_start: the option, or one derived from
@@ -71,17 +71,16 @@ void wh__worker_adopt(struct wh__worker *w, int fd)
     }
     wh__ctr_add(&w->accepted, 1);
     if (s->opts.model == WH_MODEL_ONESHOT) {
-        wh__oneshot_adopt(w, fd);
+        wh__oneshot_adopt(w, fd, o);
         return;
     }
     wh_conn *c;
-    if (wh__conn_adopt_accepted(w->loop, fd, &s->opts.net, &s->open_cbs, s, &c) < 0) close(fd);
+    if (wh__conn_adopt_accepted(w->loop, fd, o, &s->open_cbs, s, &c) < 0) close(fd);
 }
 
 static void rt_on_accept(wh_listener *l, int fd, void *ud)
 {
-    (void)l;
-    wh__worker_adopt(ud, fd);
+    wh__worker_adopt(ud, fd, wh__listener_opts(l));
 }
 
 static void worker_close_listeners(struct wh__worker *w)
@@ -116,10 +115,10 @@ static int worker_open_listeners(struct wh__worker *w)
         } else if (s->opts.model == WH_MODEL_DISPATCH) {
             continue;            /* the acceptor thread owns TCP listeners */
         } else if (ls->shared) { /* EXCLUSIVE, ONESHOT, Unix paths */
-            rc = wh__listener_new(w->loop, ls->fd, WH_IO_EXCLUSIVE, &s->opts.net, rt_on_accept,
-                                  NULL, w, &w->listeners[i]);
+            rc = wh__listener_new(w->loop, ls->fd, WH_IO_EXCLUSIVE, &ls->net, rt_on_accept, NULL, w,
+                                  &w->listeners[i]);
         } else {
-            rc = wh__listener_new(w->loop, ls->fds[w->idx], 0, &s->opts.net, rt_on_accept, NULL, w,
+            rc = wh__listener_new(w->loop, ls->fds[w->idx], 0, &ls->net, rt_on_accept, NULL, w,
                                   &w->listeners[i]);
         }
         if (rc < 0) return rc;

@@ -143,13 +143,13 @@ export async function startWharfd(args, log, { ms = 10000, stdio = 'ignore' } = 
   return { child, port };
 }
 
-/** Chromium (headless, no sandbox, quiet) on a fresh profile dir (--user-data-dir) PROFILE. */
-export function launchChromium(pw, profile) {
+/** Chromium (headless, no sandbox, quiet) on a fresh profile dir (--user-data-dir) PROFILE; EXTRA: more flags. */
+export function launchChromium(pw, profile, extra = []) {
   return pw.chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', ...extra],
   });
 }
 

@@ -4,12 +4,16 @@
  * Built with -DWH_PULL_WS it also references the WebSocket layer, so that a
  * static link has to pull in the SHA-1 code and therefore libcrypto: proof
  * that the static link interface (Requires.private / wharf::wharf_static)
- * names it. */
+ * names it. It also creates a TLS context, which needs libssl in a build
+ * with TLS (WH_TLS), and checks the answer agrees with wh_tls_available(). */
 #include <stdio.h>
 #include <string.h>
 
 #include <wharf/loop.h>
 #ifdef WH_PULL_WS
+#include <errno.h>
+
+#include <wharf/tls.h>
 #include <wharf/ws.h>
 #endif
 
@@ -32,6 +36,13 @@ int main(void)
     /* volatile: the optimizer must keep the reference, the linker the object. */
     __typeof__(&wh_ws_accept) volatile keep = &wh_ws_accept;
     if (!keep) return 1;
+    wh_tls_ctx *tls;
+    int trc = wh_tls_ctx_new(&tls, NULL);
+    if (trc != (wh_tls_available() ? 0 : -ENOTSUP)) {
+        fprintf(stderr, "loop_timer: wh_tls_ctx_new: %s\n", wh_strerror(trc));
+        return 1;
+    }
+    wh_tls_ctx_free(tls);
 #endif
     if (strcmp(wh_version(), WH_VERSION) != 0) {
         fprintf(stderr, "loop_timer: header says %s, library says %s\n", WH_VERSION, wh_version());

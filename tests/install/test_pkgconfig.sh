@@ -12,8 +12,11 @@ header_version=$(sed -n 's/^#define WH_VERSION *"\(.*\)"/\1/p' "$prefix/include/
 check "wharf.pc version ($version) matches the header ($header_version)" test "$version" = "$header_version"
 check "wharf.pc prefix is the install prefix" test "$(pkg-config --variable=prefix wharf)" = "$prefix"
 check "wharf.pc links only -lwharf when shared" bash -c '[[ $(echo $(pkg-config --libs-only-l wharf)) == -lwharf ]]'
-check "wharf.pc requires libcrypto privately, nothing publicly" \
-    bash -c '[[ $(echo $(pkg-config --print-requires-private wharf)) == libcrypto && -z $(pkg-config --print-requires wharf) ]]'
+# libssl too when the library was built with TLS (it then NEEDs libssl).
+want_private=libcrypto
+if readelf -d "$libdir/libwharf.so" | grep -q 'NEEDED.*\[libssl\.so'; then want_private="libssl libcrypto"; fi
+check "wharf.pc requires $want_private privately, nothing publicly" \
+    bash -c '[[ $(echo $(pkg-config --print-requires-private wharf)) == "$1" && -z $(pkg-config --print-requires wharf) ]]' _ "$want_private"
 check "wharf.pc never mentions hiredis" bash -c '! grep -qi hiredis "$1"' _ "$PKG_CONFIG_PATH/wharf.pc"
 check "wharf.pc --static adds libcrypto, -pthread, -lm" \
     bash -c 'l=" $(pkg-config --static --libs wharf) "; [[ $l == *" -lcrypto "* && $l == *" -pthread "* && $l == *" -lm "* ]]'

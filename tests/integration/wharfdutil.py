@@ -5,10 +5,13 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+
+from tlsutil import shared_pki, tls_mode
 
 BUILD = os.environ.get("WH_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 SOURCE = os.environ.get("WH_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
@@ -26,7 +29,11 @@ class Wharfd:
                               "--error-log", self.error_log,
                               "--access-log", self.access_log if access_log else "off"]
         if not any(a == "--bind" for a in args):
-            cmd += ["--bind", "127.0.0.1:0"]
+            # WH_TEST_TLS=1: the same tests over an https:// listener.
+            cmd += ["--bind", "https://127.0.0.1:0" if tls_mode() else "127.0.0.1:0"]
+        if tls_mode() and not any(a == "--tls-cert" for a in args):
+            cert, key = shared_pki().server
+            cmd += ["--tls-cert", cert, "--tls-key", key]
         if "--data" not in args:  # the guestbook's database: this instance's own
             cmd += ["--data", os.path.join(self.dir, "data")]
         cmd += list(args)
@@ -51,7 +58,7 @@ class Wharfd:
         if not self.port:
             self.stop()
             raise RuntimeError("wharfd did not report a listening port: " + self.errors())
-        self.base = "http://127.0.0.1:%d" % self.port
+        self.base = "%s://127.0.0.1:%d" % ("https" if tls_mode() else "http", self.port)
 
     def errors(self):
         try:
@@ -102,6 +109,8 @@ def curl(url, *args, timeout=60):
     with tempfile.NamedTemporaryFile() as hdr, tempfile.NamedTemporaryFile() as body:
         cmd = ["curl", "-s", "-S", "--max-time", str(timeout), "-D", hdr.name, "-o", body.name,
                *args, url]
+        if url.startswith("https:"):
+            cmd[1:1] = ["--cacert", shared_pki().ca]
         subprocess.run(cmd, check=True, timeout=timeout + 5)
         raw = open(hdr.name, "rb").read().decode("latin-1")
         data = open(body.name, "rb").read()
@@ -119,6 +128,8 @@ def curl(url, *args, timeout=60):
 def raw_request(port, data, timeout=5):
     """Sends raw bytes, reads until the server closes or times out."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if tls_mode():
+        s = shared_pki().client_context().wrap_socket(s, server_hostname="localhost")
     try:
         s.sendall(data)
         out = b""

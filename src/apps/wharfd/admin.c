@@ -93,6 +93,7 @@ void wharfd_metrics_handler(wh_http_req *r, void *ud)
                                     "wharfd_proxy_rejected_total{reason=\"%s\"} %llu\n",
                                     wh_proxy_reject_name(k), (unsigned long long)rej[k]);
     }
+    len = wharfd_tls_metrics(app, buf, len, cap);
     if (len >= cap) len = cap - 1;
     wh_http_resp_header(r, "Cache-Control", "no-store");
     wh_http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len);

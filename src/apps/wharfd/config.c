@@ -72,6 +72,17 @@ static const struct option longopts[] = {
     {"proxy-protocol", no_argument, NULL, OPT_PROXY_PROTOCOL},
     {"proxy-trusted", required_argument, NULL, OPT_PROXY_TRUSTED},
     {"proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT},
+    /* TLS: the same entries as wharfd_tls_longopts (tls_config.c applies them). */
+    {"tls-cert", required_argument, NULL, WHARFD_OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, WHARFD_OPT_TLS_KEY},
+    {"tls-ocsp", required_argument, NULL, WHARFD_OPT_TLS_OCSP},
+    {"tls-ciphers", required_argument, NULL, WHARFD_OPT_TLS_CIPHERS},
+    {"tls-ciphersuites", required_argument, NULL, WHARFD_OPT_TLS_SUITES},
+    {"tls-groups", required_argument, NULL, WHARFD_OPT_TLS_GROUPS},
+    {"tls-min-version", required_argument, NULL, WHARFD_OPT_TLS_MIN_VERSION},
+    {"redirect-https", required_argument, NULL, WHARFD_OPT_REDIRECT_HTTPS},
+    {"hsts", required_argument, NULL, WHARFD_OPT_HSTS},
+    {"access-log-tls", no_argument, NULL, WHARFD_OPT_ACCESS_LOG_TLS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -412,6 +423,8 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
         (r = apply_flag(cfg, id, name, val, from_file)) != NOT_MINE ||
         (r = apply_apps(cfg, id, name, val)) != NOT_MINE)
         return r;
+    if (id >= WHARFD_OPT_TLS_CERT && id <= WHARFD_OPT_ACCESS_LOG_TLS)
+        return wharfd_tls_apply(&cfg->tls, id, name, val, from_file);
     return -1;
 }
 
@@ -488,6 +501,21 @@ static int load_file(wharfd_config *cfg, const char *path)
     return rc;
 }
 
+int wharfd_config_bad(const char *opt, const char *val, const char *why)
+{
+    return bad(opt, val, why);
+}
+
+int wharfd_config_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    return parse_uint(s, max, out);
+}
+
+int wharfd_config_bool(const char *s, bool *out)
+{
+    return parse_bool(s, out);
+}
+
 void wharfd_config_free(wharfd_config *cfg)
 {
     for (unsigned i = 0; i < cfg->nowned_; i++)
@@ -508,6 +536,7 @@ int wharfd_config_load(wharfd_config *cfg, int argc, char **argv)
     while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
         if (c == OPT_HELP) {
             fputs(usage, stdout);
+            fputs(wharfd_tls_usage, stdout);
             return 1;
         }
         if (c == OPT_VERSION) {

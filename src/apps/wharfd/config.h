@@ -10,6 +10,8 @@
 
 #include "wharf/server.h"
 
+#include "apps/wharfd/tls_config.h"
+
 #define WHARFD_MAX_BINDS 16
 
 typedef struct wharfd_config {
@@ -44,6 +46,7 @@ typedef struct wharfd_config {
     bool proxy_protocol;       /* --proxy-protocol: PROXY v1/v2 header on every --bind listener */
     char proxy_trusted[1024];  /* --proxy-trusted CIDR (repeatable), comma-joined; "" = any peer */
     uint32_t proxy_timeout_ms; /* --proxy-timeout SECONDS: 5 s for the whole header */
+    wharfd_tls_config tls;     /* --tls-*, --redirect-https, --hsts (tls_config.h) */
     /* private: strings read from the config file */
     char *owned_[64];
     unsigned nowned_;
@@ -55,5 +58,11 @@ typedef struct wharfd_config {
 int wharfd_config_load(wharfd_config *cfg, int argc, char **argv);
 /* Frees strings the config file allocated. */
 void wharfd_config_free(wharfd_config *cfg);
+/* For option parsers outside config.c (tls_config.c): the one-line
+ * "invalid value" error (returns -1), an unsigned number up to max (0 or
+ * -1), yes/no/on/off/1/0/true/false (0 or -1). */
+int wharfd_config_bad(const char *opt, const char *val, const char *why);
+int wharfd_config_uint(const char *s, unsigned long max, unsigned long *out);
+int wharfd_config_bool(const char *s, bool *out);
 
 #endif

@@ -214,6 +214,7 @@ void wharfd_on_complete(wh_http_req *r, void *ud)
     uint64_t now = wh_loop_now(wh_http_req_loop(r));
     uint64_t start = wh_http_req_start_ms(r);
     wh_metrics_observe(&t->metrics, status, bytes, start && now > start ? now - start : 0);
+    wharfd_tls_count(&t->tlsc, r);
     if (!t->alog) return;
     time_t sec = time(NULL);
     if (sec != t->clf_sec) {
@@ -236,11 +237,12 @@ void wharfd_on_complete(wh_http_req *r, void *ud)
     /* Upper bound: escaping makes a byte at most 4. Past the block size the
      * exact formatter cuts the longest fields instead of losing the line. */
     size_t need =
-        160 + strlen(host) + 4 * (f.method.len + f.target.len + f.referer.len + f.user_agent.len);
+        320 + strlen(host) + 4 * (f.method.len + f.target.len + f.referer.len + f.user_agent.len);
     if (need > WHARFD_ALOG_LINE_MAX) need = WHARFD_ALOG_LINE_MAX;
     char *dst = wharfd_alog_reserve(t->alog, need);
     if (!dst) return;
     bool cut;
-    wharfd_alog_commit(t->alog, wh_clf_format_max(&f, dst, need, &cut));
+    size_t len = wh_clf_format_max(&f, dst, need, &cut);
+    wharfd_alog_commit(t->alog, wharfd_tls_log_field(wharfd_the_app, r, dst, len, need));
     if (cut) wharfd_alog_count_truncated();
 }

@@ -96,9 +96,9 @@ static void normalize_addr(const char *in, int port, char *out, size_t cap)
         snprintf(out, cap, "%s", in);
 }
 
-static int listen_on(wh_server *s, const char *addr, const char *what)
+static int listen_on(wh_server *s, const char *addr, const char *what, wh_tls_ctx *tls)
 {
-    int rc = wh_server_listen(s, addr);
+    int rc = wh_server_listen_tls(s, addr, tls);
     if (rc != 0) {
         const char *hint = rc == -EADDRINUSE ? " (another process is using it)"
                            : rc == -EACCES ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
@@ -109,13 +109,14 @@ static int listen_on(wh_server *s, const char *addr, const char *what)
     return rc;
 }
 
-static void log_listeners(wh_server *s, unsigned n, const char *what)
+static void log_listeners(wh_server *s, unsigned n, const char *what, uint32_t tls_mask)
 {
     for (unsigned i = 0; i < n; i++) {
         wh_sockaddr a;
         char buf[160];
         if (wh_server_local_addr(s, i, &a) == 0 && wh_addr_format(&a, buf, sizeof buf) > 0)
-            wharfd_log(WHARFD_LOG_INFO, "listening on %s%s", buf, what);
+            wharfd_log(WHARFD_LOG_INFO, "listening on %s%s%s", buf, what,
+                       (tls_mask >> i) & 1 ? " (TLS)" : "");
     }
 }
 
@@ -137,6 +138,7 @@ static void on_signal(wh_signal *sig, int signo, void *ud)
             wharfd_log(WHARFD_LOG_ERROR, "SIGHUP: reopening logs failed: %s", wh_strerror(rc));
         else
             wharfd_log(WHARFD_LOG_INFO, "SIGHUP: logs reopened");
+        wharfd_tls_reload(ss->app);
         return;
     }
     ss->stops++;
@@ -177,6 +179,18 @@ static int open_root(wharfd_app *app)
     return 0;
 }
 
+/* TLS: certificates are loaded before anything starts, so a bad one is a
+ * one-line error naming its file (tls_config.c). */
+static int setup_tls(wharfd_app *app)
+{
+    bool https = false;
+    for (unsigned i = 0; i < app->cfg.nbinds; i++) {
+        const char *b = app->cfg.binds[i];
+        https |= wharfd_tls_scheme(&b);
+    }
+    return wharfd_tls_setup(app, https) != 0;
+}
+
 /* The main listener's router, HTTP engine and server (not listening yet). */
 static int build_main_server(wharfd_app *app)
 {
@@ -201,8 +215,10 @@ static int build_main_server(wharfd_app *app)
     sopts.threads = cfg->threads;
     sopts.model = cfg->model;
     sopts.max_conns = cfg->max_conns;
-    sopts.handle_signals = false; /* main's loop does it (SIGHUP too) */
-    if ((rc = wh_http_server_new(&app->http, &ho, wh_router_handle, app->router)) != 0) {
+    sopts.handle_signals = false;                           /* main's loop does it (SIGHUP too) */
+    bool front = cfg->tls.redirect_port || cfg->tls.hsts_s; /* tls_config.c */
+    if ((rc = wh_http_server_new(&app->http, &ho, front ? wharfd_tls_front : wh_router_handle,
+                                 front ? (void *)app : (void *)app->router)) != 0) {
         fprintf(stderr, "wharfd: cannot create the server: %s\n", wh_strerror(rc));
         return 1;
     }
@@ -260,14 +276,17 @@ static int listen_main(wharfd_app *app, unsigned *nls)
             rc = wh_server_listen(base, addr);
         }
         if (rc != 0) {
-            listen_on(base, addr, ""); /* reports */
+            listen_on(base, addr, "", NULL); /* reports */
             return 1;
         }
         *nls = 1;
     }
     for (unsigned i = 0; i < cfg->nbinds; i++, (*nls)++) {
-        normalize_addr(cfg->binds[i], cfg->port, addr, sizeof addr);
-        if (listen_on(base, addr, "") != 0) return 1;
+        const char *b = cfg->binds[i];
+        bool tls = wharfd_tls_scheme(&b); /* https://HOST:PORT */
+        normalize_addr(b, cfg->port, addr, sizeof addr);
+        if (listen_on(base, addr, "", tls ? app->tls : NULL) != 0) return 1;
+        if (tls) app->tls_listeners |= 1u << *nls;
     }
     wh_server_on_thread(base, thread_start, thread_stop, app);
     return 0;
@@ -301,7 +320,7 @@ static int build_admin(wharfd_app *app)
         goto oom;
     char addr[512];
     normalize_addr(cfg->admin, cfg->port, addr, sizeof addr);
-    if (listen_on(app->admin_srv, addr, " (--admin)") != 0) return 1;
+    if (listen_on(app->admin_srv, addr, " (--admin)", NULL) != 0) return 1;
     wh_server_on_thread(app->admin_srv, admin_thread_start, admin_thread_stop, app);
     return 0;
 oom:
@@ -326,8 +345,8 @@ static int start_servers(wharfd_app *app, unsigned nls)
     }
     wharfd_log(WHARFD_LOG_INFO, "wharfd %s: root %s, %u threads, model %s", WH_VERSION,
                app->root.real, wh_server_threads(base), model_names[app->cfg.model & 3]);
-    log_listeners(base, nls, "");
-    if (app->admin_srv) log_listeners(app->admin_srv, 1, " (admin)");
+    log_listeners(base, nls, "", app->tls_listeners);
+    if (app->admin_srv) log_listeners(app->admin_srv, 1, " (admin)", 0);
     if (!app->cfg.admin && !app->cfg.metrics_public)
         wharfd_log(WHARFD_LOG_INFO,
                    "/metrics is not served: give --admin ADDR or --metrics-public");
@@ -361,7 +380,7 @@ static void serve_signals(wharfd_app *app)
 static int run(wharfd_app *app)
 {
     unsigned nls = 0;
-    if (open_root(app) || build_main_server(app) || mount_extensions(app) ||
+    if (open_root(app) || setup_tls(app) || build_main_server(app) || mount_extensions(app) ||
         listen_main(app, &nls) || (app->cfg.admin && build_admin(app)) || start_servers(app, nls))
         return 1;
     serve_signals(app);
@@ -391,6 +410,7 @@ int main(int argc, char **argv)
     wh_server_free(app.srv);
     wh_http_server_free(app.admin);
     wh_http_server_free(app.http);
+    wharfd_tls_free(&app);
     if (app.admin_router) wh_router_free(app.admin_router);
     if (app.router) wh_router_free(app.router);
     for (unsigned i = 0; i < WHARFD_MAX_THREADS; i++)

@@ -22,7 +22,8 @@ typedef struct wharfd_thread {
     wharfd_alog *alog;
     wh_timer *flush_timer;
     wh_metrics metrics;
-    time_t clf_sec; /* second the cached CLF timestamp is for */
+    wharfd_tls_counts tlsc; /* requests per TLS version and cipher */
+    time_t clf_sec;         /* second the cached CLF timestamp is for */
     char clf_time[32];
     /* PROXY stage refusals by wh_proxy_reject (relaxed atomics, like metrics) */
     uint64_t proxy_rejected[WH_PROXY_REJECT_MAX + 1];
@@ -37,7 +38,9 @@ typedef struct wharfd_app {
     /* threads[i]: worker i of the main server; admin_thread: the admin one */
     wharfd_thread *threads[WHARFD_MAX_THREADS];
     wharfd_thread *admin_thread;
-    wharfd_hooks hooks[2]; /* ws, guestbook */
+    wharfd_hooks hooks[2];  /* ws, guestbook */
+    wh_tls_ctx *tls;        /* the https:// listeners' context (tls_config.c), or NULL */
+    uint32_t tls_listeners; /* bit i: main listener i is https:// */
 } wharfd_app;
 
 /* The one app (set in main before servers start). */
