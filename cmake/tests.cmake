@@ -54,7 +54,7 @@ foreach(src ${WH_INTEG})
     ENVIRONMENT "WH_BUILD_DIR=${CMAKE_BINARY_DIR};WH_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
   # The same test again over TLS (WH_TEST_TLS=1: an https:// listener and
   # clients that trust the test's CA), for the suites whose clients switch.
-  if(WH_TLS AND name MATCHES "^test_wharfd_static$")
+  if(WH_TLS AND name MATCHES "^(test_wharfd_static|test_ws_conformance)$")
     add_test(NAME integ.${name}.tls COMMAND ${cmd})
     set_tests_properties(integ.${name}.tls PROPERTIES LABELS "${lbl};tls" TIMEOUT 600
       ENVIRONMENT "WH_BUILD_DIR=${CMAKE_BINARY_DIR};WH_SOURCE_DIR=${CMAKE_SOURCE_DIR};WH_TEST_TLS=1")

@@ -4,7 +4,7 @@
  *   ws_echo [PORT | HOST:PORT] [--threads N] [--max-message BYTES]
  *           [--ping-interval MS] [--pong-timeout MS] [--protocol NAME]
  *           [--origin ORIGIN] [--room-max-queued BYTES] [--room-max-pending BYTES]
- *           [--fragment-timeout MS]
+ *           [--fragment-timeout MS] [--tls-cert FILE --tls-key FILE]
  *
  *   GET /echo  (WebSocket): every message comes back as received
  *   GET /room  (WebSocket): every message is broadcast to every /room member
@@ -22,7 +22,9 @@
  * memory its queue holds; --room-max-pending how much a thread's queue of
  * broadcasts not yet processed may hold before a broadcast is refused (the
  * sender then gets a text "busy"). --fragment-timeout is the time a message
- * may take to arrive whole (1008 after it).
+ * may take to arrive whole (1008 after it). With --tls-cert and --tls-key
+ * (PEM files) the listener speaks TLS and clients connect to wss://: TLS is a
+ * transport under the connection, so nothing else here changes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,6 +32,7 @@
 #include <string.h>
 
 #include "wharf/server.h"
+#include "wharf/tls.h"
 #include "wharf/ws.h"
 
 static wh_ws_hub *room;
@@ -155,6 +158,7 @@ int main(int argc, char **argv)
     const char *addr = "127.0.0.1:9001";
     char abuf[64];
     size_t room_max = 0, room_pending = 0;
+    wh_tls_cert cert = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v && !strcmp(a, "--threads") && ++i)
@@ -175,6 +179,10 @@ int main(int argc, char **argv)
             room_pending = (size_t)strtoull(v, NULL, 10);
         else if (v && !strcmp(a, "--fragment-timeout") && ++i)
             wo.fragment_timeout_ms = (uint32_t)atoi(v);
+        else if (v && !strcmp(a, "--tls-cert") && ++i)
+            cert.cert_file = v;
+        else if (v && !strcmp(a, "--tls-key") && ++i)
+            cert.key_file = v;
         else if (a[0] != '-' && strchr(a, ':'))
             addr = a;
         else if (a[0] != '-') {
@@ -184,23 +192,33 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: ws_echo [PORT|HOST:PORT] [--threads N] [--max-message BYTES]"
                             " [--ping-interval MS] [--pong-timeout MS] [--protocol NAME]"
                             " [--origin ORIGIN] [--room-max-queued BYTES]"
-                            " [--room-max-pending BYTES] [--fragment-timeout MS]\n");
+                            " [--room-max-pending BYTES] [--fragment-timeout MS]"
+                            " [--tls-cert FILE --tls-key FILE]\n");
             return 2;
         }
+    }
+    if (!cert.cert_file != !cert.key_file) {
+        fprintf(stderr, "ws_echo: --tls-cert and --tls-key go together\n");
+        return 2;
     }
     if (want_protocol) wo.select_protocol = pick_protocol;
     if (want_origin) wo.check_origin = origin_ok;
     /* After the upgrade the server's idle timeout no longer applies: wh_ws
      * keeps the connection alive with pings (--ping-interval). */
+    wh_tls_ctx *tls = NULL;
     wh_http_server *hs = NULL;
     wh_server *s = NULL;
-    int rc = wh_http_server_new(&hs, &ho, handler, &wo);
+    char err[256] = "";
+    int rc = 0;
+    if (cert.cert_file) rc = wh_tls_ctx_new(&tls, NULL); /* defaults: TLS 1.2/1.3 */
+    if (rc == 0 && tls) rc = wh_tls_ctx_load(tls, &cert, 1, err, sizeof err);
+    if (rc == 0) rc = wh_http_server_new(&hs, &ho, handler, &wo);
     if (rc == 0) wh_http_server_net_opts(hs, &so.net);
     if (rc == 0) rc = wh_server_new(&s, &so, wh_http_server_cbs(hs), hs);
     if (rc == 0) rc = wh_ws_hub_new(&room);
     if (rc == 0 && room_max) wh_ws_hub_set_max_queued(room, room_max);
     if (rc == 0 && room_pending) wh_ws_hub_set_max_pending(room, room_pending);
-    if (rc == 0) rc = wh_server_listen(s, addr);
+    if (rc == 0) rc = tls ? wh_server_listen_tls(s, addr, tls) : wh_server_listen(s, addr);
     if (rc == 0) rc = wh_server_start(s);
     wh_sockaddr a;
     char buf[128];
@@ -208,9 +226,10 @@ int main(int argc, char **argv)
         printf("listening %s\n", buf);
     fflush(stdout);
     if (rc == 0) rc = wh_server_run(s);
-    if (rc < 0) fprintf(stderr, "ws_echo: %s\n", wh_strerror(rc));
-    wh_server_free(s);
+    if (rc < 0) fprintf(stderr, "ws_echo: %s %s\n", wh_strerror(rc), err);
+    wh_server_free(s); /* the server first: its connections use tls */
     wh_ws_hub_free(room);
     wh_http_server_free(hs);
+    wh_tls_ctx_free(tls);
     return rc < 0;
 }

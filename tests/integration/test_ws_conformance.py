@@ -5,23 +5,39 @@ close codes, protocol errors (1002), subprotocol and Origin hooks, idle
 ping with a pong timeout, and 1001 on graceful shutdown.
 
 Uses Debian's python3-websockets as the reference client and raw sockets
-for what a well-behaved client never sends.
+for what a well-behaved client never sends. With WH_TEST_TLS=1 (the ctest
+entry integ.test_ws_conformance.tls) the same checks run over wss://: ws_echo
+gets the test certificate and both clients speak TLS.
 
 WH_TEST_LABELS: tsan
 """
 import asyncio
 import os
 import signal
+import socket
 import struct
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import websockets  # noqa: E402
-from wsutil import BUILD, RawWS, Server, frame, http_exchange, upgrade_request  # noqa: E402
+from tlsutil import tls_mode  # noqa: E402
+from wsutil import (BUILD, RawWS, Server, client_ssl, frame, http_exchange,  # noqa: E402
+                    tls_server_args, upgrade_request, ws_uri)
 
 ECHO = os.path.join(BUILD, "ws_echo")
 failures = []
+
+
+def echo_server(*args):
+    """examples/ws_echo on a free port, listening with TLS in TLS mode."""
+    return Server([ECHO, "0", *args, *tls_server_args()])
+
+
+def connect(uri):
+    """The reference client, over TLS (trusting the test CA) in TLS mode."""
+    kw = {"ssl": client_ssl(), "server_hostname": "localhost"} if tls_mode() else {}
+    return websockets.connect(uri, compression=None, max_size=None, **kw)
 
 
 def check(cond, what):
@@ -56,8 +72,8 @@ def handshake_tests(port):
 
 
 async def client_tests(port):
-    uri = "ws://127.0.0.1:%d/echo" % port
-    async with websockets.connect(uri, compression=None, max_size=None) as ws:
+    uri = ws_uri(port)
+    async with connect(uri) as ws:
         await ws.send("héllo wörld €")
         check(await ws.recv() == "héllo wörld €", "text echo (UTF-8)")
         await ws.send(bytes(range(256)))
@@ -78,7 +94,7 @@ async def client_tests(port):
         check(True, "ping answered with pong")
     check(ws.close_code == 1000, "client close 1000 acknowledged")
 
-    async with websockets.connect(uri, compression=None, max_size=None) as ws:
+    async with connect(uri) as ws:
         try:
             await ws.send(b"x" * ((1 << 20) + 1))
             await asyncio.wait_for(ws.recv(), 10)
@@ -177,8 +193,8 @@ def backpressure_test(port):
 
 
 def hook_tests():
-    with Server([ECHO, "0", "--threads", "1", "--protocol", "chat.v2",
-                 "--origin", "http://good.example"]) as s:
+    with echo_server("--threads", "1", "--protocol", "chat.v2", "--origin",
+                     "http://good.example") as s:
         c = RawWS(s.port, extra="Origin: http://good.example\r\n"
                   "Sec-WebSocket-Protocol: chat.v1, chat.v2\r\n")
         check(c.status == 101 and c.headers.get("sec-websocket-protocol") == "chat.v2",
@@ -196,8 +212,7 @@ def hook_tests():
 
 def keepalive_tests():
     # Generous pong timeout: a loaded (sanitizer) run must not miss it.
-    with Server([ECHO, "0", "--threads", "1", "--ping-interval", "200",
-                 "--pong-timeout", "3000"]) as s:
+    with echo_server("--threads", "1", "--ping-interval", "200", "--pong-timeout", "3000") as s:
         # A peer that answers nothing: pinged, then dropped.
         c = RawWS(s.port)
         f = c.recv_frame()
@@ -220,7 +235,7 @@ def keepalive_tests():
 
 
 def shutdown_test():
-    s = Server([ECHO, "0", "--threads", "2"])
+    s = echo_server("--threads", "2")
     try:
         c = RawWS(s.port)
         c.send_frame(1, b"x")
@@ -241,8 +256,34 @@ def shutdown_test():
     check(s.sanitizer_report() is None, "no sanitizer report: %s" % s.sanitizer_report())
 
 
+def transport_test(port):
+    """In TLS mode: the checks really run over TLS, and the listener does
+    not speak WebSocket in clear text."""
+    c = RawWS(port)
+    check(c.status == 101 and c.sock.version() in ("TLSv1.2", "TLSv1.3"),
+          "upgrade over %s" % c.sock.version())
+    c.close()
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    data = b""
+    try:
+        s.sendall(upgrade_request())
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    finally:
+        s.close()
+    check(data != b"" and not data.startswith(b"HTTP/1.1 101"),
+          "clear-text upgrade to the TLS port refused (%r)" % data[:40])
+
+
 def main():
-    with Server([ECHO, "0", "--threads", "2"]) as s:
+    with echo_server("--threads", "2") as s:
+        if tls_mode():
+            transport_test(s.port)
         handshake_tests(s.port)
         asyncio.run(client_tests(s.port))
         raw_tests(s.port)

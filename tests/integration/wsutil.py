@@ -1,6 +1,10 @@
 """Helpers for the WebSocket integration tests: start a server binary and
 read its bound address, and a raw-socket WebSocket client that can send any
-frame, malformed ones included (RFC 6455 §5)."""
+frame, malformed ones included (RFC 6455 §5).
+
+With WH_TEST_TLS=1 (tlsutil.tls_mode()) the clients here speak TLS, trusting
+the test CA (tlsutil.shared_pki()), and tls_server_args() gives the
+--tls-cert/--tls-key options that make examples/ws_echo listen with TLS."""
 import base64
 import hashlib
 import os
@@ -8,10 +12,13 @@ import re
 import select
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import threading
 import time
+
+from tlsutil import shared_pki, tls_mode
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 BUILD = os.environ.get("WH_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
@@ -98,13 +105,51 @@ class Server:
             raise AssertionError("server sanitizer report:\n" + report)
 
 
+def tls_server_args():
+    """Options for examples/ws_echo: its listener uses the shared test
+    certificate in TLS mode, none otherwise."""
+    if not tls_mode():
+        return []
+    cert, key = shared_pki().server
+    return ["--tls-cert", cert, "--tls-key", key]
+
+
+def client_ssl():
+    """An ssl context trusting the test CA in TLS mode, else None. The
+    certificate names localhost (and 127.0.0.1), so clients pass
+    server_hostname="localhost"."""
+    return shared_pki().client_context() if tls_mode() else None
+
+
+def ws_uri(port, path="/echo"):
+    return "%s://127.0.0.1:%d%s" % ("wss" if tls_mode() else "ws", port, path)
+
+
+def open_socket(port, timeout=5):
+    """A connected socket to 127.0.0.1:port; in TLS mode the handshake is
+    done and the socket encrypts (raw frames then travel inside TLS)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if tls_mode():
+        try:
+            s = client_ssl().wrap_socket(s, server_hostname="localhost")
+        except BaseException:
+            s.close()
+            raise
+    return s
+
+
+# What a read may raise when the peer closes or resets a TLS connection
+# without close_notify, besides the plain-socket errors.
+EOF_ERRORS = (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError, ssl.SSLZeroReturnError)
+
+
 def accept_for(key):
     return base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
 
 
 def http_exchange(port, request, timeout=5):
     """Sends raw bytes, returns (status, {lower-name: value}, body-so-far)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s = open_socket(port, timeout)
     try:
         s.sendall(request)
         data = b""
@@ -155,10 +200,11 @@ def frame(op, payload=b"", fin=True, mask=True, rsv=0, key=b"\x12\x34\x56\x78"):
 
 
 class RawWS:
-    """A WebSocket client on a plain socket: handshake, then any frames."""
+    """A WebSocket client on a plain (or, in TLS mode, a TLS) socket:
+    handshake, then any frames."""
 
     def __init__(self, port, path="/echo", timeout=5, extra=""):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock = open_socket(port, timeout)
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(upgrade_request(path, key=key, extra=extra))
         data = b""
@@ -212,7 +258,7 @@ class RawWS:
             payload = self.buf[p:p + n]
             self.buf = self.buf[p + n:]
             return bool(b0 & 0x80), b0 & 0x0F, payload
-        except (ConnectionResetError, socket.timeout):
+        except EOF_ERRORS + (socket.timeout,):
             return None
 
     def recv_close(self):
@@ -235,7 +281,7 @@ class RawWS:
                 chunk = self.sock.recv(65536)
                 if not chunk:
                     return True
-        except ConnectionResetError:
+        except EOF_ERRORS:
             return True
         except socket.timeout:
             return False
