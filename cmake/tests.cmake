@@ -52,8 +52,9 @@ foreach(src ${WH_INTEG})
   add_test(NAME integ.${name} COMMAND ${cmd})
   set_tests_properties(integ.${name} PROPERTIES LABELS "${lbl}" TIMEOUT 600
     ENVIRONMENT "WH_BUILD_DIR=${CMAKE_BINARY_DIR};WH_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
-  # The same test again over TLS (WH_TEST_TLS=1: an https:// listener and
-  # clients that trust the test's CA), for the suites whose clients switch.
+  # The same test again over TLS (WH_TEST_TLS=1: an https:// or wss://
+  # listener and clients that trust the test's CA), for the suites whose
+  # clients switch.
   if(WH_TLS AND name MATCHES "^(test_wharfd_static|test_ws_conformance)$")
     add_test(NAME integ.${name}.tls COMMAND ${cmd})
     set_tests_properties(integ.${name}.tls PROPERTIES LABELS "${lbl};tls" TIMEOUT 600
