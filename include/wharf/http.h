@@ -154,6 +154,10 @@ int wh_http_server_serve(wh_http_server *s, wh_conn *c);
  * Connection: close, WebSockets on loop close with 1001, and idle
  * connections are closed now (wh_net_close_idle). Loop thread only. */
 void wh_http_server_drain(wh_http_server *s, wh_loop *loop);
+/* Any thread: header_timeout_ms, keepalive_timeout_ms and write_timeout_ms
+ * from o apply from the next time each is armed, on every connection
+ * (configuration reload); o's other fields are ignored. */
+void wh_http_server_set_timeouts(wh_http_server *s, const wh_http_opts *o);
 /* Frees s once no connection uses it any more (its hosts stopped). */
 void wh_http_server_free(wh_http_server *s);
 

@@ -62,6 +62,40 @@ int wh_server_listen(wh_server *s, const char *addr);
 /* Same, with TLS on every connection accepted there (wharf/tls.h); tls NULL
  * = wh_server_listen. tls must outlive the server. */
 int wh_server_listen_tls(wh_server *s, const char *addr, struct wh_tls_ctx *tls);
+/* Like wh_server_listen, and also while the server runs (its threads start
+ * accepting on the new address soon after; the kernel queues connections
+ * meanwhile). Returns the listener's index (>= 0, for wh_server_local_addr
+ * and wh_server_unlisten) or negative errno; -ESHUTDOWN once a stop began,
+ * -EOPNOTSUPP for a UDP address on a running server. Caller's thread (the
+ * one that created the server). */
+int wh_server_listen_add(wh_server *s, const char *addr);
+/* Adds a listening socket the program already holds (inherited across an
+ * upgrade, passed by systemd socket activation): a bound, listening stream
+ * socket, TCP or Unix. The server owns fd from now on (made non-blocking and
+ * close-on-exec). Sockets bound to the same TCP address with SO_REUSEPORT,
+ * added one after the other before wh_server_start, form one listener whose
+ * sockets are shared out among the workers (none is closed, so nothing
+ * queued on any of them is lost); a REUSEPORT server binds more if it has
+ * more threads than sockets. Returns the listener's index or negative errno
+ * (-EINVAL: not a listening stream socket). Caller's thread. */
+int wh_server_listen_fd(wh_server *s, int fd);
+/* wh_server_listen_add and wh_server_listen_fd with TLS on the listener
+ * (tls NULL = none; it must outlive the server). */
+int wh_server_listen_add_tls(wh_server *s, const char *addr, struct wh_tls_ctx *tls);
+int wh_server_listen_fd_tls(wh_server *s, int fd, struct wh_tls_ctx *tls);
+/* Stops listener i of a running server: each thread accepts what is queued
+ * on its sockets, then closes them (a connection that arrives in between
+ * may be refused: removing an address is deliberate). Before
+ * wh_server_start it just closes them. 0, -EINVAL or -EOPNOTSUPP (UDP).
+ * Caller's thread. */
+int wh_server_unlisten(wh_server *s, unsigned i);
+/* The listening stream sockets of the server, to hand over to another
+ * process (an upgrade): writes up to cap descriptors to fds and, if which
+ * is not NULL, the index of the listener each belongs to; returns how many
+ * there are (more than cap: call again with room). They stay the server's:
+ * a child gets them by clearing FD_CLOEXEC between fork and exec. Valid
+ * until a stop or wh_server_unlisten begins. */
+unsigned wh_server_listen_fds(const wh_server *s, int *fds, unsigned *which, unsigned cap);
 /* The actual bound address of listener i (after binding port 0). */
 int wh_server_local_addr(const wh_server *s, unsigned i, wh_sockaddr *out);
 /* Sets hooks called on each worker thread when it starts (before any
@@ -79,6 +113,23 @@ int wh_server_run(wh_server *s);
  * wh_conn_set_busy) and closes idle conns, up to shutdown_timeout_ms;
  * otherwise closes everything now. */
 void wh_server_stop(wh_server *s, bool graceful);
+/* Any thread: a graceful stop that drops no connection, for restarts and
+ * upgrades under load. At once wh_server_stopping() turns true and the
+ * protocol is told (on_stop: HTTP answers every request from now on with
+ * Connection: close). The listeners keep accepting for accept_ms (a load
+ * balancer notices the stop, e.g. from a health check, and sends no more),
+ * then each accepts what is left in its queue and closes (the kernel would
+ * reset it otherwise). Unlike wh_server_stop, idle connections are not
+ * closed: a keep-alive client may be sending its next request that very
+ * moment, and it would meet a closed socket; the protocol closes each one
+ * after its next response, and those still idle accept_ms +
+ * shutdown_timeout_ms after the start are closed then (busy ones aborted).
+ * Another SO_REUSEPORT process on the same port: see docs/runtime.md.
+ * A later wh_server_stop(s, false) still stops at once. */
+void wh_server_drain(wh_server *s, uint32_t accept_ms);
+/* Any thread: the connection cap (max_conns) for connections accepted from
+ * now on; 0 = derived from RLIMIT_NOFILE as at start. */
+void wh_server_set_max_conns(wh_server *s, unsigned max_conns);
 /* Waits for the threads after wh_server_start + wh_server_stop. */
 int wh_server_wait(wh_server *s);
 /* Frees a stopped server (NULL is fine). */

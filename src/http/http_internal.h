@@ -89,6 +89,11 @@ struct wh_http_req {
     wh_http_parsed p;
 };
 
+/* The timeouts may be changed while connections run
+ * (wh_http_server_set_timeouts, any thread): read them with a relaxed atomic
+ * load, which is a plain mov. */
+#define WH__HTTP_TIMEOUT(srv, field) __atomic_load_n(&(srv)->opts.field, __ATOMIC_RELAXED)
+
 /* Per-loop HTTP state (slot WH__SLOT_HTTP). */
 typedef struct wh__http_loop {
     wh_loop *loop;

@@ -310,7 +310,7 @@ int wh_http_respond_parts(wh_http_req *r, int status, const char *content_type,
     r->status = status;
     r->bytes = send_body ? total : 0;
     if (send_body && total > 65536 && !r->close)
-        wh_conn_set_timeout(r->conn, r->srv->opts.write_timeout_ms);
+        wh_conn_set_timeout(r->conn, WH__HTTP_TIMEOUT(r->srv, write_timeout_ms));
     wh__http_exchange_done(r);
     return 0;
 }
@@ -347,7 +347,7 @@ int wh_http_respond_file(wh_http_req *r, int status, const char *content_type, i
     r->bytes = send_body ? len : 0;
     /* A large body drains for a while: give it the write timeout. */
     if (send_body && len > 65536 && !r->close)
-        wh_conn_set_timeout(r->conn, r->srv->opts.write_timeout_ms);
+        wh_conn_set_timeout(r->conn, WH__HTTP_TIMEOUT(r->srv, write_timeout_ms));
     wh__http_exchange_done(r);
     return 0;
 }

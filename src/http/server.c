@@ -251,7 +251,7 @@ static bool head_wait(wh_http_server *s, wh__http_loop *hl, wh_conn *c, wh_http_
         return false;
     }
     uint64_t now = wh_loop_now(hl->loop);
-    uint32_t limit = s->opts.header_timeout_ms;
+    uint32_t limit = WH__HTTP_TIMEOUT(s, header_timeout_ms);
     if (hc->st != WH__HC_HEAD) {
         hc->st = WH__HC_HEAD;
         hc->head_start_ms = now;
@@ -284,7 +284,7 @@ static wh__http_conn *body_wait(wh_http_server *s, wh__http_loop *hl, wh_conn *c
             hc->head_start_ms = wh_loop_now(hl->loop);
         }
         hc->st = WH__HC_BODY;
-        wh_conn_set_timeout(c, s->opts.header_timeout_ms);
+        wh_conn_set_timeout(c, WH__HTTP_TIMEOUT(s, header_timeout_ms));
     }
     if (r->p.expect_continue && !hc->sent_continue && !body_started) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -305,7 +305,7 @@ enum { NEXT_WAIT, NEXT_GO, NEXT_DONE, NEXT_STOP };
 static void conn_idle(wh_http_server *s, wh__http_loop *hl, wh_conn *c)
 {
     hc_put(hl, c);
-    wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
+    wh_conn_set_timeout(c, WH__HTTP_TIMEOUT(s, keepalive_timeout_ms));
     wh_conn_set_busy(c, false);
 }
 
@@ -349,7 +349,7 @@ static bool discard_start(wh_http_server *s, wh__http_loop *hl, wh_conn *c, wh_h
     hc->st = WH__HC_DISCARD;
     hc->req = NULL;
     wh_conn_set_busy(c, true);
-    wh_conn_set_timeout(c, s->opts.header_timeout_ms);
+    wh_conn_set_timeout(c, WH__HTTP_TIMEOUT(s, header_timeout_ms));
     if (r->body_paused) wh_conn_resume(c);
     return true;
 }
@@ -457,7 +457,7 @@ __attribute__((noinline)) static int stream_feed(wh_http_server *s, wh__http_loo
     /* Body over, answer still to come: wait for it as for any async one. */
     hc->st = WH__HC_ASYNC;
     wh_conn_pause(c);
-    wh_conn_set_timeout(c, s->opts.write_timeout_ms);
+    wh_conn_set_timeout(c, WH__HTTP_TIMEOUT(s, write_timeout_ms));
     return NEXT_WAIT;
 }
 
@@ -493,7 +493,7 @@ static void stream_start(wh_http_server *s, wh_conn *c, wh__http_conn *hc, wh_ht
         hc->body_left = r->p.content_length;
     else
         wh_http_chunked_init(&hc->ck, 0); /* the callee bounds what it keeps */
-    wh_conn_set_timeout(c, s->opts.header_timeout_ms);
+    wh_conn_set_timeout(c, WH__HTTP_TIMEOUT(s, header_timeout_ms));
     if (r->p.expect_continue && !body_started) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         wh_conn_write_ref(c, cont, sizeof cont - 1, NULL, NULL);
@@ -535,7 +535,7 @@ void wh_http_req_resume_body(wh_http_req *r)
 {
     if (!r->body_paused || !r->conn) return;
     r->body_paused = false;
-    wh_conn_set_timeout(r->conn, r->srv->opts.header_timeout_ms);
+    wh_conn_set_timeout(r->conn, WH__HTTP_TIMEOUT(r->srv, header_timeout_ms));
     wh_conn_resume(r->conn);
 }
 
@@ -606,7 +606,7 @@ static int head_hook(wh_http_server *s, wh__http_loop *hl, wh_conn *c, wh_http_r
         return NEXT_GO; /* on_read feeds the body that follows the head */
     }
     wh_conn_pause(c);
-    wh_conn_set_timeout(c, s->opts.write_timeout_ms);
+    wh_conn_set_timeout(c, WH__HTTP_TIMEOUT(s, write_timeout_ms));
     return NEXT_STOP;
 }
 
@@ -674,7 +674,7 @@ static bool drain_wait(wh_http_server *s, wh__http_loop *hl, wh_conn *c)
     }
     hc->st = WH__HC_DRAIN;
     wh_conn_pause(c);
-    wh_conn_set_timeout(c, s->opts.write_timeout_ms);
+    wh_conn_set_timeout(c, WH__HTTP_TIMEOUT(s, write_timeout_ms));
     return true;
 }
 
@@ -687,7 +687,7 @@ static inline int run_request(wh_http_server *s, wh__http_loop *hl, wh_conn *c, 
     /* A whole request: the connection is no longer mid-request. */
     if (wh_conn_data(c)) {
         hc_put(hl, c);
-        wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
+        wh_conn_set_timeout(c, WH__HTTP_TIMEOUT(s, keepalive_timeout_ms));
         wh_conn_set_busy(c, false);
     }
     req_init(r, s, hl, c, body);
@@ -703,7 +703,7 @@ static inline int run_request(wh_http_server *s, wh__http_loop *hl, wh_conn *c, 
      * this buffer, and later requests wait for its response. */
     if (!exchange_keep(s, hl, c, r, buf, WH__HC_ASYNC)) return NEXT_DONE;
     wh_conn_pause(c);
-    wh_conn_set_timeout(c, s->opts.write_timeout_ms);
+    wh_conn_set_timeout(c, WH__HTTP_TIMEOUT(s, write_timeout_ms));
     return NEXT_STOP;
 }
 
@@ -817,7 +817,7 @@ void wh__http_exchange_done(wh_http_req *r)
     } else {
         if (hl) hc_put(hl, c);
         if (!r->close) {
-            wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
+            wh_conn_set_timeout(c, WH__HTTP_TIMEOUT(s, keepalive_timeout_ms));
             wh_conn_set_busy(c, false);
             wh_conn_resume(c); /* pipelined bytes are offered at the end of the iteration */
         }
@@ -849,7 +849,7 @@ static void on_drain(wh_conn *c, void *ud)
         /* on_read paused for this: read the pipelined requests again. */
         wh__http_loop *hl = wh__http_loop_get(wh_conn_loop(c));
         if (hl) hc_put(hl, c);
-        wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
+        wh_conn_set_timeout(c, WH__HTTP_TIMEOUT(s, keepalive_timeout_ms));
         wh_conn_resume(c);
     }
 }
@@ -857,7 +857,7 @@ static void on_drain(wh_conn *c, void *ud)
 static void on_open(wh_conn *c, void *ud)
 {
     wh_http_server *s = ud;
-    wh_conn_set_timeout(c, s->opts.keepalive_timeout_ms);
+    wh_conn_set_timeout(c, WH__HTTP_TIMEOUT(s, keepalive_timeout_ms));
 }
 
 static void on_eof(wh_conn *c, void *ud)
@@ -1018,6 +1018,14 @@ void wh_http_server_drain(wh_http_server *s, wh_loop *loop)
 {
     on_stop(loop, s);
     wh_net_close_idle(loop);
+}
+
+void wh_http_server_set_timeouts(wh_http_server *s, const wh_http_opts *o)
+{
+    if (!s || !o) return;
+    __atomic_store_n(&s->opts.header_timeout_ms, o->header_timeout_ms, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->opts.keepalive_timeout_ms, o->keepalive_timeout_ms, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->opts.write_timeout_ms, o->write_timeout_ms, __ATOMIC_RELAXED);
 }
 
 void wh_http_server_free(wh_http_server *s)

@@ -271,6 +271,37 @@ int wh__listener_resume(wh_listener *l)
     return watch(l);
 }
 
+unsigned wh__listener_drain(wh_listener *l)
+{
+    /* Not the batch-limited accept_cb: the point is to leave nothing in the
+     * queue, because the caller closes the socket next and the kernel resets
+     * whatever is still queued on a listening socket that closes. */
+    unsigned n = 0;
+    if (l->in_cb || l->want_free) return 0;
+    l->in_cb = true;
+    for (;;) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+            break; /* EAGAIN: empty; EMFILE and the like: nothing more we can take */
+        }
+        n++;
+        l->accepted++;
+        apply_accepted(l, fd);
+        if (l->on_accept) {
+            l->on_accept(l, fd, l->ud);
+        } else {
+            wh_conn *c;
+            if (wh__conn_adopt_accepted(l->nl->loop, fd, &l->opts, &l->prof->cbs, l->ud, &c) < 0)
+                close(fd);
+        }
+        if (l->want_free) break;
+    }
+    l->in_cb = false;
+    if (l->want_free) listener_destroy(l);
+    return n;
+}
+
 void wh__listener_free(wh_listener *l)
 {
     if (!l) return;

@@ -92,6 +92,12 @@ void wh__listener_pause(wh_listener *l);
 int wh__listener_resume(wh_listener *l);
 /* Stops and frees (safe inside on_accept). Does not close the fd. */
 void wh__listener_free(wh_listener *l);
+/* Accepts every connection waiting in the socket's queue now, ignoring
+ * accept_batch, handing each to the accept callback (or adopting it). Call
+ * right before the socket is closed: the kernel resets connections still
+ * queued on a listening socket when it closes. Returns how many it took. l
+ * may be freed by a callback (do not use it afterwards if so). */
+unsigned wh__listener_drain(wh_listener *l);
 /* The listening fd. */
 int wh__listener_fd(const wh_listener *l);
 /* The options the listener accepts with (its TLS context among them). */

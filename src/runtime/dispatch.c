@@ -14,6 +14,7 @@
  * the next worker; if every ring is full the connection is closed and
  * counted as rejected.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -50,12 +51,14 @@ static uint64_t worker_load(const struct wh__worker *w)
     return (o > c ? o - c : 0) + wh_ring_count(w->ring);
 }
 
-static void acc_on_accept(wh_listener *l, int fd, void *ud)
+void wh__acc_on_accept(wh_listener *l, int fd, void *ud);
+void wh__acc_on_accept(wh_listener *l, int fd, void *ud)
 {
     wh_server *s = ud;
+    /* The listener's index travels with the fd: its options (TLS) apply. */
     uintptr_t li = 0;
-    while (li < WH__RT_MAX_LISTENERS - 1 && s->acc.listeners[li] != l)
-        li++;
+    for (unsigned j = 0; j < s->acc.nwl; j++)
+        if (s->acc.wl[j].l == l) li = s->acc.wl[j].ls;
     unsigned n = s->nthreads, first = s->rr++ % n;
     if (s->opts.dispatch_least_loaded) {
         uint64_t best = UINT64_MAX;
@@ -79,23 +82,47 @@ static void acc_on_accept(wh_listener *l, int fd, void *ud)
     close(fd);
 }
 
-void wh__acceptor_stop_task(wh_loop *loop, void *arg)
+static void acceptor_finish(struct wh__worker *acc)
 {
-    struct wh__worker *acc = arg;
     wh_server *s = acc->srv;
-    for (unsigned i = 0; i < WH__RT_MAX_LISTENERS; i++) {
-        if (acc->listeners[i]) {
-            wh__listener_free(acc->listeners[i]);
-            acc->listeners[i] = NULL;
-        }
-    }
+    if (acc->finished) return;
+    acc->finished = true;
+    acc->accepting = false;
+    if (acc->accept_timer) wh_timer_stop(acc->accept_timer);
+    /* Graceful: hand out what is queued before the sockets close. */
+    wh__worker_close_listener(acc, UINT_MAX, !atomic_load(&s->forced) && acc->loop);
     /* Release: every push happened before this store; a worker that reads
      * acc_done == true sees them all in its ring. */
     atomic_store_explicit(&s->acc_done, true, memory_order_release);
     for (unsigned i = 0; i < s->nthreads; i++)
         if (!atomic_exchange(&s->w[i].drain_posted, true))
             wh_loop_post(s->w[i].loop, wh__dispatch_drain, &s->w[i]);
-    wh_loop_stop(loop);
+    wh_loop_stop(acc->loop);
+}
+
+static void acc_accept_end(wh_timer *t, void *ud)
+{
+    (void)t;
+    acceptor_finish(ud);
+}
+
+void wh__acceptor_stop_task(wh_loop *loop, void *arg)
+{
+    (void)loop;
+    struct wh__worker *acc = arg;
+    wh_server *s = acc->srv;
+    if (acc->finished) return;
+    /* wh_server_drain: keep accepting for a while (a second, forced stop
+     * comes back here and ends it at once). */
+    if (!acc->draining && !atomic_load(&s->forced) && s->drain_mode && s->drain_accept_ms &&
+        wh_timer_new(acc->loop, acc_accept_end, acc, &acc->accept_timer) == 0) {
+        acc->draining = true;
+        acc->accepting = true;
+        wh_timer_start(acc->accept_timer, s->drain_accept_ms, 0);
+        return;
+    }
+    acc->draining = true;
+    acceptor_finish(acc);
 }
 
 void *wh__acceptor_main(void *arg)
@@ -106,17 +133,21 @@ void *wh__acceptor_main(void *arg)
     if (rc == 0) {
         wh__loop_set_slot(acc->loop, WH__SLOT_RUNTIME, acc, NULL);
         for (unsigned i = 0; i < s->nls && rc == 0; i++) {
-            if (s->ls[i].kind == WH_ADDR_UDP) continue;
-            rc = wh__listener_new(acc->loop, s->ls[i].fd, 0, &s->ls[i].net, acc_on_accept, NULL, s,
-                                  &acc->listeners[i]);
+            if (s->ls[i].kind == 0 || s->ls[i].kind == WH_ADDR_UDP || s->ls[i].removed) continue;
+            rc = wh__worker_open_listener(acc, i);
         }
     }
     wh__thread_report(s, rc);
     if (rc == 0) wh_loop_run(acc->loop, WH_RUN_DEFAULT);
-    if (acc->loop)
-        wh__acceptor_stop_task(acc->loop, acc); /* idempotent; covers failures */
-    else
+    if (acc->loop) {
+        acceptor_finish(acc); /* idempotent; covers failures */
+        if (acc->accept_timer) {
+            wh_timer_free(acc->accept_timer);
+            acc->accept_timer = NULL;
+        }
+    } else {
         atomic_store_explicit(&s->acc_done, true, memory_order_release);
+    }
     wh__thread_exited(s);
     return NULL;
 }

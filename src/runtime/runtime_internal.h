@@ -21,7 +21,11 @@
 #include "wharf/ring.h"
 #include "wharf/server.h"
 
-#define WH__RT_MAX_LISTENERS 16
+#define WH__RT_MAX_LISTENERS 16 /* at most 64: wh__worker.held is a bit mask */
+/* Listening sockets one worker may watch: a REUSEPORT listener handed over
+ * with more sockets than this server has threads gives some workers more
+ * than one. */
+#define WH__RT_MAX_WLISTEN 64
 /* Graceful-stop poll: how often a draining worker re-checks its conns for
  * idleness (cheap: a walk over the thread's conns, no syscall unless idle). */
 #define WH__RT_DRAIN_SCAN_MS 20u
@@ -67,12 +71,28 @@ void wh__offload_free(wh__offload *o);
  * ------------------------------------------------------------------------- */
 
 struct wh__rt_listen {
-    enum wh_addr_kind kind;
-    wh_sockaddr local; /* actual bound address */
-    int fd;            /* bound in wh_server_listen; for UDP a placeholder closed at start */
-    bool shared;       /* TCP: one fd for all threads (EXCLUSIVE/DISPATCH/ONESHOT, Unix) */
-    int *fds;          /* per-thread fds (REUSEPORT TCP): fds[0] == fd */
-    wh_net_opts net;   /* the server's net options, with this listener's TLS context */
+    enum wh_addr_kind kind; /* 0: a free slot (never used, or removed and closed) */
+    wh_sockaddr local;      /* actual bound address */
+    int fd;                 /* bound in wh_server_listen; for UDP a placeholder closed at start */
+    bool shared;            /* TCP: one fd for all threads (EXCLUSIVE/DISPATCH/ONESHOT, Unix) */
+    bool removed;           /* wh_server_unlisten: on its way out */
+    /* REUSEPORT TCP: the sockets of the group, fds[0] == fd. Worker t serves
+     * fds[t], fds[t + threads], ...: normally one each; more when a program
+     * handed over more sockets (wh_server_listen_fd) than it has threads.
+     * An entry is -1 once its worker closed it at the end of a drain. */
+    int *fds;
+    unsigned nfds;
+    /* Threads that still hold a watcher on this listener's sockets; the one
+     * that brings it to 0 at the end of a drain closes the shared fd. */
+    atomic_uint users;
+    wh_net_opts net; /* the server's net options, with this listener's TLS context */
+};
+
+/* One listening socket watched by one worker. */
+struct wh__wlisten {
+    wh_listener *l;
+    unsigned ls; /* index in wh_server.ls */
+    int k;       /* index in ls->fds (per-thread socket), or -1 (shared fd) */
 };
 
 /* Per-thread counters: one writer (the owning thread), relaxed atomics so a
@@ -95,7 +115,9 @@ struct wh__worker {
     _Atomic uint64_t accepted;
     _Atomic uint64_t rejected;
 
-    wh_listener *listeners[WH__RT_MAX_LISTENERS];
+    struct wh__wlisten wl[WH__RT_MAX_WLISTEN]; /* TCP and Unix listeners */
+    unsigned nwl;
+    uint64_t held; /* bit i: this thread holds a share of listener i (wh__listen_release) */
     wh_udp *udps[WH__RT_MAX_LISTENERS];
 
     /* DISPATCH: fds from the acceptor; drain_posted coalesces wake-ups. */
@@ -112,8 +134,11 @@ struct wh__worker {
     bool draining;
     bool forced;
     bool finished;
+    bool keep_idle; /* wh_server_drain: idle conns are not closed before the deadline */
+    bool accepting; /* wh_server_drain: listeners still open during accept_ms */
     wh_timer *scan_timer;
     wh_timer *deadline_timer;
+    wh_timer *accept_timer;
     unsigned offload_inflight;
 };
 
@@ -143,6 +168,11 @@ struct wh_server {
     int state;    /* enum wh__srv_state; caller's thread only */
     atomic_bool stopping;
     atomic_bool forced;
+    /* wh_server_drain: set before the stop tasks are posted (the post orders
+     * them before the workers read them). */
+    bool drain_mode;
+    uint32_t drain_accept_ms;
+    _Atomic unsigned max_conns; /* opts.max_conns, changeable while running */
 
     /* DISPATCH: the acceptor thread. */
     struct wh__worker acc;
@@ -170,6 +200,17 @@ void wh__worker_stop_task(wh_loop *loop, void *arg);
 void wh__worker_drain_check(struct wh__worker *w);
 /* Open connections of the whole server (racy sum of per-thread counters). */
 uint64_t wh__server_open_conns(const wh_server *s);
+
+/* Runtime listener changes (server.c), run on each worker's loop. */
+/* Starts watching listener i's sockets on w (UDP: binds w's socket). */
+int wh__worker_open_listener(struct wh__worker *w, unsigned i);
+/* Accepts what is queued on w's sockets of listener i (all of them when i is
+ * UINT_MAX) when drain, stops watching them and closes the ones nobody else
+ * watches. */
+void wh__worker_close_listener(struct wh__worker *w, unsigned i, bool drain);
+/* One holder of ls's sockets is done with them: closes the per-thread
+ * socket k (>= 0) now; the last holder closes the shared fd. */
+void wh__listen_release(wh_server *s, unsigned i, int k);
 
 /* dispatch.c */
 int wh__dispatch_setup(wh_server *s);

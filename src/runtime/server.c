@@ -18,11 +18,13 @@
  * UDP listeners are the same in every model: one SO_REUSEPORT socket per
  * worker bound to the same address (datagrams have no accept step to share).
  */
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,6 +89,193 @@ int wh_server_new(wh_server **out, const wh_server_opts *opts, const wh_conn_cbs
     return 0;
 }
 
+/* A slot for a new listener: one never used, or one whose removal every
+ * holder has finished (users back at 0). Caller's thread. */
+static int free_slot(wh_server *s)
+{
+    for (unsigned i = 0; i < WH__RT_MAX_LISTENERS; i++) {
+        struct wh__rt_listen *ls = &s->ls[i];
+        if (ls->kind == 0 ||
+            (ls->removed && atomic_load_explicit(&ls->users, memory_order_acquire) == 0)) {
+            if (ls->fds) free(ls->fds);
+            memset(ls, 0, sizeof(*ls));
+            ls->fd = -1;
+            if (i >= s->nls) s->nls = i + 1;
+            return (int)i;
+        }
+    }
+    return -ENOSPC;
+}
+
+static int fds_push(struct wh__rt_listen *ls, int fd)
+{
+    int *n = realloc(ls->fds, (ls->nfds + 1) * sizeof(int));
+    if (!n) return -ENOMEM;
+    ls->fds = n;
+    ls->fds[ls->nfds++] = fd;
+    if (ls->nfds == 1) ls->fd = fd;
+    return 0;
+}
+
+/* REUSEPORT: binds more sockets to the group's actual address (port 0
+ * resolved) until there is one per worker. At listen time, so that a
+ * program can bind privileged ports, drop its privileges and only then
+ * start the threads. */
+static int fill_group(wh_server *s, struct wh__rt_listen *ls)
+{
+    wh_net_opts o = s->opts.net;
+    o.reuseport = 1;
+    while (ls->nfds < s->nthreads) {
+        int fd;
+        int rc = wh__listen_fd(&ls->local, ls->kind, &o, &fd);
+        if (rc < 0) return rc;
+        if ((rc = fds_push(ls, fd)) < 0) {
+            close(fd);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void slot_close(struct wh__rt_listen *ls)
+{
+    /* ls->fd is fds[0] when there are fds (UDP keeps only a placeholder). */
+    for (unsigned k = 0; k < ls->nfds; k++)
+        if (ls->fds[k] >= 0) close(ls->fds[k]);
+    if (ls->nfds == 0 && ls->fd >= 0) close(ls->fd);
+    free(ls->fds);
+    memset(ls, 0, sizeof(*ls));
+    ls->fd = -1;
+}
+
+static int holders(const wh_server *s, const struct wh__rt_listen *ls)
+{
+    return ls->kind != WH_ADDR_UDP && s->opts.model == WH_MODEL_DISPATCH ? 1 : (int)s->nthreads;
+}
+
+struct open_task {
+    struct wh__worker *w;
+    unsigned i;
+    bool open;
+};
+
+static void listener_task(wh_loop *loop, void *arg)
+{
+    (void)loop;
+    struct open_task *t = arg;
+    struct wh__worker *w = t->w;
+    if (!t->open)
+        wh__worker_close_listener(w, t->i, true);
+    else if (w->draining || w->finished || wh__worker_open_listener(w, t->i) < 0)
+        wh__worker_close_listener(w, t->i, false); /* gives its share back */
+    free(t);
+}
+
+/* Tells every holder of listener i to start (open) or stop watching it. */
+static int post_listener(wh_server *s, unsigned i, bool open)
+{
+    unsigned n =
+        s->opts.model == WH_MODEL_DISPATCH && s->ls[i].kind != WH_ADDR_UDP ? 1 : s->nthreads;
+    struct open_task *t[n];
+    for (unsigned k = 0; k < n; k++) {
+        if (!(t[k] = malloc(sizeof(**t)))) {
+            while (k--)
+                free(t[k]);
+            return -ENOMEM;
+        }
+    }
+    for (unsigned k = 0; k < n; k++) {
+        struct wh__worker *w = n == 1 && s->opts.model == WH_MODEL_DISPATCH ? &s->acc : &s->w[k];
+        *t[k] = (struct open_task){w, i, open};
+        if (wh_loop_post(w->loop, listener_task, t[k]) < 0) {
+            /* Cannot happen but on ENOMEM; run it here would race: give up
+             * this holder's share instead so the slot still frees. */
+            free(t[k]);
+            wh__listen_release(s, i, -1);
+        }
+    }
+    return 0;
+}
+
+/* Common tail of wh_server_listen_add / _fd: a running server tells its
+ * threads. */
+static int listen_commit(wh_server *s, int i)
+{
+    struct wh__rt_listen *ls = &s->ls[i];
+    atomic_store(&ls->users, (unsigned)holders(s, ls));
+    if (s->state == WH__SRV_NEW) return i;
+    if (s->opts.model == WH_MODEL_REUSEPORT && !ls->shared) {
+        int rc = fill_group(s, ls);
+        if (rc < 0) {
+            slot_close(ls);
+            return rc;
+        }
+    }
+    int rc = post_listener(s, (unsigned)i, true);
+    if (rc < 0) {
+        slot_close(ls);
+        return rc;
+    }
+    return i;
+}
+
+static int can_add(const wh_server *s)
+{
+    if (!s) return -EINVAL;
+    if (s->state == WH__SRV_JOINED) return -EINVAL;
+    if (s->state == WH__SRV_STARTED && atomic_load(&s->stopping)) return -ESHUTDOWN;
+    return 0;
+}
+
+int wh_server_listen_add(wh_server *s, const char *addr)
+{
+    return wh_server_listen_add_tls(s, addr, NULL);
+}
+
+int wh_server_listen_add_tls(wh_server *s, const char *addr, struct wh_tls_ctx *tls)
+{
+    int rc = can_add(s);
+    if (rc < 0) return rc;
+    if (!addr) return -EINVAL;
+    wh_sockaddr sa;
+    enum wh_addr_kind kind;
+    rc = wh_addr_parse(addr, &sa, &kind);
+    if (rc < 0) return rc;
+    /* A running server's threads bind UDP sockets only at start. */
+    if (kind == WH_ADDR_UDP && s->state != WH__SRV_NEW) return -EOPNOTSUPP;
+    wh_net_opts o = s->opts.net;
+    bool group = kind == WH_ADDR_TCP && s->opts.model == WH_MODEL_REUSEPORT;
+    if (group || kind == WH_ADDR_UDP) o.reuseport = 1;
+    int fd;
+    rc = wh__listen_fd(&sa, kind, &o, &fd);
+    if (rc < 0) return rc;
+    int i = free_slot(s);
+    if (i < 0) {
+        close(fd);
+        return i;
+    }
+    struct wh__rt_listen *ls = &s->ls[i];
+    ls->kind = kind;
+    ls->shared = !group && kind != WH_ADDR_UDP;
+    ls->net = s->opts.net;
+    ls->net.tls = tls;
+    if ((rc = wh__sock_local(fd, &ls->local)) < 0 || (rc = fds_push(ls, fd)) < 0) {
+        close(fd);
+        slot_close(ls);
+        return rc;
+    }
+    if (group && s->state == WH__SRV_NEW && (rc = fill_group(s, ls)) < 0) {
+        slot_close(ls);
+        return rc;
+    }
+    if (kind == WH_ADDR_UDP) {
+        free(ls->fds); /* the placeholder fd alone, closed at start */
+        ls->fds = NULL;
+        ls->nfds = 0;
+    }
+    return listen_commit(s, i);
+}
+
 int wh_server_listen(wh_server *s, const char *addr)
 {
     return wh_server_listen_tls(s, addr, NULL);
@@ -94,38 +283,127 @@ int wh_server_listen(wh_server *s, const char *addr)
 
 int wh_server_listen_tls(wh_server *s, const char *addr, struct wh_tls_ctx *tls)
 {
-    if (!s || !addr || s->state != WH__SRV_NEW) return -EINVAL;
-    if (s->nls == WH__RT_MAX_LISTENERS) return -ENOSPC;
-    struct wh__rt_listen *ls = &s->ls[s->nls];
-    wh_sockaddr sa;
-    enum wh_addr_kind kind;
-    int rc = wh_addr_parse(addr, &sa, &kind);
+    if (s && s->state != WH__SRV_NEW) return -EINVAL;
+    int rc = wh_server_listen_add_tls(s, addr, tls);
+    return rc < 0 ? rc : 0;
+}
+
+static bool same_addr(const wh_sockaddr *a, const wh_sockaddr *b)
+{
+    return a->len == b->len && memcmp(a->u.raw, b->u.raw, a->len) == 0;
+}
+
+int wh_server_listen_fd(wh_server *s, int fd)
+{
+    return wh_server_listen_fd_tls(s, fd, NULL);
+}
+
+int wh_server_listen_fd_tls(wh_server *s, int fd, struct wh_tls_ctx *tls)
+{
+    int rc = can_add(s);
     if (rc < 0) return rc;
-    wh_net_opts o = s->opts.net;
-    bool per_thread =
-        kind == WH_ADDR_UDP || (kind == WH_ADDR_TCP && s->opts.model == WH_MODEL_REUSEPORT);
-    if (per_thread) o.reuseport = 1;
-    int fd;
-    rc = wh__listen_fd(&sa, kind, &o, &fd);
-    if (rc < 0) return rc;
-    rc = wh__sock_local(fd, &ls->local);
-    if (rc < 0) {
-        close(fd);
-        return rc;
+    int v = 0;
+    socklen_t vl = sizeof(v);
+    if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &vl) < 0 || v != SOCK_STREAM)
+        return -EINVAL;
+    vl = sizeof(v);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &vl) < 0 || !v) return -EINVAL;
+    wh_sockaddr local;
+    if ((rc = wh__sock_local(fd, &local)) < 0) return rc;
+    enum wh_addr_kind kind = local.u.sa.family == AF_UNIX ? WH_ADDR_UNIX : WH_ADDR_TCP;
+    vl = sizeof(v);
+    bool reuseport =
+        kind == WH_ADDR_TCP && getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &v, &vl) == 0 && v;
+    /* Inherited descriptors may be blocking, and are not close-on-exec. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) return -errno;
+    if (reuseport) {
+        /* The sockets of one SO_REUSEPORT group (a REUSEPORT server's, handed
+         * over whole) stay one listener, spread over the workers. */
+        for (unsigned i = 0; i < s->nls && s->state == WH__SRV_NEW; i++) {
+            struct wh__rt_listen *ls = &s->ls[i];
+            if (ls->kind == WH_ADDR_TCP && !ls->shared && !ls->removed && ls->net.tls == tls &&
+                same_addr(&ls->local, &local))
+                return (rc = fds_push(ls, fd)) < 0 ? rc : (int)i;
+        }
     }
+    int i = free_slot(s);
+    if (i < 0) return i;
+    struct wh__rt_listen *ls = &s->ls[i];
     ls->kind = kind;
-    ls->fd = fd;
-    ls->shared = !per_thread;
-    ls->fds = NULL;
+    ls->local = local;
+    ls->shared = !reuseport;
     ls->net = s->opts.net;
     ls->net.tls = tls;
-    s->nls++;
-    return 0;
+    if ((rc = fds_push(ls, fd)) < 0) {
+        ls->kind = 0;
+        return rc;
+    }
+    rc = listen_commit(s, i);
+    if (rc < 0) return rc; /* fd was closed with the slot */
+    return rc;
+}
+
+int wh_server_unlisten(wh_server *s, unsigned i)
+{
+    if (!s || i >= s->nls || s->ls[i].kind == 0 || s->ls[i].removed) return -EINVAL;
+    struct wh__rt_listen *ls = &s->ls[i];
+    if (s->state == WH__SRV_NEW) {
+        slot_close(ls);
+        return 0;
+    }
+    if (ls->kind == WH_ADDR_UDP || s->state != WH__SRV_STARTED) return -EOPNOTSUPP;
+    ls->removed = true;
+    return post_listener(s, i, false);
+}
+
+unsigned wh_server_listen_fds(const wh_server *s, int *fds, unsigned *which, unsigned cap)
+{
+    unsigned n = 0;
+    if (!s) return 0;
+    for (unsigned i = 0; i < s->nls; i++) {
+        const struct wh__rt_listen *ls = &s->ls[i];
+        if (ls->kind == 0 || ls->kind == WH_ADDR_UDP || ls->removed) continue;
+        for (unsigned k = 0; k < (ls->nfds ? ls->nfds : 1); k++) {
+            int fd = ls->nfds ? ls->fds[k] : ls->fd;
+            if (fd < 0) continue;
+            if (n < cap) {
+                fds[n] = fd;
+                if (which) which[n] = i;
+            }
+            n++;
+        }
+    }
+    return n;
+}
+
+void wh__listen_release(wh_server *s, unsigned i, int k)
+{
+    struct wh__rt_listen *ls = &s->ls[i];
+    if (k >= 0) {
+        /* Each worker closes its own sockets of a group as soon as it has
+         * emptied their queues: nothing lands in them afterwards. */
+        if ((unsigned)k < ls->nfds && ls->fds[k] >= 0) {
+            close(ls->fds[k]);
+            ls->fds[k] = -1;
+            if (k == 0) ls->fd = -1;
+        }
+        return;
+    }
+    if (atomic_fetch_sub_explicit(&ls->users, 1, memory_order_acq_rel) == 1 && ls->shared &&
+        ls->fd >= 0 && (ls->removed || atomic_load(&s->stopping))) {
+        /* The last holder of a shared socket drained it after the others had
+         * stopped watching: nothing is left queued when it closes. */
+        close(ls->fd);
+        ls->fd = -1;
+        if (ls->nfds) ls->fds[0] = -1;
+    }
 }
 
 int wh_server_local_addr(const wh_server *s, unsigned i, wh_sockaddr *out)
 {
-    if (!s || !out || i >= s->nls) return -EINVAL;
+    if (!s || !out || i >= s->nls || s->ls[i].kind == 0 || s->ls[i].removed) return -EINVAL;
     *out = s->ls[i].local;
     return 0;
 }
@@ -154,22 +432,15 @@ static unsigned derived_max_conns(void)
     return cap >= UINT_MAX ? UINT_MAX : (unsigned)cap;
 }
 
-/* REUSEPORT: bind the other threads' sockets to the address the first one
- * actually got (port 0 resolved), so they join its reuseport group. */
+/* REUSEPORT groups handed over with fewer sockets than threads get the
+ * rest bound now (wh_server_listen_add binds them at once). */
 static int open_per_thread_fds(wh_server *s)
 {
     for (unsigned i = 0; i < s->nls; i++) {
         struct wh__rt_listen *ls = &s->ls[i];
-        if (ls->shared || ls->kind == WH_ADDR_UDP) continue;
-        ls->fds = malloc(s->nthreads * sizeof(int));
-        if (!ls->fds) return -ENOMEM;
-        ls->fds[0] = ls->fd;
-        for (unsigned t = 1; t < s->nthreads; t++)
-            ls->fds[t] = -1;
-        wh_net_opts o = s->opts.net;
-        o.reuseport = 1;
-        for (unsigned t = 1; t < s->nthreads; t++) {
-            int rc = wh__listen_fd(&ls->local, ls->kind, &o, &ls->fds[t]);
+        if (ls->kind != WH_ADDR_TCP || ls->shared || ls->removed) continue;
+        if (s->opts.model == WH_MODEL_REUSEPORT) {
+            int rc = fill_group(s, ls);
             if (rc < 0) return rc;
         }
     }
@@ -178,17 +449,9 @@ static int open_per_thread_fds(wh_server *s)
 
 static void close_listen_fds(wh_server *s)
 {
-    for (unsigned i = 0; i < s->nls; i++) {
-        struct wh__rt_listen *ls = &s->ls[i];
-        if (ls->fds) {
-            for (unsigned t = 1; t < s->nthreads; t++)
-                if (ls->fds[t] >= 0) close(ls->fds[t]);
-            free(ls->fds);
-            ls->fds = NULL;
-        }
-        if (ls->fd >= 0) close(ls->fd);
-        ls->fd = -1;
-    }
+    for (unsigned i = 0; i < s->nls; i++)
+        if (s->ls[i].kind) slot_close(&s->ls[i]);
+    s->nls = 0;
 }
 
 static int spawn(wh_server *s, pthread_t *tid, void *(*fn)(void *), void *arg)
@@ -222,6 +485,7 @@ int wh_server_start(wh_server *s)
     s->state = WH__SRV_STARTED;
     /* Read now, not in wh_server_new: a program may raise its limit between. */
     if (s->opts.max_conns == 0) s->opts.max_conns = derived_max_conns();
+    atomic_store(&s->max_conns, s->opts.max_conns);
     int rc = open_per_thread_fds(s);
     if (rc == 0)
         rc = wh__offload_new(&s->offload,
@@ -277,7 +541,7 @@ int wh_server_start(wh_server *s)
     /* UDP placeholders kept the port reserved until every worker bound its
      * own socket; now they would only steal datagrams from the group. */
     for (unsigned i = 0; i < s->nls; i++) {
-        if (s->ls[i].kind == WH_ADDR_UDP && s->ls[i].fd >= 0) {
+        if (s->ls[i].kind == WH_ADDR_UDP && !s->ls[i].removed && s->ls[i].fd >= 0) {
             close(s->ls[i].fd);
             s->ls[i].fd = -1;
         }
@@ -290,12 +554,8 @@ int wh_server_start(wh_server *s)
     return 0;
 }
 
-void wh_server_stop(wh_server *s, bool graceful)
+static void post_stop(wh_server *s)
 {
-    if (!s || s->state == WH__SRV_NEW) return;
-    bool first = !atomic_exchange(&s->stopping, true);
-    bool force = !graceful && !atomic_exchange(&s->forced, true);
-    if (!first && !force) return;
     /* Posting to a loop whose thread already left is harmless: loops live
      * until wh_server_free. */
     if (s->acc.loop) wh_loop_post(s->acc.loop, wh__acceptor_stop_task, &s->acc);
@@ -303,12 +563,46 @@ void wh_server_stop(wh_server *s, bool graceful)
         if (s->w[i].loop) wh_loop_post(s->w[i].loop, wh__worker_stop_task, &s->w[i]);
 }
 
+void wh_server_drain(wh_server *s, uint32_t accept_ms)
+{
+    if (!s || __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == WH__SRV_NEW) return;
+    /* Only the first stop picks the mode; written before stopping turns
+     * true, read by the workers after the posted task (ordered by it). */
+    pthread_mutex_lock(&s->mu);
+    bool first = !atomic_load(&s->stopping);
+    if (first) {
+        s->drain_mode = true;
+        s->drain_accept_ms = accept_ms;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!first || atomic_exchange(&s->stopping, true)) return;
+    post_stop(s);
+}
+
+void wh_server_set_max_conns(wh_server *s, unsigned max_conns)
+{
+    if (!s) return;
+    if (max_conns == 0) max_conns = derived_max_conns();
+    s->opts.max_conns = max_conns; /* caller's thread; workers read the atomic */
+    atomic_store(&s->max_conns, max_conns);
+}
+
+void wh_server_stop(wh_server *s, bool graceful)
+{
+    if (!s || __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == WH__SRV_NEW) return;
+    bool first = !atomic_exchange(&s->stopping, true);
+    bool force = !graceful && !atomic_exchange(&s->forced, true);
+    if (!first && !force) return;
+    post_stop(s);
+}
+
 int wh_server_wait(wh_server *s)
 {
     if (!s || s->state == WH__SRV_NEW) return -EINVAL;
     if (s->state == WH__SRV_JOINED) return 0;
     join_all(s);
-    s->state = WH__SRV_JOINED;
+    /* Read by wh_server_stop/_drain on any thread (a late second signal). */
+    __atomic_store_n(&s->state, WH__SRV_JOINED, __ATOMIC_RELEASE);
     /* Jobs still queued run now; their completions were counted by the
      * workers, which waited for them, so none can be pending here. */
     wh__offload_free(s->offload);

@@ -64,7 +64,8 @@ void wh__worker_adopt(struct wh__worker *w, int fd, const wh_net_opts *o)
      * filling with connections nobody will serve. Checked against a racy
      * sum of per-thread counters: threads accepting at the same instant may
      * overshoot by threads-1. */
-    if (s->opts.max_conns != UINT_MAX && wh__server_open_conns(s) >= s->opts.max_conns) {
+    unsigned cap = atomic_load_explicit(&s->max_conns, memory_order_relaxed);
+    if (cap != UINT_MAX && wh__server_open_conns(s) >= cap) {
         wh__ctr_add(&w->rejected, 1); /* before close: a client may look at stats on EOF */
         close(fd);
         return;
@@ -83,16 +84,75 @@ static void rt_on_accept(wh_listener *l, int fd, void *ud)
     wh__worker_adopt(ud, fd, wh__listener_opts(l));
 }
 
-static void worker_close_listeners(struct wh__worker *w)
+static int add_wl(struct wh__worker *w, unsigned i, int k, int fd, unsigned flags, wh__accept_cb cb,
+                  void *ud)
 {
-    for (unsigned i = 0; i < WH__RT_MAX_LISTENERS; i++) {
-        if (w->listeners[i]) {
-            wh__listener_free(w->listeners[i]);
-            w->listeners[i] = NULL;
+    if (w->nwl == WH__RT_MAX_WLISTEN) return -ENOSPC;
+    struct wh__wlisten *e = &w->wl[w->nwl];
+    int rc = wh__listener_new(w->loop, fd, flags, &w->srv->ls[i].net, cb, NULL, ud, &e->l);
+    if (rc < 0) return rc;
+    e->ls = i;
+    e->k = k;
+    w->nwl++;
+    return 0;
+}
+
+void wh__acc_on_accept(wh_listener *l, int fd, void *ud);
+
+int wh__worker_open_listener(struct wh__worker *w, unsigned i)
+{
+    wh_server *s = w->srv;
+    struct wh__rt_listen *ls = &s->ls[i];
+    bool acc = w == &s->acc;
+    if (ls->kind == WH_ADDR_UDP) {
+        if (acc) return 0;
+        w->held |= 1ull << i;
+        /* UDP: one socket per thread in a SO_REUSEPORT group; the kernel
+         * spreads datagrams by source address hash. */
+        char buf[160] = "udp://";
+        int rc = wh_addr_format(&ls->local, buf + 6, sizeof(buf) - 6);
+        if (rc < 0) return rc;
+        wh_net_opts o = s->opts.net;
+        o.reuseport = 1;
+        return wh_udp_bind(w->loop, buf, &o, &s->cbs, s->ud, &w->udps[i]);
+    }
+    if (s->opts.model == WH_MODEL_DISPATCH && !acc) return 0; /* the acceptor's */
+    w->held |= 1ull << i;
+    if (ls->shared) /* EXCLUSIVE, ONESHOT, DISPATCH, Unix paths */
+        return add_wl(w, i, -1, ls->fd, acc ? 0 : WH_IO_EXCLUSIVE,
+                      acc ? wh__acc_on_accept : rt_on_accept, acc ? (void *)s : (void *)w);
+    /* A group: this worker's share of its sockets (the acceptor takes all). */
+    unsigned step = acc ? 1 : s->nthreads;
+    for (unsigned k = acc ? 0 : w->idx; k < ls->nfds; k += step) {
+        int rc = add_wl(w, i, (int)k, ls->fds[k], 0, acc ? wh__acc_on_accept : rt_on_accept,
+                        acc ? (void *)s : (void *)w);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+void wh__worker_close_listener(struct wh__worker *w, unsigned i, bool drain)
+{
+    wh_server *s = w->srv;
+    for (unsigned j = w->nwl; j-- > 0;) {
+        struct wh__wlisten *e = &w->wl[j];
+        if (i != UINT_MAX && e->ls != i) continue;
+        /* Empty the queue first: the kernel resets what is still queued on
+         * a listening socket that closes. */
+        if (drain) wh__listener_drain(e->l);
+        wh__listener_free(e->l);
+        if (e->k >= 0) wh__listen_release(s, e->ls, e->k); /* its own socket of a group */
+        w->wl[j] = w->wl[--w->nwl];
+    }
+    for (unsigned k = 0; k < WH__RT_MAX_LISTENERS; k++) {
+        if (i != UINT_MAX && k != i) continue;
+        if (w->udps[k]) {
+            wh_udp_close(w->udps[k]);
+            w->udps[k] = NULL;
         }
-        if (w->udps[i]) {
-            wh_udp_close(w->udps[i]);
-            w->udps[i] = NULL;
+        if (w->held & (1ull << k)) {
+            w->held &= ~(1ull << k);
+            wh__listen_release(s, k, -1);
         }
     }
 }
@@ -101,26 +161,8 @@ static int worker_open_listeners(struct wh__worker *w)
 {
     wh_server *s = w->srv;
     for (unsigned i = 0; i < s->nls; i++) {
-        struct wh__rt_listen *ls = &s->ls[i];
-        int rc = 0;
-        if (ls->kind == WH_ADDR_UDP) {
-            /* UDP: one socket per thread in a SO_REUSEPORT group; the kernel
-             * spreads datagrams by source address hash. */
-            char buf[160] = "udp://";
-            rc = wh_addr_format(&ls->local, buf + 6, sizeof(buf) - 6);
-            if (rc < 0) return rc;
-            wh_net_opts o = s->opts.net;
-            o.reuseport = 1;
-            rc = wh_udp_bind(w->loop, buf, &o, &s->cbs, s->ud, &w->udps[i]);
-        } else if (s->opts.model == WH_MODEL_DISPATCH) {
-            continue;            /* the acceptor thread owns TCP listeners */
-        } else if (ls->shared) { /* EXCLUSIVE, ONESHOT, Unix paths */
-            rc = wh__listener_new(w->loop, ls->fd, WH_IO_EXCLUSIVE, &ls->net, rt_on_accept, NULL, w,
-                                  &w->listeners[i]);
-        } else {
-            rc = wh__listener_new(w->loop, ls->fds[w->idx], 0, &ls->net, rt_on_accept, NULL, w,
-                                  &w->listeners[i]);
-        }
+        if (s->ls[i].kind == 0 || s->ls[i].removed) continue;
+        int rc = wh__worker_open_listener(w, i);
         if (rc < 0) return rc;
     }
     return 0;
@@ -131,7 +173,7 @@ static int worker_open_listeners(struct wh__worker *w)
 static void drain_on_unbusy(wh_conn *c, void *ud)
 {
     struct wh__worker *w = ud;
-    if (!w->forced && wh__conn_quiet(c)) wh_conn_close(c);
+    if (!w->forced && !w->keep_idle && wh__conn_quiet(c)) wh_conn_close(c);
 }
 
 static void drain_abort(wh_conn *c, void *ud)
@@ -148,6 +190,7 @@ static void worker_finish(struct wh__worker *w)
     w->finished = true;
     if (w->scan_timer) wh_timer_stop(w->scan_timer);
     if (w->deadline_timer) wh_timer_stop(w->deadline_timer);
+    if (w->accept_timer) wh_timer_stop(w->accept_timer);
     if (w->srv->opts.model == WH_MODEL_ONESHOT) wh__oneshot_worker_stop(w);
     wh_loop_stop(w->loop);
 }
@@ -160,9 +203,9 @@ void wh__worker_drain_check(struct wh__worker *w)
     if (s->opts.model == WH_MODEL_ONESHOT) wh__oneshot_drain(w);
     if (w->forced)
         wh__net_foreach_conn(w->loop, drain_abort, w);
-    else
+    else if (!w->keep_idle)
         wh_net_close_idle(w->loop);
-    if (worker_live_conns(w) == 0 && w->offload_inflight == 0 &&
+    if (!w->accepting && worker_live_conns(w) == 0 && w->offload_inflight == 0 &&
         atomic_load_explicit(&s->acc_done, memory_order_acquire) &&
         (!w->ring || wh_ring_count(w->ring) == 0))
         worker_finish(w);
@@ -183,11 +226,31 @@ static void scan_timer_cb(wh_timer *t, void *ud)
     wh__worker_drain_check(ud);
 }
 
+/* Listeners off: drained (accept what is queued, then close) unless the stop
+ * is forced. */
+static void stop_accepting(struct wh__worker *w, bool forced)
+{
+    w->accepting = false;
+    if (w->accept_timer) wh_timer_stop(w->accept_timer);
+    wh__worker_close_listener(w, UINT_MAX, !forced);
+}
+
+static void accept_end_cb(wh_timer *t, void *ud)
+{
+    (void)t;
+    struct wh__worker *w = ud;
+    stop_accepting(w, false);
+    wh__worker_drain_check(w);
+}
+
 static void deadline_cb(wh_timer *t, void *ud)
 {
     (void)t;
     struct wh__worker *w = ud;
+    /* Idle connections go politely; what is still busy is aborted. */
+    if (w->keep_idle) wh_net_close_idle(w->loop);
     w->forced = true;
+    if (w->accepting) stop_accepting(w, true);
     wh__worker_drain_check(w);
 }
 
@@ -199,16 +262,30 @@ void wh__worker_stop_task(wh_loop *loop, void *arg)
     bool forced = atomic_load(&s->forced);
     if (!w->draining) {
         w->draining = true;
-        worker_close_listeners(w);
+        w->keep_idle = s->drain_mode && !forced;
+        /* The protocol first: connections accepted from now on (the queue
+         * emptied below included) already get its stopping behaviour. */
         if (s->cbs.on_stop) s->cbs.on_stop(w->loop, s->ud);
-        (void)wh__net_set_unbusy_hook(w->loop, drain_on_unbusy,
-                                      w); /* -ENOMEM: the scan finds them */
+        uint32_t accept_ms = forced || !s->drain_mode ? 0 : s->drain_accept_ms;
+        if (accept_ms && wh_timer_new(w->loop, accept_end_cb, w, &w->accept_timer) == 0) {
+            w->accepting = true;
+            wh_timer_start(w->accept_timer, accept_ms, 0);
+        } else {
+            stop_accepting(w, forced);
+        }
+        if (!w->keep_idle) /* -ENOMEM: the scan finds them */
+            (void)wh__net_set_unbusy_hook(w->loop, drain_on_unbusy, w);
         if (wh_timer_new(w->loop, scan_timer_cb, w, &w->scan_timer) == 0)
             wh_timer_start(w->scan_timer, WH__RT_DRAIN_SCAN_MS, WH__RT_DRAIN_SCAN_MS);
+        uint64_t deadline = (uint64_t)s->opts.shutdown_timeout_ms + (w->accepting ? accept_ms : 0);
+        if (deadline > UINT32_MAX) deadline = UINT32_MAX;
         if (!forced && wh_timer_new(w->loop, deadline_cb, w, &w->deadline_timer) == 0)
-            wh_timer_start(w->deadline_timer, s->opts.shutdown_timeout_ms, 0);
+            wh_timer_start(w->deadline_timer, (uint32_t)deadline, 0);
     }
-    if (forced) w->forced = true;
+    if (forced) {
+        w->forced = true;
+        if (w->accepting) stop_accepting(w, true);
+    }
     wh__worker_drain_check(w);
 }
 
@@ -261,7 +338,8 @@ void *wh__worker_main(void *arg)
     if (rc == 0) wh_loop_run(w->loop, WH_RUN_DEFAULT);
     /* Normally the drain left nothing; after a backend failure, close what
      * is left so no fd leaks (a few iterations deliver the on_close calls). */
-    worker_close_listeners(w);
+    w->accepting = false;
+    wh__worker_close_listener(w, UINT_MAX, false);
     w->forced = true;
     for (int i = 0; i < 100 && (worker_live_conns(w) > 0 || w->offload_inflight); i++) {
         wh__net_foreach_conn(w->loop, drain_abort, w);
@@ -279,6 +357,10 @@ void *wh__worker_main(void *arg)
     if (w->deadline_timer) {
         wh_timer_free(w->deadline_timer);
         w->deadline_timer = NULL;
+    }
+    if (w->accept_timer) {
+        wh_timer_free(w->accept_timer);
+        w->accept_timer = NULL;
     }
     wh__thread_exited(s);
     return NULL;

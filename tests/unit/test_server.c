@@ -4,6 +4,7 @@
  * WH_TEST_LABELS: tsan
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -690,7 +691,8 @@ TEST(graceful_stop_deadline_then_forced)
     wh_server_stop(s, true);
     CHECK_EQ(wh_server_wait(s), 0);
     uint64_t dt = now_ms() - t0;
-    if (!(dt >= 400 && dt < 3000)) fprintf(stderr, "  deadline stop took %llu ms\n", (unsigned long long)dt);
+    if (!(dt >= 400 && dt < 3000))
+        fprintf(stderr, "  deadline stop took %llu ms\n", (unsigned long long)dt);
     CHECK(dt >= 400 && dt < 3000);
     close(fd);
     wh_server_free(s);
@@ -748,3 +750,215 @@ TEST(run_handles_sigterm)
 }
 
 WH_TEST_MAIN()
+
+/* ---- wh_server_drain: keeps accepting, never closes idle conns early ---- */
+
+static bool echo_once(int fd, const char *msg)
+{
+    size_t n = strlen(msg);
+    char got[64] = {0};
+    return write_all(fd, msg, n) && read_full(fd, got, n) == n && memcmp(got, msg, n) == 0;
+}
+
+static void drain_opts(wh_server_opts *o)
+{
+    o->shutdown_timeout_ms = 700;
+}
+
+static void drain_model(wh_model m)
+{
+    wh_conn_cbs cbs = {.on_read = echo_read};
+    wh_server *s = start_server(m, 2, &cbs, NULL, drain_opts);
+    CHECK(s);
+    int port = server_port(s, 0);
+    int idle = cli_connect(port);
+    CHECK(idle >= 0);
+    CHECK(echo_once(idle, "before"));
+    uint64_t t0 = now_ms();
+    wh_server_drain(s, 400);
+    CHECK(wh_server_stopping(s));
+    /* The idle conn is not closed by the drain: its next request is served. */
+    CHECK(!wait_eof(idle, 150));
+    CHECK(echo_once(idle, "during"));
+    /* Listeners still accept during accept_ms. */
+    int late = cli_connect(port);
+    CHECK(late >= 0);
+    CHECK(echo_once(late, "late"));
+    close(late);
+    while (now_ms() - t0 < 600)
+        usleep(10000);
+    /* Then they are closed: refused. */
+    int after = cli_connect(port);
+    CHECK(after < 0);
+    if (after >= 0) close(after);
+    CHECK(echo_once(idle, "still"));
+    /* The deadline (accept_ms + shutdown_timeout_ms) closes what stayed idle. */
+    CHECK(wait_eof(idle, 3000));
+    uint64_t dt = now_ms() - t0;
+    CHECK(dt >= 1000 && dt < 3500);
+    close(idle);
+    CHECK_EQ(wh_server_wait(s), 0);
+    wh_server_free(s);
+}
+
+TEST(drain_reuseport)
+{
+    drain_model(WH_MODEL_REUSEPORT);
+}
+TEST(drain_exclusive)
+{
+    drain_model(WH_MODEL_EXCLUSIVE);
+}
+TEST(drain_dispatch)
+{
+    drain_model(WH_MODEL_DISPATCH);
+}
+
+/* A forced stop during the accept phase ends it at once. */
+TEST(drain_then_forced)
+{
+    wh_conn_cbs cbs = {.on_read = echo_read};
+    wh_server *s = start_server(WH_MODEL_REUSEPORT, 2, &cbs, NULL, drain_opts);
+    CHECK(s);
+    int fd = cli_connect(server_port(s, 0));
+    CHECK(echo_once(fd, "x"));
+    uint64_t t0 = now_ms();
+    wh_server_drain(s, 5000);
+    wh_server_stop(s, false);
+    CHECK_EQ(wh_server_wait(s), 0);
+    CHECK(now_ms() - t0 < 2000);
+    CHECK(wait_eof(fd, 1000));
+    close(fd);
+    wh_server_free(s);
+}
+
+/* ---- listeners added and removed while running ---- */
+
+static void listen_running_model(wh_model m)
+{
+    wh_conn_cbs cbs = {.on_read = echo_read};
+    wh_server *s = start_server(m, 2, &cbs, NULL, NULL);
+    CHECK(s);
+    int p0 = server_port(s, 0);
+    int idx = wh_server_listen_add(s, "127.0.0.1:0");
+    CHECK(idx > 0);
+    int p1 = server_port(s, (unsigned)idx);
+    CHECK(p1 > 0 && p1 != p0);
+    CHECK_EQ(wh_server_listen_add(s, "udp://127.0.0.1:0"), -EOPNOTSUPP);
+    int fd = -1;
+    for (int i = 0; i < 100 && fd < 0; i++) { /* the threads pick it up soon */
+        fd = cli_connect(p1);
+        if (fd < 0) usleep(10000);
+    }
+    CHECK(fd >= 0);
+    CHECK(echo_once(fd, "new"));
+    int fds[64];
+    unsigned which[64];
+    unsigned n = wh_server_listen_fds(s, fds, which, 64);
+    unsigned want = m == WH_MODEL_REUSEPORT ? 4 : 2; /* two listeners, a socket per thread */
+    CHECK_EQ(n, want);
+    CHECK_EQ(wh_server_unlisten(s, (unsigned)idx), 0);
+    CHECK_EQ(wh_server_unlisten(s, (unsigned)idx), -EINVAL);
+    int refused = 0;
+    for (int i = 0; i < 100 && !refused; i++) {
+        int f = cli_connect(p1);
+        if (f < 0)
+            refused = 1;
+        else {
+            close(f);
+            usleep(10000);
+        }
+    }
+    CHECK(refused);
+    CHECK(echo_once(fd, "kept")); /* its connection stays */
+    close(fd);
+    int f0 = cli_connect(p0);
+    CHECK(echo_once(f0, "old"));
+    close(f0);
+    /* The slot is reused once every thread let go of it. */
+    int idx2 = -1;
+    for (int i = 0; i < 100 && idx2 != idx; i++) {
+        if (idx2 >= 0) wh_server_unlisten(s, (unsigned)idx2);
+        idx2 = wh_server_listen_add(s, "127.0.0.1:0");
+        if (idx2 != idx) usleep(10000);
+    }
+    CHECK_EQ(idx2, idx);
+    wh_server_stop(s, true);
+    CHECK_EQ(wh_server_wait(s), 0);
+    CHECK_EQ(wh_server_listen_add(s, "127.0.0.1:0"), -EINVAL);
+    wh_server_free(s);
+}
+
+TEST(listen_running_reuseport)
+{
+    listen_running_model(WH_MODEL_REUSEPORT);
+}
+TEST(listen_running_exclusive)
+{
+    listen_running_model(WH_MODEL_EXCLUSIVE);
+}
+TEST(listen_running_dispatch)
+{
+    listen_running_model(WH_MODEL_DISPATCH);
+}
+
+/* ---- sockets handed in (upgrade, socket activation) ---- */
+
+static int reuseport_socket(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0); /* blocking, no CLOEXEC: as inherited */
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(fd, 64) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+TEST(listen_fd_group)
+{
+    int a = reuseport_socket(0);
+    CHECK(a >= 0);
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof sin;
+    getsockname(a, (struct sockaddr *)&sin, &sl);
+    int port = ntohs(sin.sin_port);
+    int b = reuseport_socket(port), c = reuseport_socket(port);
+    CHECK(b >= 0 && c >= 0);
+    /* A connection queued before the server exists is served, not lost. */
+    int early = cli_connect(port);
+    CHECK(early >= 0);
+    wh_server_opts o;
+    wh_server_opts_init(&o);
+    o.threads = 2;
+    o.handle_signals = false;
+    wh_conn_cbs cbs = {.on_read = echo_read};
+    wh_server *s;
+    CHECK_EQ(wh_server_new(&s, &o, &cbs, NULL), 0);
+    int dgram = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK_EQ(wh_server_listen_fd(s, dgram), -EINVAL);
+    close(dgram);
+    CHECK_EQ(wh_server_listen_fd(s, a), 0);
+    CHECK_EQ(wh_server_listen_fd(s, b), 0); /* same group: same listener */
+    CHECK_EQ(wh_server_listen_fd(s, c), 0);
+    CHECK(fcntl(a, F_GETFD) & FD_CLOEXEC);
+    CHECK(fcntl(a, F_GETFL) & O_NONBLOCK);
+    CHECK_EQ(wh_server_start(s), 0);
+    int fds[8];
+    CHECK_EQ(wh_server_listen_fds(s, fds, NULL, 8), 3u); /* three sockets, none closed */
+    CHECK(echo_once(early, "early"));
+    close(early);
+    for (int i = 0; i < 20; i++) {
+        int fd = cli_connect(port);
+        CHECK(fd >= 0);
+        CHECK(echo_once(fd, "x"));
+        close(fd);
+    }
+    wh_server_stop(s, true);
+    CHECK_EQ(wh_server_wait(s), 0);
+    wh_server_free(s);
+}
