@@ -2,6 +2,7 @@
  * config-file key ("keepalive-timeout = 5"), so one function applies both.
  * Errors are one line on stderr, prefixed "wharfd: ". */
 #include <ctype.h>
+#include <stdarg.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@ enum {
     OPT_PORT = 'p',
     OPT_BIND = 'b',
     OPT_ROOT = 'r',
-    OPT_THREADS = 't',
+    OPT_CHECK_CONFIG = 't',
     OPT_HELP = 'h',
     OPT_VERSION = 'V',
     OPT_MODEL = 256,
@@ -42,6 +43,11 @@ enum {
     OPT_PROXY_PROTOCOL,
     OPT_PROXY_TRUSTED,
     OPT_PROXY_TIMEOUT,
+    OPT_DRAIN_DELAY,
+    OPT_SHUTDOWN_TIMEOUT,
+    OPT_USER,
+    OPT_PID_FILE,
+    OPT_THREADS, /* -t was its short form; it is --check-config now */
 };
 
 static const struct option longopts[] = {
@@ -83,6 +89,11 @@ static const struct option longopts[] = {
     {"redirect-https", required_argument, NULL, WHARFD_OPT_REDIRECT_HTTPS},
     {"hsts", required_argument, NULL, WHARFD_OPT_HSTS},
     {"access-log-tls", no_argument, NULL, WHARFD_OPT_ACCESS_LOG_TLS},
+    {"drain-delay", required_argument, NULL, OPT_DRAIN_DELAY},
+    {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
+    {"user", required_argument, NULL, OPT_USER},
+    {"pid-file", required_argument, NULL, OPT_PID_FILE},
+    {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -96,7 +107,7 @@ static const char usage[] =
     "  -b, --bind ADDR            listen address, repeatable: 0.0.0.0:8000, [::1]:8000,\n"
     "                             127.0.0.1 (uses --port), unix:/run/wharfd.sock\n"
     "  -r, --root DIR             document root (./public)\n"
-    "  -t, --threads N            worker threads (0 = one per CPU)\n"
+    "      --threads N            worker threads (0 = one per CPU)\n"
     "      --model M              reuseport | exclusive | oneshot | dispatch (reuseport)\n"
     "      --redis HOST:PORT      Redis for the guestbook (none: SQLite in --data)\n"
     "      --data DIR             the guestbook's SQLite database directory (./data);\n"
@@ -125,10 +136,18 @@ static const char usage[] =
     "      --proxy-trusted CIDR   peers allowed to send it, repeatable (10.0.0.0/8,\n"
     "                             ::1); others are closed (default: any peer)\n"
     "      --proxy-timeout S      time allowed for the PROXY header (5)\n"
+    "      --drain-delay S        on SIGTERM keep accepting this long, /healthz\n"
+    "                             answering 503, before closing the listeners (0)\n"
+    "      --shutdown-timeout S   then wait this long for connections to finish (10)\n"
+    "      --user USER[:GROUP]    drop to this user after binding (as root)\n"
+    "      --pid-file FILE        write the process id there\n"
+    "  -t, --check-config         check the command line and config file, then exit\n"
     "  -h, --help                 this text\n"
     "  -V, --version              version\n"
     "\n"
-    "Signals: SIGHUP reopens the log files; SIGTERM/SIGINT stop gracefully.\n";
+    "Signals: SIGTERM/SIGQUIT/SIGINT drain and stop (a second one stops at once);\n"
+    "SIGHUP reloads the config file; SIGUSR1 reopens the logs; SIGUSR2 upgrades\n"
+    "(starts the binary again with the listening sockets, then drains this one).\n";
 
 static void defaults(wharfd_config *cfg)
 {
@@ -149,11 +168,49 @@ static void defaults(wharfd_config *cfg)
     cfg->index = "index.html";
     cfg->guestbook_rate = 10;
     cfg->proxy_timeout_ms = 5000;
+    cfg->shutdown_timeout_ms = 10000;
+}
+
+/* Errors: stderr, or the buffer a reload gave (wharfd_config_capture); the
+ * place in the config file being read, if any, prefixes them. */
+static char *err_buf;
+static size_t err_cap;
+static const char *where_path;
+static int where_line;
+
+void wharfd_config_capture(char *buf, size_t cap)
+{
+    err_buf = buf;
+    err_cap = cap;
+    if (buf && cap) buf[0] = '\0';
+}
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t n = strlen(msg);
+    if (n && msg[n - 1] == '\n') msg[--n] = '\0';
+    if (strncmp(msg, "wharfd: ", 8) == 0) memmove(msg, msg + 8, n - 7);
+    char line[1400];
+    if (where_path)
+        snprintf(line, sizeof line, "%s:%d: %s", where_path, where_line, msg);
+    else
+        snprintf(line, sizeof line, "%s", msg);
+    if (err_buf) {
+        if (!err_buf[0]) snprintf(err_buf, err_cap, "%s", line); /* the first one */
+        return;
+    }
+    fprintf(stderr, "wharfd: %s\n", line);
 }
 
 static int bad(const char *opt, const char *val, const char *why)
 {
-    fprintf(stderr, "wharfd: invalid value '%s' for --%s: %s\n", val, opt, why);
+    say("wharfd: invalid value '%s' for --%s: %s\n", val, opt, why);
     return -1;
 }
 
@@ -408,6 +465,34 @@ static int apply_apps(wharfd_config *cfg, int id, const char *name, const char *
     }
 }
 
+/* Stopping, privileges and --check-config (ops.h). */
+static int apply_ops(wharfd_config *cfg, int id, const char *name, const char *val)
+{
+    switch (id) {
+    case OPT_DRAIN_DELAY:
+        if (parse_duration_ms(val, &cfg->drain_delay_ms) != 0)
+            return bad(name, val, "expected seconds (5, 0.5) or milliseconds (500ms)");
+        return 0;
+    case OPT_SHUTDOWN_TIMEOUT:
+        if (parse_duration_ms(val, &cfg->shutdown_timeout_ms) != 0)
+            return bad(name, val, "expected seconds (10, 0.5) or milliseconds (500ms)");
+        return 0;
+    case OPT_USER:
+        if (!*val || val[0] == ':') return bad(name, val, "expected USER or USER:GROUP");
+        cfg->user = val;
+        return 0;
+    case OPT_PID_FILE:
+        if (!*val) return bad(name, val, "expected a file");
+        cfg->pid_file = val;
+        return 0;
+    case OPT_CHECK_CONFIG:
+        cfg->check_config = true;
+        return 0;
+    default:
+        return NOT_MINE;
+    }
+}
+
 /* Applies one option (from argv or the file); name is the long name.
  * binds_from_cli: the first --bind on the command line replaces the file's.
  * Each option belongs to one apply_* step; a new option goes into its step. */
@@ -421,7 +506,8 @@ static int apply(wharfd_config *cfg, int id, const char *name, const char *val, 
         (r = apply_logs(cfg, id, name, val)) != NOT_MINE ||
         (r = apply_files(cfg, id, name, val)) != NOT_MINE ||
         (r = apply_flag(cfg, id, name, val, from_file)) != NOT_MINE ||
-        (r = apply_apps(cfg, id, name, val)) != NOT_MINE)
+        (r = apply_apps(cfg, id, name, val)) != NOT_MINE ||
+        (r = apply_ops(cfg, id, name, val)) != NOT_MINE)
         return r;
     if (id >= WHARFD_OPT_TLS_CERT && id <= WHARFD_OPT_ACCESS_LOG_TLS)
         return wharfd_tls_apply(&cfg->tls, id, name, val, from_file);
@@ -438,18 +524,39 @@ static char *trim(char *s)
     return s;
 }
 
+/* "key = value   # why": a '#' that starts the line or follows a blank
+ * begins a comment, unless it is inside quotes ("a#b", Cache-Control values
+ * and paths keep their '#'). */
+static void strip_comment(char *s)
+{
+    char quote = 0;
+    for (char *p = s; *p; p++) {
+        if (quote) {
+            if (*p == quote) quote = 0;
+        } else if (*p == '"' || *p == '\'') {
+            quote = *p;
+        } else if (*p == '#' && (p == s || isspace((unsigned char)p[-1]))) {
+            *p = '\0';
+            return;
+        }
+    }
+}
+
 static int load_file(wharfd_config *cfg, const char *path)
 {
     FILE *f = fopen(path, "re");
     if (!f) {
-        fprintf(stderr, "wharfd: cannot read config file '%s': %s\n", path, strerror(errno));
+        say("wharfd: cannot read config file '%s': %s\n", path, strerror(errno));
         return -1;
     }
+    where_path = path;
     char line[4096];
     int lineno = 0, rc = 0;
     bool dummy = false;
     while (rc == 0 && fgets(line, sizeof line, f)) {
         lineno++;
+        where_line = lineno;
+        strip_comment(line);
         char *s = trim(line);
         if (!*s || *s == '#' || *s == ';') continue;
         char *eq = strchr(s, '=');
@@ -469,19 +576,19 @@ static int load_file(wharfd_config *cfg, const char *path)
         while (o->name && strcmp(o->name, key) != 0)
             o++;
         if (!o->name || o->val == OPT_CONFIG || o->val == OPT_HELP || o->val == OPT_VERSION) {
-            fprintf(stderr, "wharfd: %s:%d: unknown key '%s'\n", path, lineno, key);
+            say("unknown key '%s'\n", key);
             rc = -1;
             break;
         }
         if (o->has_arg == required_argument && !val) {
-            fprintf(stderr, "wharfd: %s:%d: '%s' needs '= value'\n", path, lineno, key);
+            say("'%s' needs '= value'\n", key);
             rc = -1;
             break;
         }
         char *copy = NULL;
         if (val) {
             if (cfg->nowned_ >= sizeof cfg->owned_ / sizeof cfg->owned_[0]) {
-                fprintf(stderr, "wharfd: %s:%d: too many settings\n", path, lineno);
+                say("too many settings\n");
                 rc = -1;
                 break;
             }
@@ -492,12 +599,10 @@ static int load_file(wharfd_config *cfg, const char *path)
             }
             cfg->owned_[cfg->nowned_++] = copy;
         }
-        if (apply(cfg, o->val, o->name, copy, true, &dummy) != 0) {
-            fprintf(stderr, "wharfd: (in %s:%d)\n", path, lineno);
-            rc = -1;
-        }
+        if (apply(cfg, o->val, o->name, copy, true, &dummy) != 0) rc = -1;
     }
     fclose(f);
+    where_path = NULL;
     return rc;
 }
 
@@ -526,7 +631,7 @@ void wharfd_config_free(wharfd_config *cfg)
 int wharfd_config_load(wharfd_config *cfg, int argc, char **argv)
 {
     defaults(cfg);
-    static const char shortopts[] = ":p:b:r:t:hV";
+    static const char shortopts[] = ":p:b:r:thV";
     /* Pass 1: --help, --version and --config only; flags are applied after
      * the file so the command line wins. */
     opterr = 0;
@@ -544,20 +649,28 @@ int wharfd_config_load(wharfd_config *cfg, int argc, char **argv)
             return 1;
         }
         if (c == OPT_CONFIG) config_file = optarg;
+        if (c == OPT_CHECK_CONFIG) cfg->check_config = true; /* before the file: exit 1 on it */
+        if (c == OPT_CHECK_CONFIG && optind < argc && argv[optind][0] >= '0' &&
+            argv[optind][0] <= '9') {
+            /* -t N was --threads N before -t became --check-config. */
+            say("-t now means --check-config; give the worker threads as --threads %s\n",
+                argv[optind]);
+            return -1;
+        }
         if (c == '?') {
             if (optopt)
-                fprintf(stderr, "wharfd: unknown option '-%c' (try --help)\n", optopt);
+                say("wharfd: unknown option '-%c' (try --help)\n", optopt);
             else
-                fprintf(stderr, "wharfd: unknown option '%s' (try --help)\n", argv[optind - 1]);
+                say("wharfd: unknown option '%s' (try --help)\n", argv[optind - 1]);
             return -1;
         }
         if (c == ':') {
-            fprintf(stderr, "wharfd: option '%s' needs a value (try --help)\n", argv[optind - 1]);
+            say("wharfd: option '%s' needs a value (try --help)\n", argv[optind - 1]);
             return -1;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "wharfd: unexpected argument '%s' (try --help)\n", argv[optind]);
+        say("wharfd: unexpected argument '%s' (try --help)\n", argv[optind]);
         return -1;
     }
     if (config_file) {

@@ -6,6 +6,7 @@
 #define WHARFD_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "wharf/server.h"
@@ -47,6 +48,11 @@ typedef struct wharfd_config {
     char proxy_trusted[1024];  /* --proxy-trusted CIDR (repeatable), comma-joined; "" = any peer */
     uint32_t proxy_timeout_ms; /* --proxy-timeout SECONDS: 5 s for the whole header */
     wharfd_tls_config tls;     /* --tls-*, --redirect-https, --hsts (tls_config.h) */
+    uint32_t drain_delay_ms;   /* --drain-delay SECONDS: keep accepting after SIGTERM: 0 */
+    uint32_t shutdown_timeout_ms; /* --shutdown-timeout SECONDS: then the drain's deadline: 10 s */
+    const char *user;             /* --user USER[:GROUP]: drop privileges to it; NULL = stay */
+    const char *pid_file;         /* --pid-file FILE: NULL = none */
+    bool check_config;            /* -t, --check-config: validate, print, exit 0 or 1 */
     /* private: strings read from the config file */
     char *owned_[64];
     unsigned nowned_;
@@ -56,6 +62,10 @@ typedef struct wharfd_config {
  * 1 when --help/--version was printed (exit 0), -1 after printing a
  * one-line error to stderr (exit 2). */
 int wharfd_config_load(wharfd_config *cfg, int argc, char **argv);
+/* Errors of the next loads go to buf (the first one, "FILE:LINE: reason"
+ * for the config file) instead of stderr; NULL restores stderr. A reload
+ * logs them. */
+void wharfd_config_capture(char *buf, size_t cap);
 /* Frees strings the config file allocated. */
 void wharfd_config_free(wharfd_config *cfg);
 /* For option parsers outside config.c (tls_config.c): the one-line

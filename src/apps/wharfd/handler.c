@@ -34,6 +34,31 @@ void wharfd_thread_set_current(wharfd_thread *t)
     tls_thread = t;
 }
 
+wharfd_thread *wharfd_thread_current(void)
+{
+    return tls_thread;
+}
+
+int wharfd_thread_set_site(wharfd_thread *t, wharfd_site *site)
+{
+    wh_fdcache *nc;
+    int rc =
+        wh_fdcache_new(&nc, &site->root, CACHE_ENTRIES, CONTENT_MAX, CONTENT_BUDGET, REVALIDATE_MS);
+    if (rc != 0) {
+        wharfd_site_unref(site);
+        return rc;
+    }
+    /* Between two requests of this thread (we run as a loop task): nothing
+     * of this thread is inside the old cache now, and responses under way
+     * hold their own copy of what they send (a dup'd fd, copied bytes). */
+    wh_fdcache_free(t->cache);
+    t->cache = nc;
+    wharfd_site *old = t->site;
+    t->site = site;
+    if (old) wharfd_site_unref(old);
+    return 0;
+}
+
 static void flush_cb(wh_timer *timer, void *ud)
 {
     (void)timer;
@@ -46,7 +71,9 @@ wharfd_thread *wharfd_thread_new(wharfd_app *app, wh_loop *loop)
     wharfd_thread *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->loop = loop;
-    if (wh_fdcache_new(&t->cache, &app->root, CACHE_ENTRIES, CONTENT_MAX, CONTENT_BUDGET,
+    t->site = __atomic_load_n(&app->site, __ATOMIC_ACQUIRE);
+    wharfd_site_ref(t->site, 1);
+    if (wh_fdcache_new(&t->cache, &t->site->root, CACHE_ENTRIES, CONTENT_MAX, CONTENT_BUDGET,
                        REVALIDATE_MS) != 0)
         goto fail;
     if (wharfd_alog_enabled()) {
@@ -71,6 +98,8 @@ void wharfd_thread_free(wharfd_thread *t)
     t->alog = NULL;
     wh_fdcache_free(t->cache);
     t->cache = NULL;
+    if (t->site) wharfd_site_unref(t->site);
+    t->site = NULL;
 }
 
 /* ---- the static-file handler ---- */
@@ -85,6 +114,10 @@ void wharfd_static_handler(wh_http_req *r, void *ud)
 {
     wharfd_app *app = ud;
     wharfd_thread *t = tls_thread;
+    /* This thread's site; a thread we did not set up (should not happen)
+     * serves the current one without a cache. */
+    wh_static_root *root =
+        t && t->site ? &t->site->root : &__atomic_load_n(&app->site, __ATOMIC_ACQUIRE)->root;
     wh_static_plan plan;
     wh_static_plan_init(&plan);
     wh_str m = wh_http_req_method(r);
@@ -96,8 +129,8 @@ void wharfd_static_handler(wh_http_req *r, void *ud)
     wh_str path = wh_http_req_path(r);
     char rel[WH_STATIC_PATH_MAX];
     bool slash;
-    int st = wh_static_clean_path(path.p, path.len, app->root.opts.show_dotfiles, rel, sizeof rel,
-                                  &slash);
+    int st =
+        wh_static_clean_path(path.p, path.len, root->opts.show_dotfiles, rel, sizeof rel, &slash);
     if (st != 200) {
         respond_status(r, &plan, st);
         return;
@@ -106,7 +139,7 @@ void wharfd_static_handler(wh_http_req *r, void *ud)
     wh_fdcache_ent *e;
     wh_static_file tmp;
     if (!t || !t->cache) { /* a thread we did not set up (should not happen) */
-        st = wh_static_resolve(&app->root, rel, slash, &tmp);
+        st = wh_static_resolve(root, rel, slash, &tmp);
         e = NULL;
     } else {
         st = wh_fdcache_get(t->cache, rel, slash, wh_loop_now(wh_http_req_loop(r)), &e, &tmp);
@@ -125,7 +158,7 @@ void wharfd_static_handler(wh_http_req *r, void *ud)
     wh_static_req q;
     wh_static_req_from_http(&q, r);
     if (!e) { /* not cached (listing, very long path): the planner opens what it needs */
-        wh_static_plan_file(&app->root, &q, &tmp, true, &plan);
+        wh_static_plan_file(root, &q, &tmp, true, &plan);
         wh_http_respond_plan(r, &plan);
         return;
     }
@@ -134,7 +167,7 @@ void wharfd_static_handler(wh_http_req *r, void *ud)
      * planner only evaluates the request against them (no open, no stat). */
     const wh_fdcache_rep *rep = &e->id;
     unsigned enc = WH_ENC_IDENTITY;
-    if (app->root.opts.precompressed && q.accept_encoding.p) {
+    if (root->opts.precompressed && q.accept_encoding.p) {
         bool prefer_br;
         unsigned acc = wh_static_accept_encoding(q.accept_encoding, &prefer_br);
         const wh_fdcache_rep *er = wh_fdcache_encoded(t->cache, e, acc, prefer_br, &enc);
@@ -148,7 +181,7 @@ void wharfd_static_handler(wh_http_req *r, void *ud)
     sr.last_modified = e->last_modified;
     sr.mtime = e->mtime;
     sr.size = (uint64_t)rep->st.st_size;
-    wh_static_plan_rep(&app->root, &q, &sr, &plan);
+    wh_static_plan_rep(root, &q, &sr, &plan);
     if (plan.status == 200 || plan.status == 206) {
         if (rep->data || plan.length == 0) {
             /* Borrowed from the cache: wh_http_respond copies it (head and

@@ -33,6 +33,7 @@ struct blk {
     struct blk *next;
     size_t len;
     unsigned lines;
+    bool reopen; /* a marker, not lines: the writer reopens the file here */
     char data[BLK_CAP];
 };
 
@@ -47,17 +48,26 @@ static struct {
     int acc_fd;           /* -1 = off */
     const char *acc_path; /* NULL = stdout */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;      /* the writer waits for blocks */
+    pthread_cond_t done_cv; /* wharfd_alog_reopen_queued waits for its reopen */
     struct blk *head, *tail, *free_list;
     unsigned queued, nfree;
     bool stop, running;
+    bool acc_on; /* an access log was configured at start (the writer runs) */
     pthread_t writer;
     uint64_t dropped, truncated;
-} L = {.level = WHARFD_LOG_INFO,
+    char *acc_path_owned; /* acc_path after a reopen to a new path */
+    char *err_path_owned;
+    int reopen_err; /* the writer's last reopen: 0 or -errno */
+    unsigned reopens_asked, reopens_done;
+    int stderr_fd; /* the process's stderr, for "-" after a file */
+} L = {.stderr_fd = -1,
+       .level = WHARFD_LOG_INFO,
        .err_fd = 2,
        .acc_fd = -1,
        .mu = PTHREAD_MUTEX_INITIALIZER,
-       .cv = PTHREAD_COND_INITIALIZER};
+       .cv = PTHREAD_COND_INITIALIZER,
+       .done_cv = PTHREAD_COND_INITIALIZER};
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -112,6 +122,38 @@ static void write_all(int fd, const char *p, size_t n)
     }
 }
 
+/* Appends b to the writer's queue and wakes it; L.mu held. */
+static void enqueue_locked(struct blk *b)
+{
+    if (L.tail)
+        L.tail->next = b;
+    else
+        L.head = b;
+    L.tail = b;
+    L.queued++;
+    pthread_cond_signal(&L.cv);
+}
+
+/* On the writer thread, the only one that writes acc_fd: "" reopens the
+ * same path, "-" is stdout, "off" drops lines from now on. */
+static void writer_reopen(const char *path)
+{
+    if (!*path) path = L.acc_path ? L.acc_path : "-";
+    int fd = strcmp(path, "off") == 0 ? -1 : strcmp(path, "-") == 0 ? 1 : open_append(path);
+    if (fd < 0 && strcmp(path, "off") != 0) {
+        L.reopen_err = -errno; /* keep writing to the old file */
+        return;
+    }
+    L.reopen_err = 0;
+    int old = L.acc_fd;
+    L.acc_fd = fd;
+    if (old > 2) close(old);
+    char *dup = fd > 2 ? strdup(path) : NULL; /* path may be acc_path_owned itself */
+    free(L.acc_path_owned);
+    L.acc_path_owned = dup;
+    L.acc_path = dup;
+}
+
 static void *writer_main(void *arg)
 {
     (void)arg;
@@ -124,8 +166,18 @@ static void *writer_main(void *arg)
         L.head = b->next;
         if (!L.head) L.tail = NULL;
         L.queued--;
+        if (b->reopen) {
+            /* Everything queued before the marker went to the old file. */
+            pthread_mutex_unlock(&L.mu);
+            writer_reopen(b->data);
+            free(b);
+            pthread_mutex_lock(&L.mu);
+            L.reopens_done++;
+            pthread_cond_broadcast(&L.done_cv);
+            continue;
+        }
         pthread_mutex_unlock(&L.mu);
-        write_all(L.acc_fd, b->data, b->len);
+        if (L.acc_fd >= 0) write_all(L.acc_fd, b->data, b->len);
         pthread_mutex_lock(&L.mu);
         if (L.nfree < 8) {
             b->next = L.free_list;
@@ -142,6 +194,12 @@ static void *writer_main(void *arg)
 int wharfd_log_open(const char *error_log, const char *access_log, int level)
 {
     L.level = level;
+    /* Our own descriptor for the error log, even for stderr, so a reload can
+     * move it (dup2 onto it) without touching the process's fd 2. */
+    L.stderr_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    if (L.stderr_fd >= 0 && (!error_log || strcmp(error_log, "-") == 0))
+        L.err_fd = fcntl(L.stderr_fd, F_DUPFD_CLOEXEC, 3);
+    if (L.err_fd < 0) L.err_fd = 2;
     if (error_log && strcmp(error_log, "-") != 0) {
         int fd = open_append(error_log);
         if (fd < 0) {
@@ -164,6 +222,7 @@ int wharfd_log_open(const char *error_log, const char *access_log, int level)
         L.acc_fd = fd;
         L.acc_path = access_log;
     }
+    L.acc_on = true;
     L.stop = false;
     if (pthread_create(&L.writer, NULL, writer_main, NULL) != 0) {
         fprintf(stderr, "wharfd: cannot start the access-log writer thread\n");
@@ -184,14 +243,57 @@ static int reopen_one(const char *path, int fd)
     return rc;
 }
 
+int wharfd_log_set_error(const char *path, int level)
+{
+    __atomic_store_n(&L.level, level, __ATOMIC_RELAXED);
+    const char *cur = L.err_path ? L.err_path : "-";
+    if (!path || strcmp(path, cur) == 0) return 0;
+    int nfd = strcmp(path, "-") == 0 ? fcntl(L.stderr_fd, F_DUPFD_CLOEXEC, 3) : open_append(path);
+    if (nfd < 0) return -errno;
+    if (L.err_fd <= 2) { /* could not get a private fd at start: switch once */
+        L.err_fd = nfd;
+    } else {
+        int rc = dup2(nfd, L.err_fd) < 0 ? -errno : 0;
+        close(nfd);
+        if (rc) return rc;
+    }
+    char *dup = strcmp(path, "-") == 0 ? NULL : strdup(path);
+    free(L.err_path_owned);
+    L.err_path_owned = dup;
+    L.err_path = dup;
+    return 0;
+}
+
+int wharfd_alog_reopen_queued(const char *path)
+{
+    if (!L.running) return path && strcmp(path, "off") != 0 ? -ENOTSUP : 0;
+    struct blk *b = malloc(sizeof *b);
+    if (!b) return -ENOMEM;
+    b->next = NULL;
+    b->len = 0;
+    b->lines = 0;
+    b->reopen = true;
+    snprintf(b->data, sizeof b->data, "%s", path ? path : "");
+    pthread_mutex_lock(&L.mu);
+    /* Never dropped for a full queue: it is one small block, and a reopen
+     * that never happens would keep writing to a rotated file. */
+    enqueue_locked(b);
+    unsigned want = ++L.reopens_asked;
+    /* Wait (bounded) so the caller can log the outcome. */
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 2;
+    while (L.reopens_done < want)
+        if (pthread_cond_timedwait(&L.done_cv, &L.mu, &dl) != 0) break;
+    int rc = L.reopens_done >= want ? L.reopen_err : -ETIMEDOUT;
+    pthread_mutex_unlock(&L.mu);
+    return rc;
+}
+
 int wharfd_log_reopen(void)
 {
     int rc = 0;
     if (L.err_path) rc = reopen_one(L.err_path, L.err_fd);
-    if (L.acc_path) {
-        int r2 = reopen_one(L.acc_path, L.acc_fd);
-        if (r2) rc = r2;
-    }
     return rc;
 }
 
@@ -215,11 +317,16 @@ void wharfd_log_close(void)
     L.acc_fd = -1;
     if (L.err_fd > 2) close(L.err_fd);
     L.err_fd = 2;
+    if (L.stderr_fd > 2) close(L.stderr_fd);
+    L.stderr_fd = -1;
+    free(L.acc_path_owned);
+    free(L.err_path_owned);
+    L.acc_path_owned = L.err_path_owned = NULL;
 }
 
 bool wharfd_alog_enabled(void)
 {
-    return L.acc_fd >= 0;
+    return L.acc_on;
 }
 
 uint64_t wharfd_alog_dropped(void)
@@ -254,6 +361,7 @@ static struct blk *get_block(void)
     pthread_mutex_unlock(&L.mu);
     if (!b) b = malloc(sizeof *b);
     if (b) {
+        b->reopen = false;
         b->next = NULL;
         b->len = 0;
         b->lines = 0;
@@ -268,13 +376,7 @@ void wharfd_alog_flush(wharfd_alog *a)
     a->cur = NULL;
     pthread_mutex_lock(&L.mu);
     if (L.running && L.queued < MAX_QUEUE) {
-        if (L.tail)
-            L.tail->next = b;
-        else
-            L.head = b;
-        L.tail = b;
-        L.queued++;
-        pthread_cond_signal(&L.cv);
+        enqueue_locked(b);
         b = NULL;
     }
     pthread_mutex_unlock(&L.mu);

@@ -1,6 +1,6 @@
 /* wharfd logs. The error log has levels and goes to stderr or a file; the
- * access log (Combined Log Format) is buffered per worker thread. SIGHUP
- * reopens both files (logrotate's "create" mode). */
+ * access log (Combined Log Format) is buffered per worker thread. SIGUSR1
+ * reopens both files (logrotate's "create" mode); SIGHUP may move them. */
 #ifndef WHARFD_LOG_H
 #define WHARFD_LOG_H
 
@@ -21,9 +21,19 @@ int wharfd_log_level_parse(const char *s);
  * "-" = stdout, "off" or NULL = none) and starts the access-log writer
  * thread. Prints a one-line error and returns -1 on failure. */
 int wharfd_log_open(const char *error_log, const char *access_log, int level);
-/* SIGHUP: reopens both files in place (dup2 onto the same fd numbers, so
- * writers never see a closed fd). 0 or -errno. */
+/* SIGUSR1: reopens the error log file in place (dup2 onto the same fd
+ * number, so writers never see a closed fd); the access log is reopened by
+ * wharfd_alog_reopen_queued, after what is buffered. 0 or -errno. */
 int wharfd_log_reopen(void);
+/* Reload: the error log moves to path ("-" = stderr) and the level
+ * changes. 0 or -errno (then nothing moved). */
+int wharfd_log_set_error(const char *path, int level);
+/* Reopens the access log after every block queued so far was written to
+ * the current file (SIGUSR1 after the threads flushed their buffers, or a
+ * reload that moves it): path NULL = the same path, "-" = stdout, "off" =
+ * drop lines. Waits up to 2 s for the writer; 0 or -errno (-ENOTSUP: no
+ * access log was configured at start, so there is no writer). */
+int wharfd_alog_reopen_queued(const char *path);
 /* Flushes what was handed to the writer, stops it, closes the files. */
 void wharfd_log_close(void);
 /* True if an access log is configured. */
