@@ -19,11 +19,13 @@ RUN=(build-essential cmake pkg-config libhiredis-dev libsqlite3-dev libssl-dev)
 # guestbook's Redis tests; doxygen for `--target docs`; groff for checking
 # the man page; gnuplot for bench plots; procps/iproute2/psmisc for the
 # process and socket checks; jansson (and zlib) for examples/json_api.c;
-# haproxy for the multi-host test behind a load balancer (PROXY protocol).
+# haproxy for the multi-host test behind a load balancer (PROXY protocol);
+# systemd for systemd-socket-activate and util-linux for unshare (the
+# zero-downtime tests: socket activation, a network namespace).
 TEST=("${RUN[@]}" clang libclang-rt-14-dev zlib1g-dev libjansson-dev libuv1-dev libevent-dev
       redis-server nginx h2o lighttpd wrk nghttp2-client curl wget netcat-openbsd
       apache2-utils openssl python3 python3-websockets gnuplot-nox doxygen groff-base
-      chromium nodejs npm procps iproute2 psmisc haproxy)
+      chromium nodejs npm procps iproute2 psmisc haproxy systemd util-linux)
 
 set_name=${1:-test}
 case $set_name in

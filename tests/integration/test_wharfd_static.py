@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """wharfd over the wire: GET/HEAD, redirects, errors, conditional requests,
 ranges, precompressed siblings, change detection, traversal attempts (curl
---path-as-is and raw sockets), listing, access log, SIGHUP, /metrics,
+--path-as-is and raw sockets), listing, access log, SIGUSR1, /metrics,
 --admin, graceful stop.
 
 WH_TEST_LABELS: tsan
@@ -211,14 +211,14 @@ try:
         log = open(w.access_log).read()
         c.check('evil\\x22agent\\x5C' in log, "quotes/backslashes in fields are escaped")
 
-        # ---- SIGHUP reopens the logs (logrotate 'create' mode) ----
+        # ---- SIGUSR1 reopens the logs (logrotate 'create' mode; SIGHUP reloads) ----
         os.rename(w.access_log, w.access_log + ".1")
-        w.signal(signal.SIGHUP)
+        w.signal(signal.SIGUSR1)
         time.sleep(0.3)
         curl(b + "/after-rotate", "-A", "rotate-test")
         time.sleep(1.6)
         c.check(os.path.exists(w.access_log) and "after-rotate" in open(w.access_log).read(),
-                "after SIGHUP lines go to the new access.log")
+                "after SIGUSR1 lines go to the new access.log")
         c.check("after-rotate" not in open(w.access_log + ".1").read(),
                 "rotated file gets no new lines")
         c.check("logs reopened" in w.errors(), "error log notes the reopen")
