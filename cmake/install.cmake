@@ -70,6 +70,10 @@ if(TARGET wharfd)
   wh_install_configured(${CMAKE_SOURCE_DIR}/deploy/wharfd.service wharfd.service
                         lib/systemd/system Runtime
                         REPLACE /usr/local/bin/wharfd WITH "@WH_FULL_BINDIR@/wharfd")
+  install(FILES ${CMAKE_SOURCE_DIR}/deploy/wharfd.socket DESTINATION lib/systemd/system
+          COMPONENT Runtime)
+  install(FILES ${CMAKE_SOURCE_DIR}/deploy/wharfd.conf DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples
+          COMPONENT Runtime)
 endif()
 
 install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT Docs)
