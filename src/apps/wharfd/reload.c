@@ -20,7 +20,8 @@
  *    configuration stop (their queues accepted and served first);
  *  - TLS certificates: apply_tls below, the one place for them.
  * Settings that shape the process (threads, model, Redis, mounts, --user,
- * --pid-file, --shutdown-timeout, adding --admin) are reported and left
+ * --pid-file, --shutdown-timeout, the PROXY protocol options, adding
+ * --admin) are reported and left
  * for an upgrade (SIGUSR2), which starts a new process on the same sockets.
  */
 #include <errno.h>
@@ -172,6 +173,9 @@ static void report_fixed(const wharfd_config *o, const wharfd_config *n, bool ha
         {str_changed(o->pid_file, n->pid_file), "pid-file"},
         {o->shutdown_timeout_ms != n->shutdown_timeout_ms, "shutdown-timeout"},
         {!have_admin && n->admin, "admin"},
+        {o->proxy_protocol != n->proxy_protocol, "proxy-protocol"},
+        {strcmp(o->proxy_trusted, n->proxy_trusted) != 0, "proxy-trusted"},
+        {o->proxy_timeout_ms != n->proxy_timeout_ms, "proxy-timeout"},
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (f[i].changed)
