@@ -82,8 +82,9 @@ struct wh__rt_listen {
      * An entry is -1 once its worker closed it at the end of a drain. */
     int *fds;
     unsigned nfds;
-    /* Threads that still hold a watcher on this listener's sockets; the one
-     * that brings it to 0 at the end of a drain closes the shared fd. */
+    /* Threads that still hold a watcher on this listener's sockets, plus
+     * one: the last holder closes the shared fd at the end of a drain and
+     * then drops the extra one; 0 = the slot may be reused. */
     atomic_uint users;
     wh_net_opts net; /* the server's net options, with this listener's TLS context */
 };

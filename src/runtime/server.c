@@ -202,7 +202,9 @@ static int post_listener(wh_server *s, unsigned i, bool open)
 static int listen_commit(wh_server *s, int i)
 {
     struct wh__rt_listen *ls = &s->ls[i];
-    atomic_store(&ls->users, (unsigned)holders(s, ls));
+    /* The holders, plus one that the last holder gives back only after it
+     * is done with the slot (see wh__listen_release). */
+    atomic_store(&ls->users, (unsigned)holders(s, ls) + 1);
     if (s->state == WH__SRV_NEW) return i;
     if (s->opts.model == WH_MODEL_REUSEPORT && !ls->shared) {
         int rc = fill_group(s, ls);
@@ -391,14 +393,17 @@ void wh__listen_release(wh_server *s, unsigned i, int k)
         }
         return;
     }
-    if (atomic_fetch_sub_explicit(&ls->users, 1, memory_order_acq_rel) == 1 && ls->shared &&
-        ls->fd >= 0 && (ls->removed || atomic_load(&s->stopping))) {
-        /* The last holder of a shared socket drained it after the others had
-         * stopped watching: nothing is left queued when it closes. */
+    /* 2 -> 1: the last holder. It closes a shared socket (after its own
+     * drain the others had stopped watching, so nothing is left queued),
+     * and only then drops the slot's extra count to 0: the caller's thread
+     * may reuse the slot from that moment. */
+    if (atomic_fetch_sub_explicit(&ls->users, 1, memory_order_acq_rel) != 2) return;
+    if (ls->shared && ls->fd >= 0 && (ls->removed || atomic_load(&s->stopping))) {
         close(ls->fd);
         ls->fd = -1;
         if (ls->nfds) ls->fds[0] = -1;
     }
+    atomic_fetch_sub_explicit(&ls->users, 1, memory_order_release);
 }
 
 int wh_server_local_addr(const wh_server *s, unsigned i, wh_sockaddr *out)
