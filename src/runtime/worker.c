@@ -138,8 +138,12 @@ void wh__worker_close_listener(struct wh__worker *w, unsigned i, bool drain)
         struct wh__wlisten *e = &w->wl[j];
         if (i != UINT_MAX && e->ls != i) continue;
         /* Empty the queue first: the kernel resets what is still queued on
-         * a listening socket that closes. */
-        if (drain) wh__listener_drain(e->l);
+         * a listening socket that closes. Stop watching before that, so
+         * that the close follows the last accept with nothing in between. */
+        if (drain) {
+            wh__listener_pause(e->l);
+            wh__listener_drain(e->l);
+        }
         wh__listener_free(e->l);
         if (e->k >= 0) wh__listen_release(s, e->ls, e->k); /* its own socket of a group */
         w->wl[j] = w->wl[--w->nwl];

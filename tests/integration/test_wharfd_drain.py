@@ -12,7 +12,9 @@
    root the test runs this in a network namespace of its own with
    net.ipv4.tcp_migrate_req=1 (the kernel moves connections still queued
    on a closing listener to another one of its group); elsewhere it runs on
-   the host's loopback, relying on wharfd's own drain of the queues.
+   the host's loopback, relying on wharfd's own drain of the queues (the
+   kernel's half-open handshakes on the closing socket are then a window:
+   at most one failure is tolerated there).
 WH_TEST_LABELS: tsan
 """
 import os
@@ -160,7 +162,15 @@ def reuseport_part():
             time.sleep(1.0)
         print(load.summary())
         c.eq(rc, 0, "first instance exits 0")
-        c.eq(load.failed, 0, "failed requests: second instance + SIGTERM to the first")
+        if migrate == "1":
+            c.eq(load.failed, 0, "failed requests: second instance + SIGTERM to the first")
+        else:
+            # Without request migration the kernel resets what it holds for a
+            # closing listener that wharfd cannot accept (a handshake half
+            # done): a window of a few microseconds, seen once in 5 closes
+            # under this load. Only a run as root (own namespace) can set it.
+            c.check(load.failed <= 1, "failed requests without tcp_migrate_req: %d (at most "
+                    "the kernel's window, README)" % load.failed)
         c.check(load.ok > 200, "requests served (%d)" % load.ok)
     finally:
         for p in (a, b):
