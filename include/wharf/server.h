@@ -86,7 +86,8 @@ int wh_server_listen_fd_tls(wh_server *s, int fd, struct wh_tls_ctx *tls);
 /* Stops listener i of a running server: each thread accepts what is queued
  * on its sockets, then closes them (a connection that arrives in between
  * may be refused: removing an address is deliberate). Before
- * wh_server_start it just closes them. 0, -EINVAL or -EOPNOTSUPP (UDP).
+ * wh_server_start it just closes them. Its index is used again for a later
+ * listener, except in the DISPATCH model. 0, -EINVAL or -EOPNOTSUPP (UDP).
  * Caller's thread. */
 int wh_server_unlisten(wh_server *s, unsigned i);
 /* The listening stream sockets of the server, to hand over to another

@@ -90,13 +90,17 @@ int wh_server_new(wh_server **out, const wh_server_opts *opts, const wh_conn_cbs
 }
 
 /* A slot for a new listener: one never used, or one whose removal every
- * holder has finished (users back at 0). Caller's thread. */
+ * holder has finished (users back at 0). Not in DISPATCH: there a
+ * connection the acceptor took from a removed listener may still wait in a
+ * worker's ring, and the worker reads the listener's options when it adopts
+ * it, so a removed slot is never reused. Caller's thread. */
 static int free_slot(wh_server *s)
 {
+    bool reuse = s->opts.model != WH_MODEL_DISPATCH;
     for (unsigned i = 0; i < WH__RT_MAX_LISTENERS; i++) {
         struct wh__rt_listen *ls = &s->ls[i];
         if (ls->kind == 0 ||
-            (ls->removed && atomic_load_explicit(&ls->users, memory_order_acquire) == 0)) {
+            (reuse && ls->removed && atomic_load_explicit(&ls->users, memory_order_acquire) == 0)) {
             if (ls->fds) free(ls->fds);
             memset(ls, 0, sizeof(*ls));
             ls->fd = -1;
