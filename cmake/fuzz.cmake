@@ -5,7 +5,7 @@ foreach(src ${WH_FUZZERS})
   get_filename_component(name ${src} NAME_WE)
   string(REGEX REPLACE "^fuzz_" "" short ${name})
   add_executable(${name} ${src})
-  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/src)
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/tests)
   # A UBSan finding must stop the run like an ASan one, not scroll past.
   target_compile_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined
                          -fno-sanitize-recover=undefined)

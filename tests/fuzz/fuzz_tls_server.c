@@ -23,6 +23,7 @@
 #include "wharf/tls.h"
 
 #include "net/net_internal.h"
+#include "tls_testcert.h"
 
 static wh_loop *loop;
 static wh_tls_ctx *tls;
@@ -55,23 +56,7 @@ static void setup(void)
     char crt[64], key[64];
     snprintf(crt, sizeof crt, "%s/c.pem", dir);
     snprintf(key, sizeof key, "%s/k.pem", dir);
-    EVP_PKEY *pk = EVP_EC_gen("P-256");
-    X509 *x = X509_new();
-    X509_set_pubkey(x, pk);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                               (const unsigned char *)"fuzz", -1, -1, 0);
-    X509_set_issuer_name(x, X509_get_subject_name(x));
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-    X509_sign(x, pk, EVP_sha256());
-    FILE *f = fopen(crt, "w");
-    PEM_write_X509(f, x);
-    fclose(f);
-    f = fopen(key, "w");
-    PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL);
-    fclose(f);
-    X509_free(x);
-    EVP_PKEY_free(pk);
+    if (wh_test_self_signed(crt, key, "fuzz", NULL) != 0) abort();
     wh_tls_opts o;
     wh_tls_opts_init(&o);
     o.handshake_timeout_ms = 100000; /* the input ends with EOF, never a timeout */

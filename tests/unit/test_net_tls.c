@@ -31,6 +31,7 @@
 #include "net/tls_priv.h"
 #include "test.h"
 #include "test_net_util.h"
+#include "tls_testcert.h"
 
 /* ---- a self-signed certificate made here --------------------------------- */
 
@@ -40,32 +41,7 @@ static int make_cert(const char *name, const char *san, char *crt, char *key, si
 {
     snprintf(crt, cap, "%s/%s.pem", tmpdir, name);
     snprintf(key, cap, "%s/%s.key", tmpdir, name);
-    EVP_PKEY *pk = EVP_EC_gen("P-256");
-    X509 *x = X509_new();
-    if (!pk || !x) return -1;
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-    X509_set_pubkey(x, pk);
-    X509_NAME *n = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)name, -1, -1, 0);
-    X509_set_issuer_name(x, n);
-    X509V3_CTX v3;
-    X509V3_set_ctx_nodb(&v3);
-    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
-    X509_add_ext(x, ext, -1);
-    X509_EXTENSION_free(ext);
-    X509_sign(x, pk, EVP_sha256());
-    FILE *f = fopen(crt, "w");
-    PEM_write_X509(f, x);
-    fclose(f);
-    f = fopen(key, "w");
-    PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL);
-    fclose(f);
-    X509_free(x);
-    EVP_PKEY_free(pk);
-    return 0;
+    return wh_test_self_signed(crt, key, name, san);
 }
 
 static char crt_a[128], key_a[128], crt_b[128], key_b[128];
