@@ -159,6 +159,18 @@ static void s_close(wh_conn *c, int err, void *ud)
 
 static const wh_conn_cbs scbs = {.on_open = s_open, .on_read = s_read, .on_close = s_close};
 
+/* A TLS server conn on sv[0] of a new socketpair (sv[1] is the client's
+ * end), with scbs and s. NULL on failure. */
+static wh_conn *tls_adopt(wh_loop *loop, wh_tls_ctx *t, srv *s, int sv[2])
+{
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) return NULL;
+    wh_net_opts o;
+    wh_net_opts_init(&o);
+    o.tls = t;
+    wh_conn *c;
+    return wh_conn_adopt(loop, sv[0], &o, &scbs, s, &c) == 0 ? c : NULL;
+}
+
 static SSL_CTX *client_ctx(void)
 {
     SSL_CTX *cc = SSL_CTX_new(TLS_client_method());
@@ -187,13 +199,9 @@ TEST(echo_through_the_seam)
     CHECK(t != NULL);
     wh_loop *loop = tnu_loop();
     int sv[2];
-    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    wh_net_opts o;
-    wh_net_opts_init(&o);
-    o.tls = t;
     srv s = {0};
-    wh_conn *c;
-    CHECK_EQ(wh_conn_adopt(loop, sv[0], &o, &scbs, &s, &c), 0);
+    wh_conn *c = tls_adopt(loop, t, &s, sv);
+    CHECK(c != NULL);
     CHECK_EQ(s.opens, 0); /* on_open waits for the handshake */
     CHECK(wh_conn_tls_version(c) == NULL);
     SSL_CTX *cc = client_ctx();
@@ -319,13 +327,9 @@ TEST(failed_handshake_no_callbacks)
     wh_tls_ctx_on_fail(t, on_fail, NULL);
     wh_loop *loop = tnu_loop();
     int sv[2];
-    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    wh_net_opts o;
-    wh_net_opts_init(&o);
-    o.tls = t;
     srv s = {0};
-    wh_conn *c;
-    CHECK_EQ(wh_conn_adopt(loop, sv[0], &o, &scbs, &s, &c), 0);
+    wh_conn *c = tls_adopt(loop, t, &s, sv);
+    CHECK(c != NULL);
     CHECK_EQ(write(sv[1], "GET / HTTP/1.1\r\n\r\n", 18), 18);
     for (int i = 0; i < 100 && !fails_seen; i++)
         wh_loop_run(loop, WH_RUN_ONCE);
