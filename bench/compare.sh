@@ -11,6 +11,9 @@
 #                 CPU per request an epoll server can reach)
 #   hello         examples/hello (library only; plaintext scenarios; not in
 #                 the default list)
+#   before        before-log  another wharfd binary, WH_BEFORE=PATH (an older
+#                 commit built elsewhere: the before/after table of a hot-path
+#                 change in one run; not in the default list)
 # Every server gets one worker, the same document root (plaintext: 13 bytes
 # "Hello, World!", 1k.bin, 64k.bin, 1m.bin), keep-alive with no request cap.
 #
@@ -111,7 +114,9 @@ for s in $scenarios; do
     [[ " $ALL_SCENARIOS " == *" $s "* ]] || { echo "compare.sh: unknown scenario $s ($ALL_SCENARIOS)" >&2; exit 2; }
 done
 for s in $servers; do
-    [[ " $ALL_SERVERS hello " == *" $s "* ]] || { echo "compare.sh: unknown server $s ($ALL_SERVERS hello)" >&2; exit 2; }
+    [[ " $ALL_SERVERS hello before before-log " == *" $s "* ]] ||
+        { echo "compare.sh: unknown server $s ($ALL_SERVERS hello before before-log)" >&2; exit 2; }
+    [[ $s != before* || -x ${WH_BEFORE:-} ]] || { echo "compare.sh: $s needs WH_BEFORE=PATH of a wharfd binary" >&2; exit 2; }
 done
 [[ $threads =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: --threads needs a positive number" >&2; exit 2; }
 log() { echo "compare: $*" >&2; }
@@ -135,7 +140,7 @@ for line in open(os.path.join(out, "compare.csv")):
 LABEL = {"plaintext": "plaintext keep-alive", "pipelined": "pipelined x" + meta.get("depth", "16"),
          "static1k": "static 1 KiB", "static64k": "static 64 KiB", "static1m": "static 1 MiB",
          "connclose": "new connection per request"}
-BASE = [s for s in ("wharfd", "hello", "nginx", "h2o", "lighttpd", "ceiling")
+BASE = [s for s in ("wharfd", "before", "hello", "nginx", "h2o", "lighttpd", "ceiling")
         if any(r["server"] in (s, s + "-log") for r in rows)]
 PEERS = [s for s in ("nginx", "h2o", "lighttpd") if s in BASE]
 
@@ -354,8 +359,10 @@ start() {
     PORT[$name]=$port CPORT[$name]=$port LOGF[$name]=""
     [[ $name == *-log ]] && LOGF[$name]=$dir/access.log
     case $base in
-    wharfd)
-        taskset -c "$server_cpus" "$build/wharfd" --root "$tmp/www" --bind "127.0.0.1:$port" \
+    wharfd | before)
+        local bin=$build/wharfd
+        [[ $base == before ]] && bin=$WH_BEFORE
+        taskset -c "$server_cpus" "$bin" --root "$tmp/www" --bind "127.0.0.1:$port" \
             --threads "$threads" --keepalive-timeout 600 --access-log "${LOGF[$name]:-off}" \
             --error-log "$dir/error.log" >"$dir/out" 2>&1 &
         ;;
