@@ -35,6 +35,15 @@
 #   bench/hostile.sh [BUILD_DIR]     (default build/hostile, Release, built here)
 #   env: CONNS=1000 ATTACK_SECONDS=20 SETTLE_SECONDS=5 READER_PIPELINE=4
 #        ONLY="slow-readers ..."
+#        LO_MTU=1500  run everything (wharfd, attackers, probe) in a fresh
+#                     network namespace whose loopback has this MTU (root).
+# Why LO_MTU: on loopback (MTU 65536, MSS 65483) Linux sizes a new socket's
+# send buffer from the initial congestion window in segments (10) times the
+# MSS, so every accepted connection may queue about 2 MiB in the kernel
+# before its peer reads a byte; over Ethernet (MSS 1448) the same rule gives
+# about 40 KiB. Slow readers on loopback therefore fill the host's TCP
+# memory limit (tcp_mem) with a few thousand connections, which no real
+# network lets them do. Run both ways and compare the kernel TCP column.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,8 +61,17 @@ grep -q 'CMAKE_BUILD_TYPE:STRING=Release' "$build/CMakeCache.txt" ||
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 bench_tmp
 rev=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
-CONNS=${CONNS:-1000} ATTACK_SECONDS=${ATTACK_SECONDS:-20} SETTLE_SECONDS=${SETTLE_SECONDS:-5} \
-    READER_PIPELINE=${READER_PIPELINE:-4} ONLY=${ONLY:-} REV=$rev python3 - "$build/wharfd" "$tmp" <<'PY'
+inns=()
+if [[ -n ${LO_MTU:-} ]]; then
+    need_tools ip
+    ns=wh-hostile-$$
+    ip netns add "$ns"
+    trap 'ip netns del "$ns" 2>/dev/null || true; bench_cleanup' EXIT
+    ip -n "$ns" link set lo mtu "$LO_MTU" up
+    inns=(ip netns exec "$ns")
+fi
+LO_MTU=${LO_MTU:-} CONNS=${CONNS:-1000} ATTACK_SECONDS=${ATTACK_SECONDS:-20} SETTLE_SECONDS=${SETTLE_SECONDS:-5} \
+    READER_PIPELINE=${READER_PIPELINE:-4} ONLY=${ONLY:-} REV=$rev "${inns[@]}" python3 - "$build/wharfd" "$tmp" <<'PY'
 import asyncio
 import http.client
 import math
@@ -612,7 +630,8 @@ def main():
     print("# bench/hostile.sh: wharfd %s (release, --threads 2), %d hostile connections per "
           "attack for %g s, probe GET / every %g s" % (os.environ["REV"], CONNS, SECS, PROBE_EVERY))
     print("# %s, %d CPUs; MiB; after = %g s after the clients left; slow readers pipeline %d "
-          "pages each" % (time.strftime("%Y-%m-%d"), os.cpu_count(), SETTLE, PIPELINE))
+          "pages each; loopback MTU %s" % (time.strftime("%Y-%m-%d"), os.cpu_count(), SETTLE,
+                                           PIPELINE, os.environ["LO_MTU"] or "65536 (host)"))
     hdr = ("attack", "RSS before", "peak", "peak-before", "after", "kernel TCP peak",
            "probe p99 ms", "max ms", "failed")
     print("| " + " | ".join(hdr) + " |")
