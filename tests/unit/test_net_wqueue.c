@@ -1,6 +1,8 @@
 /* The write queue (seed 003's scattered buffers): chunk sizes double, the
  * iovec layout follows the queue, partial writes consume exactly. */
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_segs_out (glibc's is older) */
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -170,6 +172,69 @@ TEST(file_segment)
     CHECK(memcmp(rb + 3, data + 100, 5000) == 0);
     CHECK(memcmp(rb + 5003, "END", 3) == 0);
     CHECK_EQ(fcntl(fd, F_GETFD), -1); /* close_fd: the queue closed it */
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* A connected TCP pair on loopback with TCP_NODELAY on the sender. */
+static void tcp_pair(int sv[2])
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 1) < 0 ||
+        getsockname(l, (struct sockaddr *)&a, &al) < 0)
+        abort();
+    sv[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(sv[1], (struct sockaddr *)&a, sizeof a) < 0) abort();
+    sv[0] = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int one = 1;
+    if (sv[0] < 0 || setsockopt(sv[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) abort();
+    close(l);
+}
+
+static unsigned segs_out(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 ? ti.tcpi_segs_out : 0;
+}
+
+/* A response head queued before a file body leaves in the body's first
+ * segment, not in a small segment of its own (TCP_NODELAY would send it
+ * alone): head + body of exactly one MSS is one segment on the wire. */
+TEST(head_before_file_shares_a_segment)
+{
+    int sv[2];
+    tcp_pair(sv);
+    int mss = 0;
+    socklen_t ml = sizeof mss;
+    CHECK_EQ(getsockopt(sv[0], IPPROTO_TCP, TCP_MAXSEG, &mss, &ml), 0);
+    CHECK(mss > 200 && mss <= 65536);
+    char path[] = "/tmp/wh_wq_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    unlink(path);
+    static char body[65536];
+    memset(body, 'b', sizeof body);
+    CHECK_EQ(write(fd, body, (size_t)mss - 100), mss - 100);
+    wh__wq q;
+    wh__wq_init(&q);
+    char head[100];
+    memset(head, 'h', sizeof head);
+    CHECK_EQ(wh__wq_copy(&q, head, sizeof head), 0);
+    CHECK_EQ(wh__wq_file(&q, fd, 0, (size_t)mss - 100, true), 0);
+    unsigned before = segs_out(sv[0]);
+    bool again;
+    CHECK_EQ(wh__wq_write(&q, sv[0], &again), mss);
+    CHECK_EQ(segs_out(sv[0]) - before, 1);
+    size_t got = 0;
+    while (got < (size_t)mss) {
+        ssize_t r = read(sv[1], body, sizeof body);
+        CHECK(r > 0);
+        got += (size_t)r;
+    }
+    CHECK_EQ(got, (size_t)mss);
     close(sv[0]);
     close(sv[1]);
 }
