@@ -659,7 +659,14 @@ void wh_conn_close(wh_conn *c)
     } else if (!queued(c)) {
         wh__conn_finish(c, 0); /* no interest change first: close(2) drops it */
     } else {
-        wh__conn_update_io(c); /* stop reading while the queue flushes */
+        /* Stop reading while the queue flushes. Not yet if no write is
+         * blocked: the flush at the end of this dispatch runs before the
+         * next poll and usually empties the queue and closes the socket,
+         * and close(2) drops the registration; disarming first cost an
+         * EPOLL_CTL_DEL per "Connection: close" answer. If the flush comes
+         * back short, its switch to waiting for EPOLLOUT sets the interest
+         * to write only (CLOSING). */
+        if (c->flags & WH__C_WOUT) wh__conn_update_io(c);
         c->flags |= WH__C_FLUSH;
         schedule(c);
     }

@@ -253,6 +253,37 @@ TEST(close_inside_read)
     fx_free(&f);
 }
 
+/* A reply queued and the conn closed in on_read: the flush empties the queue
+ * and close(2) drops the epoll registration, so no epoll_ctl at all (a
+ * disarm first cost one per "Connection: close" answer). */
+TEST(close_after_reply_needs_no_ctl)
+{
+    wh_loop *loop = tnu_loop();
+    srv s = {.mode = MODE_CLOSE_IN_READ};
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    wh_net_opts o;
+    wh_net_opts_init(&o);
+    wh_conn *c;
+    CHECK_EQ(wh_conn_adopt(loop, sv[0], &o, &cbs_data, &s, &c), 0);
+    tnu_pump_n(loop, 2);
+    CHECK_EQ(s.opens, 1);
+    wh__loop_stats a, b;
+    wh__loop_get_stats(loop, &a);
+    CHECK_EQ(write(sv[1], "ping", 4), 4);
+    for (int i = 0; i < 100 && !s.closes; i++)
+        wh_loop_run(loop, WH_RUN_ONCE);
+    wh__loop_get_stats(loop, &b);
+    CHECK_EQ(s.closes, 1);
+    CHECK_EQ(b.ctl_calls, a.ctl_calls);
+    char in[8];
+    CHECK_EQ(read(sv[1], in, sizeof in), 4);
+    CHECK(memcmp(in, "ping", 4) == 0);
+    CHECK_EQ(read(sv[1], in, sizeof in), 0); /* then EOF */
+    close(sv[1]);
+    wh_loop_free(loop);
+}
+
 TEST(abort_inside_read)
 {
     fixture f;
