@@ -13,15 +13,15 @@
 
 /* Character classes, one table (RFC 9110 §5.6.2, §5.5; RFC 3986). */
 enum {
-    C_TCHAR = 1,   /* token character */
-    C_TARGET = 2,  /* allowed in a request-target: VCHAR (0x21-0x7e) */
-    C_VALUE = 4,   /* field-vchar: VCHAR / obs-text */
-    C_HOST = 8,    /* uri-host [":" port]: unreserved / sub-delims / ":" "[" "]" "%" */
-    C_DOTPCT = 16, /* '.' or '%': after a '/', a dot-segment may start here */
-    C_SLASH = 32,  /* '/' */
+    C_TCHAR = WH__HTTP_C_TCHAR, /* token character */
+    C_TARGET = 2,               /* allowed in a request-target: VCHAR (0x21-0x7e) */
+    C_VALUE = 4,                /* field-vchar: VCHAR / obs-text */
+    C_HOST = 8,                 /* uri-host [":" port]: unreserved / sub-delims / ":" "[" "]" "%" */
+    C_DOTPCT = 16,              /* '.' or '%': after a '/', a dot-segment may start here */
+    C_SLASH = 32,               /* '/' */
 };
 
-static const unsigned char cls[256] = {
+const unsigned char wh__http_cls[256] = {
     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x00 */
     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x10 */
     0,  15, 6,  7,  15, 31, 15, 15, 14, 14, 15, 15, 14, 15, 31, 38, /* 0x20 */
@@ -39,11 +39,6 @@ static const unsigned char cls[256] = {
     4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  /* 0xe0 */
     4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  /* 0xf0 */
 };
-
-bool wh_http_is_tchar(unsigned char c)
-{
-    return cls[c] & C_TCHAR;
-}
 
 static inline unsigned char lower(unsigned char c)
 {
@@ -189,7 +184,7 @@ static int classify_target(wh_http_parsed *o, bool dots)
         /* authority-form = uri-host ":" port, and only that (§3.2.3). */
         size_t colon = n;
         for (size_t i = 0; i < n; i++) {
-            if (!(cls[(unsigned char)t[i]] & C_HOST))
+            if (!(wh__http_cls[(unsigned char)t[i]] & C_HOST))
                 return fail(o, 400, "invalid authority-form target");
             if (t[i] == ':') colon = i;
         }
@@ -226,7 +221,7 @@ static int classify_target(wh_http_parsed *o, bool dots)
         i += 3;
         size_t a0 = i;
         while (i < n && t[i] != '/' && t[i] != '?') {
-            if (!(cls[(unsigned char)t[i]] & C_HOST) && t[i] != '@')
+            if (!(wh__http_cls[(unsigned char)t[i]] & C_HOST) && t[i] != '@')
                 return fail(o, 400, "invalid authority");
             i++;
         }
@@ -287,7 +282,7 @@ static int te_elem(wh_str e, void *arg)
     }
     /* transfer-coding = token *( OWS ";" OWS transfer-parameter ) */
     size_t k = 0;
-    while (k < e.len && (cls[(unsigned char)e.p[k]] & C_TCHAR))
+    while (k < e.len && (wh__http_cls[(unsigned char)e.p[k]] & C_TCHAR))
         k++;
     if (k == 0 || (k < e.len && e.p[k] != ';' && e.p[k] != ' ' && e.p[k] != '\t')) s->te_bad = true;
     if (wh_str_ieq(e, "gzip") || wh_str_ieq(e, "x-gzip") || wh_str_ieq(e, "deflate") ||
@@ -335,7 +330,8 @@ static int semantics(wh_http_parsed *o, const wh_http_limits *lim)
                 s.host_count++;
                 o->host = v;
                 for (size_t k = 0; k < v.len; k++)
-                    if (!(cls[(unsigned char)v.p[k]] & C_HOST)) return fail(o, 400, "invalid Host");
+                    if (!(wh__http_cls[(unsigned char)v.p[k]] & C_HOST))
+                        return fail(o, 400, "invalid Host");
             }
             break;
         case 6:
@@ -460,7 +456,7 @@ ALWAYS_INLINE int field_lines(const char *buf, size_t len, size_t *ip, size_t hl
         size_t n0 = i;
         for (;;) {
             NEED_HB(i);
-            if (!(cls[u[i]] & C_TCHAR)) break;
+            if (!(wh__http_cls[u[i]] & C_TCHAR)) break;
             i++;
         }
         if (u[i] != ':')
@@ -478,7 +474,7 @@ ALWAYS_INLINE int field_lines(const char *buf, size_t len, size_t *ip, size_t hl
         for (;;) {
             NEED_HB(i);
             c = u[i];
-            if (cls[c] & C_VALUE)
+            if (wh__http_cls[c] & C_VALUE)
                 v1 = ++i;
             else if (c == ' ' || c == '\t')
                 i++;
@@ -522,7 +518,7 @@ static int parse_full(const char *buf, size_t len, wh_http_parsed *o, const wh_h
     size_t m0 = i;
     for (;;) {
         NEED_RL(i);
-        if (!(cls[u[i]] & C_TCHAR)) break;
+        if (!(wh__http_cls[u[i]] & C_TCHAR)) break;
         i++;
     }
     if (u[i] != ' ' || i == m0) return fail(o, 400, u[i] == '\n' ? "bare LF" : "invalid method");
@@ -537,9 +533,9 @@ static int parse_full(const char *buf, size_t len, wh_http_parsed *o, const wh_h
     unsigned dots = 0;
     for (;;) {
         NEED_RL(i);
-        unsigned k = cls[u[i]];
+        unsigned k = wh__http_cls[u[i]];
         if (!(k & C_TARGET)) break;
-        if (__builtin_expect(k & C_SLASH, 0) && i + 1 < len) dots |= cls[u[i + 1]];
+        if (__builtin_expect(k & C_SLASH, 0) && i + 1 < len) dots |= wh__http_cls[u[i + 1]];
         i++;
     }
     if (u[i] != ' ' || i == t0) return fail(o, 400, "invalid request-target");
@@ -717,7 +713,7 @@ int wh_http_parse_response(const char *buf, size_t len, wh_http_parsed_response 
     size_t r0 = ++i;
     for (;;) {
         NEED_RL(i);
-        if (!(cls[u[i]] & C_VALUE) && u[i] != ' ' && u[i] != '\t') break;
+        if (!(wh__http_cls[u[i]] & C_VALUE) && u[i] != ' ' && u[i] != '\t') break;
         i++;
     }
     if (u[i] != '\r') return rfail(o, u[i] == '\n' ? "bare LF" : "control character in reason");
@@ -822,7 +818,7 @@ int wh_http_chunked_decode(wh_http_chunked *d, char *buf, size_t len, size_t *in
              * may hold no control characters and are bounded. */
             if (c == '\r')
                 d->state = CK_SIZE_LF;
-            else if (!(cls[c] & C_VALUE) && c != ' ' && c != '\t')
+            else if (!(wh__http_cls[c] & C_VALUE) && c != ' ' && c != '\t')
                 goto bad;
             else if (++d->aux > CK_MAX_EXT)
                 goto bad;
@@ -867,7 +863,7 @@ int wh_http_chunked_decode(wh_http_chunked *d, char *buf, size_t len, size_t *in
         case CK_TR_START:
             if (c == '\r')
                 d->state = CK_END_LF;
-            else if (cls[c] & C_TCHAR)
+            else if (wh__http_cls[c] & C_TCHAR)
                 d->state = CK_TR_NAME;
             else
                 goto bad; /* obs-fold, whitespace, bare LF, junk */
@@ -875,13 +871,13 @@ int wh_http_chunked_decode(wh_http_chunked *d, char *buf, size_t len, size_t *in
         case CK_TR_NAME:
             if (c == ':')
                 d->state = CK_TR_VALUE;
-            else if (!(cls[c] & C_TCHAR))
+            else if (!(wh__http_cls[c] & C_TCHAR))
                 goto bad;
             goto trailer_byte;
         case CK_TR_VALUE:
             if (c == '\r')
                 d->state = CK_TR_LF;
-            else if (!(cls[c] & C_VALUE) && c != ' ' && c != '\t')
+            else if (!(wh__http_cls[c] & C_VALUE) && c != ' ' && c != '\t')
                 goto bad;
             goto trailer_byte;
         case CK_TR_LF:

@@ -7,8 +7,16 @@
 
 #include "wharf/http_parse.h"
 
-/* True if c may appear in a token (RFC 9110 §5.6.2 tchar). */
-bool wh_http_is_tchar(unsigned char c);
+/* The parser's byte classes (parser.c); bit WH__HTTP_C_TCHAR marks a tchar. */
+extern const unsigned char wh__http_cls[256];
+#define WH__HTTP_C_TCHAR 1
+
+/* True if c may appear in a token (RFC 9110 §5.6.2 tchar). Inline: the
+ * response path checks every header name byte by byte. */
+static inline bool wh_http_is_tchar(unsigned char c)
+{
+    return wh__http_cls[c] & WH__HTTP_C_TCHAR;
+}
 
 /* Case-insensitive compare of a slice with a NUL-terminated lowercase-or-any string. */
 bool wh_str_ieq(wh_str s, const char *lit);
