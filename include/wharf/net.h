@@ -81,6 +81,14 @@ typedef struct wh_net_opts {
     /* TLS for accepted connections (wharf/tls.h): NULL = none. Not owned;
      * it must outlive the listener and its connections. */
     struct wh_tls_ctx *tls;
+    /* SO_SNDBUF for accepted TCP sockets, set once on the listener (they
+     * inherit it): 0 = the kernel's autotuning (the default). A cap on the
+     * kernel memory one connection holds for a client that does not read:
+     * Linux sizes a new socket's send buffer from its MSS (about 2 MiB per
+     * socket on loopback, tens of KiB over Ethernet), up to tcp_wmem's
+     * maximum. The kernel doubles the value for its bookkeeping, and a cap
+     * below the path's bandwidth x delay slows large downloads. */
+    int sndbuf;
 } wh_net_opts;
 
 /* Why the PROXY stage closed a connection (wh_net_opts.proxy_on_reject). */

@@ -153,7 +153,7 @@ int wh__sock_apply_accepted(int fd, int family, const wh_net_opts *o)
 {
     int rc;
     if (!o) return 0;
-    if (!o->nodelay && !o->keepalive) return 0;
+    if (!o->nodelay && !o->keepalive && o->sndbuf <= 0) return 0;
     if (family == 0) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
@@ -165,6 +165,10 @@ int wh__sock_apply_accepted(int fd, int family, const wh_net_opts *o)
     /* TCP_NODELAY: we already batch writes into one writev per callback, so
      * Nagle would only add a delayed-ACK round trip to small replies. */
     if (o->nodelay && (rc = set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1)) < 0) return rc;
+    /* A fixed send buffer turns the kernel's autotuning off for the socket
+     * (socket(7)); set on a listener, accepted sockets are created with it
+     * (Linux copies the buffer sizes and that lock with the socket). */
+    if (o->sndbuf > 0 && (rc = set_int(fd, SOL_SOCKET, SO_SNDBUF, o->sndbuf)) < 0) return rc;
     if (o->keepalive) {
         /* accept(2): "On Linux, the new socket returned by accept() does not
          * inherit file status flags" and portable code must not rely on
@@ -194,6 +198,8 @@ bool wh__sock_inherited(int fd, const wh_net_opts *o)
 {
     if (!o) return true;
     if (o->nodelay && !get_is(fd, IPPROTO_TCP, TCP_NODELAY, 1)) return false;
+    /* sndbuf is not probed: the kernel reports it doubled and clamped to
+     * net.core.wmem_max, and it is always copied from the listener. */
     if (!o->keepalive) return true;
     return get_is(fd, SOL_SOCKET, SO_KEEPALIVE, 1) &&
            (o->keepalive_idle_s <= 0 ||

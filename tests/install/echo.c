@@ -87,8 +87,12 @@ int main(void)
     static const wh_conn_cbs client_cbs = {
         .on_open = client_open, .on_read = client_read, .on_close = client_close};
 
+    /* Options through the installed header: a fixed kernel send buffer. */
+    wh_net_opts o;
+    wh_net_opts_init(&o);
+    o.sndbuf = 65536;
     wh_listener *l;
-    if ((rc = wh_listen(st.loop, "127.0.0.1:0", NULL, &server_cbs, &st, &l)) != 0) {
+    if ((rc = wh_listen(st.loop, "127.0.0.1:0", &o, &server_cbs, &st, &l)) != 0) {
         fprintf(stderr, "echo: wh_listen: %s\n", wh_strerror(rc));
         return 1;
     }

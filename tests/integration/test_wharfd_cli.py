@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 
 from wharfdutil import SOURCE, WHARFD, Checker, Wharfd, curl
 
@@ -162,6 +163,33 @@ try:
         st, _, body = curl(w.base + "/big.bin", "-r", "500000000-500000009")
         c.eq(body, b"\0" * 10, "1 GiB: a hole reads as zeros")
     os.unlink(big)
+
+    # --sndbuf: a client that asks for a large file and never reads holds at
+    # most about twice the value in the server's kernel send queue (the
+    # kernel doubles SO_SNDBUF); without it, loopback autotuning lets one
+    # such socket hold megabytes. A client that reads still gets it all.
+    rc, _, err = run("--sndbuf", "100")
+    c.eq(rc, 2, "--sndbuf below 4096 refused")
+    with open(os.path.join(www, "8m.bin"), "wb") as f:
+        f.write(os.urandom(8 << 20))
+    with Wharfd(www, "--threads", "1", "--sndbuf", "65536") as w:
+        cl = socket.socket()
+        cl.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        cl.connect(("127.0.0.1", w.port))
+        cl.sendall(b"GET /8m.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        queued = 0
+        for _ in range(20):  # up to 2 s for the server to fill what it may
+            time.sleep(0.1)
+            queued = max([queued] + [int(f[4].split(":")[0], 16) for f in
+                                      (l.split() for l in open("/proc/net/tcp").read()
+                                       .splitlines()[1:])
+                                      if int(f[1].split(":")[1], 16) == w.port and f[3] == "01"])
+        c.check(0 < queued <= 256 << 10,
+                "--sndbuf 65536: kernel send queue of a non-reader %d bytes" % queued)
+        cl.close()
+        p = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
+                            w.base + "/8m.bin"], capture_output=True, text=True, timeout=60)
+        c.eq(p.stdout, "200 %d" % (8 << 20), "--sndbuf 65536: a reader gets the whole file")
 finally:
     os.chmod(os.path.join(tmp, "locked"), 0o700) if os.path.isdir(os.path.join(tmp, "locked")) \
         else None

@@ -106,6 +106,7 @@ TEST(options_read_back)
     o.keepalive_intvl_s = 7;
     o.keepalive_cnt = 4;
     o.backlog = 16;
+    o.sndbuf = 32768;
     srv s = {0};
     int lfd = -1;
     wh_listener *l = tnu_listen(loop, "127.0.0.1:0", &o, &cbs, &s, &lfd);
@@ -126,6 +127,9 @@ TEST(options_read_back)
     CHECK_EQ(getint(cfd, IPPROTO_TCP, TCP_KEEPIDLE), 33);
     CHECK_EQ(getint(cfd, IPPROTO_TCP, TCP_KEEPINTVL), 7);
     CHECK_EQ(getint(cfd, IPPROTO_TCP, TCP_KEEPCNT), 4);
+    /* socket(7): the kernel doubles SO_SNDBUF; a socket with its own value
+     * is not autotuned (a fresh loopback socket would report ~4 MiB). */
+    CHECK_EQ(getint(cfd, SOL_SOCKET, SO_SNDBUF), 2 * 32768);
     CHECK(fcntl(cfd, F_GETFD) & FD_CLOEXEC);
     CHECK(fcntl(cfd, F_GETFL) & O_NONBLOCK);
     close(fd);

@@ -26,6 +26,7 @@ enum {
     OPT_KEEPALIVE,
     OPT_HEADER_TIMEOUT,
     OPT_MAX_CONNS,
+    OPT_SNDBUF,
     OPT_ACCESS_LOG,
     OPT_ERROR_LOG,
     OPT_LOG_LEVEL,
@@ -61,6 +62,7 @@ static const struct option longopts[] = {
     {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE},
     {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
     {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+    {"sndbuf", required_argument, NULL, OPT_SNDBUF},
     {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
     {"error-log", required_argument, NULL, OPT_ERROR_LOG},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -116,6 +118,9 @@ static const char usage[] =
     "      --header-timeout S     time allowed for a request head (10)\n"
     "      --max-conns N          open connections cap (0 = 3/4 of the open-files\n"
     "                             limit; unlimited = none)\n"
+    "      --sndbuf BYTES         kernel send buffer per connection, a cap on\n"
+    "                             what a client that does not read holds in the\n"
+    "                             kernel (0 = kernel autotuning, the default)\n"
     "      --access-log FILE      access log: FILE, - (stdout) or off (-)\n"
     "      --error-log FILE       error log: FILE or - (stderr) (-)\n"
     "      --log-level L          error | warn | info | debug (info)\n"
@@ -359,6 +364,12 @@ static int apply_engine(wharfd_config *cfg, int id, const char *name, const char
         if (parse_uint(val, 10000000, &u) != 0)
             return bad(name, val, "expected a count, 0 (from the open-files limit) or unlimited");
         cfg->max_conns = (unsigned)u;
+        return 0;
+    case OPT_SNDBUF:
+        /* Below 4 KiB the kernel raises it anyway; above 1 GiB is a typo. */
+        if (parse_uint(val, 1u << 30, &u) != 0 || (u != 0 && u < 4096))
+            return bad(name, val, "expected bytes, 4096 or more, or 0 (kernel autotuning)");
+        cfg->sndbuf = (int)u;
         return 0;
     default:
         return NOT_MINE;
