@@ -35,6 +35,7 @@
 #   bench/hostile.sh [BUILD_DIR]     (default build/hostile, Release, built here)
 #   env: CONNS=1000 ATTACK_SECONDS=20 SETTLE_SECONDS=5 READER_PIPELINE=4
 #        ONLY="slow-readers ..."
+#        WHARFD_ARGS="--sndbuf 65536"  more wharfd arguments for every attack
 #        LO_MTU=1500  run everything (wharfd, attackers, probe) in a fresh
 #                     network namespace whose loopback has this MTU (root).
 # Why LO_MTU: on loopback (MTU 65536, MSS 65483) Linux sizes a new socket's
@@ -70,7 +71,7 @@ if [[ -n ${LO_MTU:-} ]]; then
     ip -n "$ns" link set lo mtu "$LO_MTU" up
     inns=(ip netns exec "$ns")
 fi
-LO_MTU=${LO_MTU:-} CONNS=${CONNS:-1000} ATTACK_SECONDS=${ATTACK_SECONDS:-20} SETTLE_SECONDS=${SETTLE_SECONDS:-5} \
+WHARFD_ARGS=${WHARFD_ARGS:-} LO_MTU=${LO_MTU:-} CONNS=${CONNS:-1000} ATTACK_SECONDS=${ATTACK_SECONDS:-20} SETTLE_SECONDS=${SETTLE_SECONDS:-5} \
     READER_PIPELINE=${READER_PIPELINE:-4} ONLY=${ONLY:-} REV=$rev "${inns[@]}" python3 - "$build/wharfd" "$tmp" <<'PY'
 import asyncio
 import http.client
@@ -109,7 +110,8 @@ def start_wharfd(name, extra):
         f.write("<!DOCTYPE html>\n<title>probe</title>\n" + "<p>wharf</p>\n" * 150)
     log = os.path.join(TMP, name + ".log")
     p = subprocess.Popen([WHARFD, "--bind", "127.0.0.1:0", "--threads", "2", "--root", www,
-                          "--access-log", "off", "--error-log", log] + extra,
+                          "--access-log", "off", "--error-log", log] + extra +
+                         os.environ.get("WHARFD_ARGS", "").split(),
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     end = time.time() + 10
     while time.time() < end:
@@ -630,8 +632,9 @@ def main():
     print("# bench/hostile.sh: wharfd %s (release, --threads 2), %d hostile connections per "
           "attack for %g s, probe GET / every %g s" % (os.environ["REV"], CONNS, SECS, PROBE_EVERY))
     print("# %s, %d CPUs; MiB; after = %g s after the clients left; slow readers pipeline %d "
-          "pages each; loopback MTU %s" % (time.strftime("%Y-%m-%d"), os.cpu_count(), SETTLE,
-                                           PIPELINE, os.environ["LO_MTU"] or "65536 (host)"))
+          "pages each; loopback MTU %s; wharfd %s" % (
+              time.strftime("%Y-%m-%d"), os.cpu_count(), SETTLE, PIPELINE,
+              os.environ["LO_MTU"] or "65536 (host)", os.environ["WHARFD_ARGS"] or "defaults"))
     hdr = ("attack", "RSS before", "peak", "peak-before", "after", "kernel TCP peak",
            "probe p99 ms", "max ms", "failed")
     print("| " + " | ".join(hdr) + " |")
