@@ -190,6 +190,33 @@ try:
         p = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
                             w.base + "/8m.bin"], capture_output=True, text=True, timeout=60)
         c.eq(p.stdout, "200 %d" % (8 << 20), "--sndbuf 65536: a reader gets the whole file")
+
+    # --defer-accept: a connection that sends nothing never reaches wharfd,
+    # so its 1 s idle and header timeouts do not run; once it sends, it is answered.
+    # Without the flag the same silent connection is closed after 1 s.
+    rc, _, err = run("--defer-accept", "soon")
+    c.eq(rc, 2, "--defer-accept needs seconds")
+    for defer in (True, False):
+        args = ["--threads", "1", "--header-timeout", "1", "--keepalive-timeout", "1"]
+        args += ["--defer-accept", "10"] if defer else []
+        with Wharfd(www, *args) as w:
+            s = socket.create_connection(("127.0.0.1", w.port), timeout=5)
+            s.settimeout(2.5)
+            try:
+                early = s.recv(100)  # b"" (closed) or a 408, or nothing for 2.5 s
+            except socket.timeout:
+                early = None
+            if defer:
+                c.check(early is None, "--defer-accept: a silent connection is not timed out "
+                        "(got %r)" % early)
+                s.settimeout(5)
+                s.sendall(b"GET /index.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                c.check(s.recv(100).startswith(b"HTTP/1.1 200"),
+                        "--defer-accept: the connection is served once it sends")
+            else:
+                c.check(early is not None, "no --defer-accept: a silent connection is closed "
+                        "after the idle timeout")
+            s.close()
 finally:
     os.chmod(os.path.join(tmp, "locked"), 0o700) if os.path.isdir(os.path.join(tmp, "locked")) \
         else None

@@ -27,6 +27,7 @@ enum {
     OPT_HEADER_TIMEOUT,
     OPT_MAX_CONNS,
     OPT_SNDBUF,
+    OPT_DEFER_ACCEPT,
     OPT_ACCESS_LOG,
     OPT_ERROR_LOG,
     OPT_LOG_LEVEL,
@@ -63,6 +64,7 @@ static const struct option longopts[] = {
     {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
     {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
     {"sndbuf", required_argument, NULL, OPT_SNDBUF},
+    {"defer-accept", required_argument, NULL, OPT_DEFER_ACCEPT},
     {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
     {"error-log", required_argument, NULL, OPT_ERROR_LOG},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -118,6 +120,9 @@ static const char usage[] =
     "      --header-timeout S     time allowed for a request head (10)\n"
     "      --max-conns N          open connections cap (0 = 3/4 of the open-files\n"
     "                             limit; unlimited = none)\n"
+    "      --defer-accept S       TCP_DEFER_ACCEPT: a connection reaches wharfd when\n"
+    "                             its first bytes do, or after about S seconds\n"
+    "                             (0 = off, the default)\n"
     "      --sndbuf BYTES         kernel send buffer per connection, a cap on\n"
     "                             what a client that does not read holds in the\n"
     "                             kernel (0 = kernel autotuning, the default)\n"
@@ -364,6 +369,11 @@ static int apply_engine(wharfd_config *cfg, int id, const char *name, const char
         if (parse_uint(val, 10000000, &u) != 0)
             return bad(name, val, "expected a count, 0 (from the open-files limit) or unlimited");
         cfg->max_conns = (unsigned)u;
+        return 0;
+    case OPT_DEFER_ACCEPT:
+        if (parse_uint(val, 3600, &u) != 0)
+            return bad(name, val, "expected seconds, 0 (off) to 3600");
+        cfg->defer_accept_s = (int)u;
         return 0;
     case OPT_SNDBUF:
         /* Below 4 KiB the kernel raises it anyway; above 1 GiB is a typo. */

@@ -32,6 +32,7 @@ typedef struct wharfd_config {
     uint32_t header_timeout_ms;    /* --header-timeout SECONDS: 10 s */
     unsigned max_conns;            /* --max-conns: 0 = from RLIMIT_NOFILE; UINT_MAX = none */
     int sndbuf;                    /* --sndbuf BYTES: 0 = kernel autotuning */
+    int defer_accept_s;            /* --defer-accept SECONDS: 0 = off */
     const char *access_log;        /* --access-log FILE|-|off: "-" (stdout) */
     const char *error_log;         /* --error-log FILE|-: "-" (stderr) */
     int log_level;                 /* --log-level error|warn|info|debug: info */

@@ -117,6 +117,7 @@ static int build_main_server(wharfd_app *app)
     }
     wh_http_server_net_opts(app->http, &sopts.net);
     sopts.net.sndbuf = cfg->sndbuf;
+    sopts.net.defer_accept_s = cfg->defer_accept_s;
     if (cfg->proxy_protocol) { /* the --bind listeners; --admin is not behind the balancer */
         sopts.net.proxy_protocol = 1;
         sopts.net.proxy_trusted = cfg->proxy_trusted[0] ? cfg->proxy_trusted : NULL;
