@@ -15,14 +15,14 @@
 #   1 MiB       wrk GETs of a 1 MiB file over TLS (read + SSL_write on both
 #               sides: no kernel TLS here)
 #
-# Usage: bench/tls.sh [BUILD_DIR]   (env: RUNS=3 DURATION=5 CONNS=32)
+# Usage: bench/tls.sh [BUILD_DIR]   (env: RUNS=5 DURATION=5 CONNS=32)
 # Aims (issue 17): CPU/request at most 0.90x nginx's for keep-alive and
 # 1 MiB; handshakes within 1.0x (OpenSSL dominates them).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build/release}
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 DURATION=${DURATION:-5}
 CONNS=${CONNS:-32}
 [[ -x $build/wharfd ]] || { echo "no $build/wharfd (build first)" >&2; exit 1; }
@@ -111,7 +111,9 @@ declare -A R
 tests=(full-ecdsa full-rsa resumed keepalive 1m)
 for run in $(seq "$RUNS"); do
     for t in "${tests[@]}"; do
-        for srv in wharfd nginx; do # alternate so drift hits both alike
+        order="wharfd nginx"
+        ((run % 2)) || order="nginx wharfd" # who goes first alternates per run too
+        for srv in $order; do # alternate so drift hits both alike
             case $t in
             full-ecdsa) r=$(hs "${PORT[$srv,ec]}" "${PID[$srv,ec]}" -new) ;;
             full-rsa) r=$(hs "${PORT[$srv,rsa]}" "${PID[$srv,rsa]}" -new) ;;
