@@ -14,6 +14,9 @@
 #   before        before-log  another wharfd binary, WH_BEFORE=PATH (an older
 #                 commit built elsewhere: the before/after table of a hot-path
 #                 change in one run; not in the default list)
+#   wharfd-uring  wharfd --backend io_uring, access log off (the io_uring
+#                 loop backend against epoll's wharfd and the ceiling; not in
+#                 the default list)
 # Every server gets one worker, the same document root (plaintext: 13 bytes
 # "Hello, World!", 1k.bin, 64k.bin, 1m.bin), keep-alive with no request cap.
 #
@@ -114,8 +117,8 @@ for s in $scenarios; do
     [[ " $ALL_SCENARIOS " == *" $s "* ]] || { echo "compare.sh: unknown scenario $s ($ALL_SCENARIOS)" >&2; exit 2; }
 done
 for s in $servers; do
-    [[ " $ALL_SERVERS hello before before-log " == *" $s "* ]] ||
-        { echo "compare.sh: unknown server $s ($ALL_SERVERS hello before before-log)" >&2; exit 2; }
+    [[ " $ALL_SERVERS hello before before-log wharfd-uring " == *" $s "* ]] ||
+        { echo "compare.sh: unknown server $s ($ALL_SERVERS hello before before-log wharfd-uring)" >&2; exit 2; }
     [[ $s != before* || -x ${WH_BEFORE:-} ]] || { echo "compare.sh: $s needs WH_BEFORE=PATH of a wharfd binary" >&2; exit 2; }
 done
 [[ $threads =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: --threads needs a positive number" >&2; exit 2; }
@@ -140,7 +143,7 @@ for line in open(os.path.join(out, "compare.csv")):
 LABEL = {"plaintext": "plaintext keep-alive", "pipelined": "pipelined x" + meta.get("depth", "16"),
          "static1k": "static 1 KiB", "static64k": "static 64 KiB", "static1m": "static 1 MiB",
          "connclose": "new connection per request"}
-BASE = [s for s in ("wharfd", "before", "hello", "nginx", "h2o", "lighttpd", "ceiling")
+BASE = [s for s in ("wharfd", "wharfd-uring", "before", "hello", "nginx", "h2o", "lighttpd", "ceiling")
         if any(r["server"] in (s, s + "-log") for r in rows)]
 PEERS = [s for s in ("nginx", "h2o", "lighttpd") if s in BASE]
 
@@ -180,7 +183,10 @@ for s in ("plaintext", "pipelined", "static1k", "static64k", "static1m", "conncl
 
 def table(key, unit, scale, lower_better, title):
     lines = ["", "### " + title, ""]
+    uring = "wharfd-uring" in BASE
     cols = BASE + ["wharfd / nginx", "wharfd / ceiling", "wharfd vs best peer"]
+    if uring:
+        cols += ["wharfd-uring / ceiling", "wharfd-uring / wharfd"]
     lines.append("| scenario | " + " | ".join(cols) + " |")
     lines.append("|---|" + "---:|" * len(cols))
     for label, scen, suf in scen_rows:
@@ -201,6 +207,9 @@ def table(key, unit, scale, lower_better, title):
                 behind = round(r, 2) > 1 if lower_better else round(r, 2) < 1
                 best = ("**%.2fx** (%s)" if behind else "%.2fx (%s)") % (r, p)
         cells += [ratio(w, n), ratio(w, c), best or "-"]
+        if uring:
+            u = med(scen, "wharfd-uring", key) if not suf else None
+            cells += [ratio(u, c), ratio(u, w)]
         lines.append("| %s | %s |" % (label, " | ".join(cells)))
     return lines
 
@@ -359,12 +368,13 @@ start() {
     PORT[$name]=$port CPORT[$name]=$port LOGF[$name]=""
     [[ $name == *-log ]] && LOGF[$name]=$dir/access.log
     case $base in
-    wharfd | before)
-        local bin=$build/wharfd
+    wharfd | before | wharfd-uring)
+        local bin=$build/wharfd be=()
         [[ $base == before ]] && bin=$WH_BEFORE
+        [[ $base == wharfd-uring ]] && be=(--backend io_uring)
         taskset -c "$server_cpus" "$bin" --root "$tmp/www" --bind "127.0.0.1:$port" \
             --threads "$threads" --keepalive-timeout 600 --access-log "${LOGF[$name]:-off}" \
-            --error-log "$dir/error.log" >"$dir/out" 2>&1 &
+            "${be[@]}" --error-log "$dir/error.log" >"$dir/out" 2>&1 &
         ;;
     hello)
         taskset -c "$server_cpus" "$build/hello" --host 127.0.0.1 --port "$port" \

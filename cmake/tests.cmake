@@ -1,3 +1,20 @@
+# tests/helpers/no_uring.c: runs a program with io_uring refused by a seccomp
+# filter (the fallback test), or says whether io_uring works here (--probe).
+add_executable(no-uring ${CMAKE_SOURCE_DIR}/tests/helpers/no_uring.c)
+
+# The io_uring variants: the suites that run event loops over real sockets
+# registered a second time with WH_LOOP_BACKEND=io_uring, named NAME.uring
+# and labelled uring (plus the original's labels, tsan included). Each first
+# prints whether io_uring works on this machine: where it does not, the
+# variant passes by testing the fallback to epoll, and says so.
+function(wh_add_uring_variant name labels)
+  add_test(NAME ${name}.uring
+           COMMAND sh -c "\"$0\" --probe && exec \"$@\"" $<TARGET_FILE:no-uring> ${ARGN})
+  set(env "WH_LOOP_BACKEND=io_uring;WH_BUILD_DIR=${CMAKE_BINARY_DIR};WH_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+  set_tests_properties(${name}.uring PROPERTIES LABELS "${labels};uring" TIMEOUT 600
+                       ENVIRONMENT "${env}")
+endfunction()
+
 # Unit tests: tests/unit/test_<name>.c, each its own program (and process).
 # A test whose file contains the marker "WH_TEST_LABELS: a b" gets those labels.
 file(GLOB WH_UNIT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/test_*.c)
@@ -20,6 +37,11 @@ foreach(src ${WH_UNIT_TESTS})
     list(APPEND lbl ${labels})
   endif()
   set_tests_properties(unit.${name} PROPERTIES LABELS "${lbl}" TIMEOUT 300)
+  # Tests that run a loop (directly, or through the HTTP test host or a server).
+  file(STRINGS ${src} runs_loop REGEX "wh_loop_|http_host\\.h|wh_server_")
+  if(runs_loop)
+    wh_add_uring_variant(unit.${name} "${lbl}" $<TARGET_FILE:${name}>)
+  endif()
 endforeach()
 
 # Integration tests start the real binaries. Python ones run under
@@ -52,6 +74,11 @@ foreach(src ${WH_INTEG})
   add_test(NAME integ.${name} COMMAND ${cmd})
   set_tests_properties(integ.${name} PROPERTIES LABELS "${lbl}" TIMEOUT 600
     ENVIRONMENT "WH_BUILD_DIR=${CMAKE_BINARY_DIR};WH_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+  # The Python suites of the layers over the loop and the ones that start
+  # wharfd (the browser, multi-host and lab tests stay on the default).
+  if(ext STREQUAL ".py" AND name MATCHES "^test_(net|runtime|http|ws|wharfd|tls|guestbook)_")
+    wh_add_uring_variant(integ.${name} "${lbl}" ${cmd})
+  endif()
   # The same test again over TLS (WH_TEST_TLS=1: an https:// or wss://
   # listener and clients that trust the test's CA), for the suites whose
   # clients switch.

@@ -11,7 +11,8 @@ set -euo pipefail
 # libssl for TLS, which libssl-dev also brings) and the guestbook's Redis
 # client (hiredis) and embedded database (SQLite). Running it needs no Redis
 # server: without --redis the guestbook keeps its entries in SQLite under --data.
-RUN=(build-essential cmake pkg-config libhiredis-dev libsqlite3-dev libssl-dev)
+# liburing for the io_uring loop backend (wharfd --backend io_uring).
+RUN=(build-essential cmake pkg-config libhiredis-dev libsqlite3-dev libssl-dev liburing-dev)
 # Tests: clang + its runtime for libFuzzer; peers for the benchmarks (libuv,
 # libevent, nginx, h2o, lighttpd, wrk); clients (curl, wget, nghttp2's h2load, ab, netcat,
 # python3-websockets, chromium through playwright-core; openssl makes the

@@ -35,7 +35,10 @@ typedef void (*wh_signal_cb)(wh_signal *s, int signo, void *ud);
 typedef void (*wh_task_fn)(wh_loop *loop, void *arg);
 
 typedef struct wh_loop_opts {
-    const char *backend; /* NULL or "epoll" (the only backend so far) */
+    /* "epoll", "io_uring", or NULL: the environment variable WH_LOOP_BACKEND
+     * if set, else epoll. io_uring falls back to epoll where the kernel
+     * refuses it (see wh_loop_backend_error); other names are -ENOTSUP. */
+    const char *backend;
     unsigned max_events; /* events fetched per poll; 0 = default (256) */
 } wh_loop_opts;
 
@@ -58,8 +61,12 @@ void wh_loop_stop(wh_loop *loop);
 uint64_t wh_loop_now(const wh_loop *loop);
 /* Refreshes the cached time (for long callbacks that need a fresh wh_loop_now()). */
 void wh_loop_update_time(wh_loop *loop);
-/* Name of the polling backend ("epoll"). */
+/* Name of the polling backend that runs: "epoll" or "io_uring". */
 const char *wh_loop_backend(const wh_loop *loop);
+/* Why the backend asked for is not the one running (0 if it is): -ENOSYS,
+ * -EPERM, -ENOMEM from io_uring_setup, -ENOTSUP if libwharf has no io_uring
+ * or WH_LOOP_BACKEND names an unknown backend. */
+int wh_loop_backend_error(const wh_loop *loop);
 /* Attaches one user pointer to the loop (per-thread state for higher layers). */
 void wh_loop_set_data(wh_loop *loop, void *data);
 /* Returns the pointer given to wh_loop_set_data(), or NULL. */

@@ -41,6 +41,9 @@ typedef struct wh_server_opts {
     bool handle_signals; /* wh_server_run handles SIGINT/SIGTERM (graceful; a second = now): true */
     unsigned offload_threads; /* offload pool size: 0 = same as threads */
     unsigned offload_queue;   /* most queued offload jobs before -EAGAIN: 1024 */
+    /* The worker loops' backend (wh_loop_opts.backend): "epoll", "io_uring",
+     * or NULL (WH_LOOP_BACKEND, else epoll). Default NULL. */
+    const char *loop_backend;
 } wh_server_opts;
 
 /* Per-thread counters; read with wh_server_stats (no lock on the hot path). */

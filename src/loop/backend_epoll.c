@@ -123,6 +123,7 @@ static int ep_fd(void *state)
 
 const wh__backend wh__backend_epoll = {
     .name = "epoll",
+    .close_drops = true,
     .init = ep_init,
     .free = ep_free,
     .ctl = ep_ctl,

@@ -122,10 +122,22 @@ void wh__io_init(wh_loop *loop, wh_io *io, int fd, wh_io_cb cb, void *ud)
     io->state = 0;
 }
 
+/* Removes io's registration; outside wh_loop_run also hands the removal to
+ * the kernel at once (backend.h flush), since nothing may poll again soon.
+ * Only on the loop's thread: see ur_free for why no other thread enters an
+ * io_uring ring. */
+static void io_unregister(wh_io *io)
+{
+    wh_loop *loop = io->loop;
+    (void)io_ctl(io, io->flags, 0);
+    if (!loop->running && !loop->freeing && loop->be_ops->flush && wh_loop_on_thread(loop))
+        loop->be_ops->flush(loop->be);
+}
+
 void wh__io_deinit(wh_io *io)
 {
     if (io->state & WH__IO_S_DEAD) return;
-    if (io->state & WH__IO_S_REG) (void)io_ctl(io, io->flags, 0);
+    if (io->state & WH__IO_S_REG) io_unregister(io);
     slot_release(io);
     io->state = WH__IO_S_DEAD;
     io->flags = 0;
@@ -134,9 +146,16 @@ void wh__io_deinit(wh_io *io)
 void wh__io_forget(wh_io *io)
 {
     if (io->state & WH__IO_S_DEAD) return;
-    /* close(2) of the last descriptor of the file drops the registration:
-     * saving the EPOLL_CTL_DEL matters on a connection-per-request load. */
-    if ((io->state & WH__IO_S_REG) && owns_fd(io)) io->loop->fdown[io->fd] = 0;
+    /* close(2) of the last descriptor of the file drops an epoll
+     * registration: saving the EPOLL_CTL_DEL matters on a
+     * connection-per-request load. An io_uring poll holds the file open
+     * instead, so that backend gets its removal (queued, no syscall). */
+    if ((io->state & WH__IO_S_REG) && owns_fd(io)) {
+        if (io->loop->be_ops->close_drops)
+            io->loop->fdown[io->fd] = 0;
+        else
+            io_unregister(io);
+    }
     slot_release(io);
     io->state = WH__IO_S_DEAD;
     io->flags = 0;

@@ -29,12 +29,39 @@ int wh__tvec_reserve(wh__tvec *v)
     return 0;
 }
 
+/* The backend for a wh_loop_opts.backend value: NULL reads WH_LOOP_BACKEND
+ * (so a test suite runs on either backend without code changes), where an
+ * unknown name is not an error, only a reason in *be_err. */
+static int pick_backend(const char *name, const wh__backend **ops, int *be_err)
+{
+    bool from_env = false;
+    if (!name) {
+        name = getenv("WH_LOOP_BACKEND");
+        from_env = true;
+        if (!name || !*name) return 0;
+    }
+    if (strcmp(name, "epoll") == 0) return 0;
+    if (strcmp(name, "io_uring") == 0) {
+#ifdef WH_HAVE_URING
+        *ops = &wh__backend_uring;
+#else
+        *be_err = -ENOTSUP; /* libwharf built without liburing */
+#endif
+        return 0;
+    }
+    if (!from_env) return -ENOTSUP;
+    *be_err = -ENOTSUP;
+    return 0;
+}
+
 int wh_loop_new(wh_loop **out, const wh_loop_opts *opts)
 {
     if (!out) return -EINVAL;
     *out = NULL;
     const wh__backend *ops = &wh__backend_epoll;
-    if (opts && opts->backend && strcmp(opts->backend, ops->name) != 0) return -ENOTSUP;
+    int be_err = 0;
+    int r = pick_backend(opts ? opts->backend : NULL, &ops, &be_err);
+    if (r < 0) return r;
     unsigned max = opts && opts->max_events ? opts->max_events : WH__DEFAULT_MAX_EVENTS;
     if (max > 65536) max = 65536;
 
@@ -50,7 +77,18 @@ int wh_loop_new(wh_loop **out, const wh_loop_opts *opts)
         free(loop);
         return -ENOMEM;
     }
-    int r = ops->init(&loop->be, max);
+    r = ops->init(&loop->be, max);
+    if (r < 0 && ops != &wh__backend_epoll) {
+        /* io_uring asked for and unusable here (ENOSYS: an old kernel or a
+         * seccomp filter; EPERM: kernel.io_uring_disabled; ENOMEM: the
+         * memlock limit of kernels before 5.12): epoll serves instead and
+         * wh_loop_backend_error says why. */
+        be_err = r;
+        ops = &wh__backend_epoll;
+        loop->be_ops = ops;
+        r = ops->init(&loop->be, max);
+    }
+    loop->be_err = be_err;
     if (r < 0) {
         free(loop->fired);
         free(loop);
@@ -77,6 +115,7 @@ static inline void run_defers(wh_loop *loop);
 void wh_loop_free(wh_loop *loop)
 {
     if (!loop) return;
+    loop->freeing = true;
     /* Work handed to the loop is never dropped: queued posts and deferred
      * callbacks run now, on this thread, while every layer's state is still
      * in place (they often carry memory only they know how to free). */
@@ -97,6 +136,9 @@ void wh_loop_free(wh_loop *loop)
     wh__timers_free_all(loop);
     wh__post_free(loop);
     wh__io_free_all(loop); /* last: the internal watchers above use the table */
+    /* Removals queued above reach the kernel now, so the files they hold
+     * close before this returns (backend.h flush; the loop's thread only). */
+    if (loop->be_ops->flush && wh_loop_on_thread(loop)) loop->be_ops->flush(loop->be);
     loop->be_ops->free(loop->be);
     free(loop->defer.v);
     free(loop->defer_run.v);
@@ -175,6 +217,9 @@ int wh_loop_run(wh_loop *loop, enum wh_run_mode mode)
     }
     loop->stop = false;
     loop->running = false;
+    /* Whoever ran us may not run us again soon: what the last callbacks
+     * removed must not stay queued (an io_uring poll keeps its file open). */
+    if (loop->be_ops->flush) loop->be_ops->flush(loop->be);
     return ret;
 }
 
@@ -196,6 +241,11 @@ void wh_loop_update_time(wh_loop *loop)
 const char *wh_loop_backend(const wh_loop *loop)
 {
     return loop->be_ops->name;
+}
+
+int wh_loop_backend_error(const wh_loop *loop)
+{
+    return loop->be_err;
 }
 
 void wh_loop_set_data(wh_loop *loop, void *data)

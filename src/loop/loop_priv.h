@@ -71,8 +71,10 @@ struct wh_loop {
     uint32_t iot_len, iot_cap, iot_free;
     uint32_t *fdown; /* fd -> slot + 1 of the watcher registered for it, 0 none */
     uint32_t fdown_cap;
+    int be_err; /* why the backend asked for is not be_ops (wh_loop_backend_error) */
     bool stop;
     bool running;
+    bool freeing; /* wh_loop_free has begun: the backend's free flushes at once */
     bool time_frozen;
 
     /* Timers: binary min-heap on (deadline, seq). */

@@ -129,7 +129,8 @@ void *wh__acceptor_main(void *arg)
 {
     struct wh__worker *acc = arg;
     wh_server *s = acc->srv;
-    int rc = wh_loop_new(&acc->loop, NULL);
+    wh_loop_opts lo = {.backend = s->opts.loop_backend};
+    int rc = wh_loop_new(&acc->loop, &lo);
     if (rc == 0) {
         wh__loop_set_slot(acc->loop, WH__SLOT_RUNTIME, acc, NULL);
         for (unsigned i = 0; i < s->nls && rc == 0; i++) {

@@ -65,6 +65,17 @@ int wh_server_new(wh_server **out, const wh_server_opts *opts, const wh_conn_cbs
         free(s);
         return -EINVAL;
     }
+    /* Kept as our own literal: the caller's string need not outlive this. */
+    if (s->opts.loop_backend) {
+        if (strcmp(s->opts.loop_backend, "epoll") == 0) {
+            s->opts.loop_backend = "epoll";
+        } else if (strcmp(s->opts.loop_backend, "io_uring") == 0) {
+            s->opts.loop_backend = "io_uring";
+        } else {
+            free(s);
+            return -ENOTSUP;
+        }
+    }
     if (cbs) s->cbs = *cbs;
     s->ud = ud;
     wh__worker_init_cbs(s);

@@ -327,7 +327,8 @@ void *wh__worker_main(void *arg)
     wh_server *s = w->srv;
     if (w->cpu >= 0 && wh__cpu_pin_self(w->cpu) < 0)
         w->cpu = -1; /* not allowed here (cpuset changed): run unpinned */
-    int rc = wh_loop_new(&w->loop, NULL);
+    wh_loop_opts lo = {.backend = s->opts.loop_backend};
+    int rc = wh_loop_new(&w->loop, &lo);
     if (rc < 0) {
         wh__thread_report(s, rc);
         wh__thread_exited(s);

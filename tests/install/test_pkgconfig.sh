@@ -15,6 +15,8 @@ check "wharf.pc links only -lwharf when shared" bash -c '[[ $(echo $(pkg-config 
 # libssl too when the library was built with TLS (it then NEEDs libssl).
 want_private=libcrypto
 if readelf -d "$libdir/libwharf.so" | grep -q 'NEEDED.*\[libssl\.so'; then want_private="libssl libcrypto"; fi
+# liburing too when the library was built with the io_uring backend.
+if readelf -d "$libdir/libwharf.so" | grep -q 'NEEDED.*\[liburing\.so'; then want_private+=" liburing"; fi
 check "wharf.pc requires $want_private privately, nothing publicly" \
     bash -c '[[ $(echo $(pkg-config --print-requires-private wharf)) == "$1" && -z $(pkg-config --print-requires wharf) ]]' _ "$want_private"
 check "wharf.pc never mentions hiredis" bash -c '! grep -qi hiredis "$1"' _ "$PKG_CONFIG_PATH/wharf.pc"

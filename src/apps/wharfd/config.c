@@ -50,6 +50,7 @@ enum {
     OPT_USER,
     OPT_PID_FILE,
     OPT_THREADS, /* -t was its short form; it is --check-config now */
+    OPT_BACKEND,
 };
 
 static const struct option longopts[] = {
@@ -58,6 +59,7 @@ static const struct option longopts[] = {
     {"root", required_argument, NULL, OPT_ROOT},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"model", required_argument, NULL, OPT_MODEL},
+    {"backend", required_argument, NULL, OPT_BACKEND},
     {"redis", required_argument, NULL, OPT_REDIS},
     {"data", required_argument, NULL, OPT_DATA},
     {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE},
@@ -113,6 +115,8 @@ static const char usage[] =
     "  -r, --root DIR             document root (./public)\n"
     "      --threads N            worker threads (0 = one per CPU)\n"
     "      --model M              reuseport | exclusive | oneshot | dispatch (reuseport)\n"
+    "      --backend B            event loop backend: epoll | io_uring (epoll; io_uring\n"
+    "                             falls back to epoll where the kernel refuses it)\n"
     "      --redis HOST:PORT      Redis for the guestbook (none: SQLite in --data)\n"
     "      --data DIR             the guestbook's SQLite database directory (./data);\n"
     "                             :memory: keeps entries in memory (lost at exit)\n"
@@ -352,6 +356,14 @@ static int apply_engine(wharfd_config *cfg, int id, const char *name, const char
             cfg->model = WH_MODEL_DISPATCH;
         else
             return bad(name, val, "expected reuseport, exclusive, oneshot or dispatch");
+        return 0;
+    case OPT_BACKEND:
+        if (strcmp(val, "epoll") == 0)
+            cfg->backend = "epoll";
+        else if (strcmp(val, "io_uring") == 0)
+            cfg->backend = "io_uring";
+        else
+            return bad(name, val, "expected epoll or io_uring");
         return 0;
     case OPT_KEEPALIVE:
         if (parse_duration_ms(val, &cfg->keepalive_timeout_ms) != 0)

@@ -23,6 +23,8 @@ typedef struct wharfd_config {
     const char *root;              /* --root: "./public" */
     unsigned threads;              /* --threads: 0 = one per CPU */
     wh_model model;                /* --model: reuseport */
+    const char *backend;           /* --backend epoll|io_uring: NULL = the library's
+                                      choice (WH_LOOP_BACKEND, else epoll) */
     const char *redis;             /* --redis HOST:PORT: NULL = not given (guestbook
                                       then uses its embedded store) */
     char redis_host[256];          /* split from redis: "127.0.0.1" */

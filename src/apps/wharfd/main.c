@@ -83,6 +83,26 @@ static int setup_tls(wharfd_app *app)
     return wharfd_tls_setup(app, https) != 0;
 }
 
+/* The worker loops' backend. io_uring may be refused by this kernel (too
+ * old, kernel.io_uring_disabled, a container's seccomp filter): a loop then
+ * runs on epoll by itself; one probe here says so once in the log instead of
+ * leaving every worker to find out on its own. */
+static const char *pick_backend(const char *want)
+{
+    if (!want || strcmp(want, "io_uring") != 0) return want;
+    wh_loop *probe;
+    wh_loop_opts lo = {.backend = want};
+    int rc = wh_loop_new(&probe, &lo);
+    if (rc < 0) return want; /* out of memory or fds: the workers will say */
+    int why = wh_loop_backend_error(probe);
+    bool got = strcmp(wh_loop_backend(probe), want) == 0;
+    wh_loop_free(probe);
+    if (got) return want;
+    wharfd_log(WHARFD_LOG_WARN, "io_uring unavailable: %s; using epoll",
+               why == -ENOTSUP ? "libwharf built without liburing" : wh_strerror(why));
+    return "epoll";
+}
+
 /* The main listener's router, HTTP engine and server (not listening yet). */
 static int build_main_server(wharfd_app *app)
 {
@@ -106,6 +126,7 @@ static int build_main_server(wharfd_app *app)
     wh_server_opts_init(&sopts);
     sopts.threads = cfg->threads;
     sopts.model = cfg->model;
+    sopts.loop_backend = app->backend = pick_backend(cfg->backend);
     sopts.max_conns = cfg->max_conns;
     sopts.shutdown_timeout_ms = cfg->shutdown_timeout_ms;
     sopts.handle_signals = false;                           /* main's loop does it (signals.c) */
@@ -176,6 +197,7 @@ static int build_admin(wharfd_app *app)
     aso.handle_signals = false;
     aso.offload_threads = 1;
     aso.shutdown_timeout_ms = cfg->shutdown_timeout_ms;
+    aso.loop_backend = app->backend;
     if ((rc = wh_http_server_new(&app->admin, &ao, wh_router_handle, app->admin_router)) != 0)
         goto oom;
     wh_http_server_net_opts(app->admin, &aso.net);
@@ -221,8 +243,11 @@ static int start_servers(wharfd_app *app)
         if (app->admin_srv) wh_server_wait(app->admin_srv);
         return 1;
     }
-    wharfd_log(WHARFD_LOG_INFO, "wharfd %s: root %s, %u threads, model %s, pid %d", WH_VERSION,
-               app->site->root.real, wh_server_threads(base), model_names[app->cfg.model & 3],
+    /* The backend the workers' loops got (WH_LOOP_BACKEND may have chosen). */
+    wharfd_thread *t0 = __atomic_load_n(&app->threads[0], __ATOMIC_ACQUIRE);
+    wharfd_log(WHARFD_LOG_INFO, "wharfd %s: root %s, %u threads, model %s, backend %s, pid %d",
+               WH_VERSION, app->site->root.real, wh_server_threads(base),
+               model_names[app->cfg.model & 3], t0 ? wh_loop_backend(t0->loop) : "?",
                (int)getpid());
     wharfd_listen_log(app);
     if (!app->cfg.admin && !app->cfg.metrics_public)

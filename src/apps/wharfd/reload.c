@@ -165,6 +165,7 @@ static void report_fixed(const wharfd_config *o, const wharfd_config *n, bool ha
     } f[] = {
         {o->threads != n->threads, "threads"},
         {o->model != n->model, "model"},
+        {str_changed(o->backend, n->backend), "backend"},
         {str_changed(o->redis, n->redis), "redis"},
         {o->ws_echo != n->ws_echo, "ws-echo"},
         {o->metrics_public != n->metrics_public, "metrics-public"},

@@ -51,6 +51,7 @@ typedef struct wharfd_app {
     wharfd_hooks hooks[2];  /* ws, guestbook */
     wh_tls_ctx *tls;        /* the https:// listeners' context (tls_config.c), or NULL */
     uint32_t tls_listeners; /* bit i: main listener i is https:// */
+    const char *backend;    /* every server's loop backend, after the io_uring probe */
     /* operations (ops.h) */
     int argc;
     char **argv;

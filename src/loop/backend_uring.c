@@ -1,0 +1,418 @@
+/* io_uring backend (liburing): readiness through IORING_OP_POLL_ADD.
+ *
+ * The loop core asks for epoll's contract (backend.h): interest per fd,
+ * level-triggered by default, EDGE, ONESHOT, EXCLUSIVE. io_uring has no
+ * interest set, only poll requests, so the backend keeps one record per fd
+ * (the interest, the token, the poll request in the kernel) and maps:
+ *
+ *   level-triggered  a single-shot poll, re-armed at the next poll() while
+ *                    the interest remains: if the fd is still ready the new
+ *                    poll completes at once inside the same io_uring_enter,
+ *                    which is what epoll would report again;
+ *   EDGE             a multishot poll (edge-triggered in the kernel: one
+ *                    completion per wake-up), re-armed only if the kernel
+ *                    ends it;
+ *   ONESHOT          a single-shot poll, re-armed by ctl(old == new);
+ *   EXCLUSIVE        EPOLLEXCLUSIVE in the poll mask (io_uring/poll.c keeps
+ *                    it and queues the request as an exclusive waiter), on
+ *                    single-shot polls; a kernel that refuses it (EINVAL)
+ *                    gets the poll again without it.
+ *
+ * Each poll request carries user_data = seq << 32 | fd, seq a per-fd counter
+ * bumped for every new request. Only the request the record calls "armed"
+ * is current: a completion with any other user_data (a poll that was
+ * removed, replaced by an interest change, or belonged to a closed fd whose
+ * number came back) is stale and dropped, so no watcher sees events it did
+ * not ask for. The remove requests themselves use user_data 0.
+ *
+ * ctl never enters the kernel: it edits the record and puts the fd on a
+ * dirty list (removes become SQEs at once, they name the old request). poll()
+ * turns the dirty list into POLL_ADD SQEs and makes one
+ * io_uring_submit_and_wait_timeout that submits them and waits for the
+ * loop's timeout. Only a full submission queue makes ctl or the flush submit
+ * early. Several interest changes within one iteration therefore cost one
+ * SQE, and a level-triggered watcher freed in its own callback costs none.
+ *
+ * A pending poll holds a reference to its file: unlike epoll, closing the fd
+ * does not end it (backend.h close_drops is false), so the loop removes the
+ * poll before the fd is closed and the file goes away when that remove is
+ * submitted, at the next poll(). */
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "loop/backend.h"
+#include "wharf/loop.h"
+
+#ifdef WH_HAVE_URING
+#include <liburing.h>
+
+#define UR_SQ_MIN 64u
+#define UR_SQ_MAX 4096u
+
+/* ur_fd.st: the interest the armed poll was made for (WH_IO_* bits, all
+ * below 0x80) and the record's state. */
+enum {
+    UR_AFLAGS = 0xff,
+    UR_ARMED = 1u << 8,   /* a poll with user_data seq << 32 | fd is in the kernel */
+    UR_DIRTY = 1u << 9,   /* on the dirty list */
+    UR_FIRED = 1u << 10,  /* ONESHOT delivered: no poll until re-armed */
+    UR_BROKEN = 1u << 11, /* the poll failed: none until the next ctl */
+    UR_OUT = 1u << 12,    /* reported in the poll() now reaping */
+};
+
+/* One per fd number: 16 bytes, the user-space price of a watched fd on this
+ * backend (epoll keeps its equivalent in the kernel). */
+typedef struct ur_fd {
+    uint64_t token; /* the loop's token for the watcher */
+    uint32_t seq;   /* seq of the armed poll (or of the last one) */
+    uint16_t flags; /* interest (WH_IO_*); 0 = not registered */
+    uint16_t st;    /* UR_* */
+} ur_fd;
+
+typedef struct ur_state {
+    struct io_uring ring;
+    ur_fd *fds; /* indexed by fd number */
+    uint32_t cap;
+    /* fds whose poll must be (re)made. Bounded: when it fills, the SQEs are
+     * prepared at once (ctl still makes no syscall unless the SQ is full). */
+    int *dirty;
+    uint32_t ndirty, dirty_cap;
+    int *outfd;   /* the fds reported by the poll() now reaping (UR_OUT) */
+    unsigned max; /* max_events: outfd's size */
+    bool no_excl; /* the kernel refused EPOLLEXCLUSIVE in a poll mask */
+} ur_state;
+
+static int ur_init(void **state, unsigned max_events)
+{
+    ur_state *s = calloc(1, sizeof(*s));
+    if (!s) return -ENOMEM;
+    unsigned sq = UR_SQ_MIN;
+    while (sq < max_events && sq < UR_SQ_MAX)
+        sq *= 2;
+    /* A poll() re-arms at most max_events level-triggered fds; ctl fills the
+     * rest, and a full list only means SQEs prepared a little earlier. */
+    s->dirty_cap = max_events + 64;
+    s->dirty = malloc(s->dirty_cap * sizeof(*s->dirty));
+    s->outfd = malloc(max_events * sizeof(*s->outfd));
+    s->max = max_events;
+    if (!s->dirty || !s->outfd) {
+        free(s->dirty);
+        free(s->outfd);
+        free(s);
+        return -ENOMEM;
+    }
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    /* CQ twice the SQ: a burst of multishot completions then overflows
+     * later (the kernel keeps overflowed CQEs anyway, IORING_FEAT_NODROP).
+     * COOP_TASKRUN: completions are posted when this thread enters the
+     * kernel (it does, once per iteration) instead of interrupting it. */
+    p.flags = IORING_SETUP_CQSIZE;
+    p.cq_entries = sq * 2;
+#ifdef IORING_SETUP_SUBMIT_ALL
+    p.flags |= IORING_SETUP_SUBMIT_ALL;
+#endif
+#if defined(IORING_SETUP_COOP_TASKRUN) && defined(IORING_SETUP_TASKRUN_FLAG)
+    p.flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+#endif
+    int r = io_uring_queue_init_params(sq, &s->ring, &p);
+    if (r == -EINVAL) { /* an older kernel: no SUBMIT_ALL / COOP_TASKRUN */
+        memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_CQSIZE;
+        p.cq_entries = sq * 2;
+        r = io_uring_queue_init_params(sq, &s->ring, &p);
+    }
+    if (r < 0) {
+        free(s->dirty);
+        free(s->outfd);
+        free(s);
+        return r;
+    }
+    *state = s;
+    return 0;
+}
+
+static void ur_free(void *state)
+{
+    ur_state *s = state;
+    /* No submission here: this may run on a thread that never used the
+     * ring (wh_server_free frees its workers' loops), and a thread that
+     * entered a ring is signalled (TWA_SIGNAL task work) when the ring is
+     * torn down, which fails its next blocking call with a timeout with
+     * EINTR. The loop flushes on its own thread first (wh_loop_free);
+     * closing the ring cancels whatever is left, asynchronously. */
+    io_uring_queue_exit(&s->ring);
+    free(s->fds);
+    free(s->dirty);
+    free(s->outfd);
+    free(s);
+}
+
+static int reserve_fd(ur_state *s, int fd)
+{
+    if ((uint32_t)fd < s->cap) return 0;
+    uint32_t cap = s->cap ? s->cap : 64;
+    while (cap <= (uint32_t)fd)
+        cap *= 2;
+    ur_fd *t = realloc(s->fds, (size_t)cap * sizeof(*t));
+    if (!t) return -ENOMEM;
+    memset(t + s->cap, 0, (size_t)(cap - s->cap) * sizeof(*t));
+    s->fds = t;
+    s->cap = cap;
+    return 0;
+}
+
+/* A free SQE; submits what is queued when the ring is full. */
+static struct io_uring_sqe *get_sqe(ur_state *s, int *err)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+    if (sqe) return sqe;
+    int r = io_uring_submit(&s->ring);
+    if (r < 0) {
+        *err = r;
+        return NULL;
+    }
+    sqe = io_uring_get_sqe(&s->ring);
+    if (!sqe) *err = -EBUSY;
+    return sqe;
+}
+
+static uint64_t user_data(const ur_fd *e, int fd)
+{
+    return (uint64_t)e->seq << 32 | (uint32_t)fd;
+}
+
+/* Queues the removal of e's armed poll (its completion turns stale). */
+static int disarm(ur_state *s, int fd, ur_fd *e)
+{
+    int err = 0;
+    struct io_uring_sqe *sqe = get_sqe(s, &err);
+    if (!sqe) return err;
+    io_uring_prep_poll_remove(sqe, user_data(e, fd));
+    io_uring_sqe_set_data64(sqe, 0); /* its own completion is ignored */
+    e->st &= (uint16_t)~UR_ARMED;
+    return 0;
+}
+
+static unsigned poll_mask(const ur_state *s, unsigned f)
+{
+    unsigned m = 0;
+    if (f & WH_IO_READ) m |= POLLIN;
+    if (f & WH_IO_WRITE) m |= POLLOUT;
+    if ((f & WH_IO_EXCLUSIVE) && !s->no_excl)
+        m |= EPOLLEXCLUSIVE;
+    else if (f & WH_IO_READ)
+        m |= POLLRDHUP; /* as the epoll backend: half-close shows up as HUP */
+    return m;
+}
+
+static int arm(ur_state *s, int fd, ur_fd *e)
+{
+    int err = 0;
+    struct io_uring_sqe *sqe = get_sqe(s, &err);
+    if (!sqe) return err;
+    unsigned f = e->flags;
+    unsigned m = poll_mask(s, f);
+    /* Multishot only for plain edge-triggered interest: ONESHOT wants one
+     * completion, and an exclusive waiter stays single-shot (one request
+     * per wake-up keeps the kernel's exclusive accounting simple). */
+    if ((f & WH_IO_EDGE) && !(f & (WH_IO_ONESHOT | WH_IO_EXCLUSIVE)))
+        io_uring_prep_poll_multishot(sqe, fd, m);
+    else
+        io_uring_prep_poll_add(sqe, fd, m);
+    if (++e->seq == 0) e->seq = 1; /* user_data 0 is the removes' */
+    io_uring_sqe_set_data64(sqe, user_data(e, fd));
+    e->st = (uint16_t)((e->st & ~UR_AFLAGS) | UR_ARMED | (f & UR_AFLAGS));
+    return 0;
+}
+
+/* Brings fd's poll in line with its interest (SQEs only). */
+static int sync_fd(ur_state *s, int fd, ur_fd *e)
+{
+    bool want = e->flags && !(e->st & (UR_FIRED | UR_BROKEN));
+    if ((e->st & UR_ARMED) && (!want || (e->st & UR_AFLAGS) != e->flags)) {
+        int r = disarm(s, fd, e);
+        if (r < 0) return r;
+    }
+    if (want && !(e->st & UR_ARMED)) return arm(s, fd, e);
+    return 0;
+}
+
+static int flush(ur_state *s)
+{
+    uint32_t i = 0;
+    int err = 0;
+    for (; i < s->ndirty; i++) {
+        int fd = s->dirty[i];
+        ur_fd *e = &s->fds[fd];
+        if ((err = sync_fd(s, fd, e)) < 0) break;
+        e->st &= (uint16_t)~UR_DIRTY;
+    }
+    /* On failure keep what is left for the next poll(). */
+    memmove(s->dirty, s->dirty + i, (s->ndirty - i) * sizeof(*s->dirty));
+    s->ndirty -= i;
+    return err;
+}
+
+static int mark_dirty(ur_state *s, int fd)
+{
+    ur_fd *e = &s->fds[fd];
+    if (e->st & UR_DIRTY) return 0;
+    if (s->ndirty == s->dirty_cap) {
+        /* Full: prepare this one's SQEs now instead of at poll(). */
+        return sync_fd(s, fd, e);
+    }
+    e->st |= UR_DIRTY;
+    s->dirty[s->ndirty++] = fd;
+    return 0;
+}
+
+static int ur_ctl(void *state, int fd, uint64_t token, unsigned old_flags, unsigned new_flags)
+{
+    ur_state *s = state;
+    if (fd < 0) return -EBADF;
+    if (!old_flags) {
+        int r = reserve_fd(s, fd);
+        if (r < 0) return r;
+    } else if ((uint32_t)fd >= s->cap || !s->fds[fd].flags) {
+        /* Not registered: removing it is done (as epoll's DEL of a closed
+         * fd), re-arming or changing it is the caller's mistake. */
+        return new_flags ? -ENOENT : 0;
+    }
+    ur_fd *e = &s->fds[fd];
+    if (!old_flags || !new_flags) {
+        /* Add or remove: a poll still in the kernel belongs to the previous
+         * registration (on add: a watcher whose fd was closed before it was
+         * freed, against the contract, and whose number came back). */
+        if (e->st & UR_ARMED) {
+            int r = disarm(s, fd, e);
+            if (r < 0) return r;
+        }
+        e->token = token;
+        e->flags = (uint16_t)new_flags;
+        e->st &= (uint16_t) ~(UR_FIRED | UR_BROKEN);
+        return new_flags ? mark_dirty(s, fd) : 0;
+    }
+    if (old_flags == new_flags && (e->st & UR_ARMED)) return 0; /* re-arm of an armed poll */
+    /* Re-arm or interest change: the flush compares the armed poll's flags
+     * with the interest and replaces it if they differ. */
+    e->flags = (uint16_t)new_flags;
+    e->st &= (uint16_t) ~(UR_FIRED | UR_BROKEN);
+    return mark_dirty(s, fd);
+}
+
+static uint32_t wh_events(int res)
+{
+    uint32_t w = 0;
+    if (res & POLLIN) w |= WH_IO_READ;
+    if (res & POLLOUT) w |= WH_IO_WRITE;
+    if (res & (POLLHUP | POLLRDHUP)) w |= WH_IO_HUP;
+    if (res & POLLERR) w |= WH_IO_ERR;
+    return w;
+}
+
+/* One completion of fd's current poll; returns the events to report. */
+static uint32_t complete(ur_state *s, int fd, ur_fd *e, const struct io_uring_cqe *cqe)
+{
+    bool more = cqe->flags & IORING_CQE_F_MORE;
+    if (!more) e->st &= (uint16_t)~UR_ARMED;
+    uint32_t ev = 0;
+    if (cqe->res == -ECANCELED) {
+        /* Ended by the kernel, not by us (ours are stale by now): poll again. */
+    } else if (cqe->res == -EINVAL && (e->st & WH_IO_EXCLUSIVE) && !s->no_excl) {
+        s->no_excl = true; /* this kernel takes no EPOLLEXCLUSIVE: plain polls */
+    } else if (cqe->res < 0) {
+        /* The poll itself failed (a bad fd, say): tell the watcher once and
+         * stop polling until its interest is set again. */
+        ev = WH_IO_ERR;
+        e->st |= UR_BROKEN;
+    } else {
+        ev =
+            wh_events(cqe->res) & ((e->flags & (WH_IO_READ | WH_IO_WRITE)) | WH_IO_HUP | WH_IO_ERR);
+    }
+    if (!more && e->flags && !(e->st & UR_BROKEN)) {
+        if ((e->flags & WH_IO_ONESHOT) && ev)
+            e->st |= UR_FIRED; /* delivered: the loop re-arms with ctl(f, f) */
+        else
+            (void)mark_dirty(s, fd); /* level-triggered (or ended): poll again */
+    }
+    return ev;
+}
+
+static int ur_poll(void *state, int timeout_ms, wh__fired *out, unsigned max)
+{
+    ur_state *s = state;
+    if (max > s->max) max = s->max;
+    int r = flush(s);
+    if (r < 0 && r != -EBUSY && r != -EAGAIN && r != -EINTR) return r;
+    struct __kernel_timespec ts, *tsp = NULL;
+    if (timeout_ms >= 0) {
+        ts.tv_sec = timeout_ms / 1000;
+        ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
+        tsp = &ts;
+    }
+    struct io_uring_cqe *cqe;
+    /* The one io_uring_enter of the iteration: submits the queued SQEs,
+     * runs the pending completions and waits for one (or the timeout). */
+    r = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tsp, NULL);
+    if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN) return r;
+    unsigned n = 0, seen = 0, head;
+    io_uring_for_each_cqe(&s->ring, head, cqe)
+    {
+        if (n == max) break;
+        seen++;
+        uint64_t ud = cqe->user_data;
+        int fd = (int)(uint32_t)ud;
+        if (ud == 0 || (uint32_t)fd >= s->cap) continue; /* a remove's own completion */
+        ur_fd *e = &s->fds[fd];
+        if (!(e->st & UR_ARMED) || user_data(e, fd) != ud) continue; /* stale */
+        uint32_t ev = complete(s, fd, e, cqe);
+        if (!ev) continue;
+        if (e->st & UR_OUT) {
+            /* A multishot poll completed twice in one batch: one entry per
+             * fd, as epoll_wait gives (rare: a short search). */
+            for (unsigned i = 0; i < n; i++)
+                if (out[i].token == e->token) out[i].events |= ev;
+            continue;
+        }
+        e->st |= UR_OUT;
+        s->outfd[n] = fd;
+        out[n].token = e->token;
+        out[n].events = ev;
+        n++;
+    }
+    io_uring_cq_advance(&s->ring, seen);
+    for (unsigned i = 0; i < n; i++)
+        s->fds[s->outfd[i]].st &= (uint16_t)~UR_OUT;
+    return (int)n;
+}
+
+static int ur_fd_of(void *state)
+{
+    /* Readable when completions are waiting; SQEs queued by ctl are only
+     * submitted by poll(). */
+    return ((ur_state *)state)->ring.ring_fd;
+}
+
+static void ur_flush(void *state)
+{
+    ur_state *s = state;
+    if (io_uring_sq_ready(&s->ring)) (void)io_uring_submit(&s->ring);
+}
+
+const wh__backend wh__backend_uring = {
+    .name = "io_uring",
+    .close_drops = false,
+    .init = ur_init,
+    .free = ur_free,
+    .ctl = ur_ctl,
+    .poll = ur_poll,
+    .fd = ur_fd_of,
+    .flush = ur_flush,
+};
+
+#endif
