@@ -17,6 +17,10 @@
 #   wharfd-uring  wharfd --backend io_uring, access log off (the io_uring
 #                 loop backend against epoll's wharfd and the ceiling; not in
 #                 the default list)
+#   wharfd-defer  nginx-deferred  wharfd --defer-accept 1 and nginx with
+#                 "listen ... deferred" (TCP_DEFER_ACCEPT, which the ceiling
+#                 uses too): the connclose scenario only, like for like; not
+#                 in the default list
 # Every server gets one worker, the same document root (plaintext: 13 bytes
 # "Hello, World!", 1k.bin, 64k.bin, 1m.bin), keep-alive with no request cap.
 #
@@ -117,8 +121,9 @@ for s in $scenarios; do
     [[ " $ALL_SCENARIOS " == *" $s "* ]] || { echo "compare.sh: unknown scenario $s ($ALL_SCENARIOS)" >&2; exit 2; }
 done
 for s in $servers; do
-    [[ " $ALL_SERVERS hello before before-log wharfd-uring " == *" $s "* ]] ||
-        { echo "compare.sh: unknown server $s ($ALL_SERVERS hello before before-log wharfd-uring)" >&2; exit 2; }
+    extra="hello before before-log wharfd-uring wharfd-defer nginx-deferred"
+    [[ " $ALL_SERVERS $extra " == *" $s "* ]] ||
+        { echo "compare.sh: unknown server $s ($ALL_SERVERS $extra)" >&2; exit 2; }
     [[ $s != before* || -x ${WH_BEFORE:-} ]] || { echo "compare.sh: $s needs WH_BEFORE=PATH of a wharfd binary" >&2; exit 2; }
 done
 [[ $threads =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: --threads needs a positive number" >&2; exit 2; }
@@ -143,7 +148,8 @@ for line in open(os.path.join(out, "compare.csv")):
 LABEL = {"plaintext": "plaintext keep-alive", "pipelined": "pipelined x" + meta.get("depth", "16"),
          "static1k": "static 1 KiB", "static64k": "static 64 KiB", "static1m": "static 1 MiB",
          "connclose": "new connection per request"}
-BASE = [s for s in ("wharfd", "wharfd-uring", "before", "hello", "nginx", "h2o", "lighttpd", "ceiling")
+BASE = [s for s in ("wharfd", "wharfd-uring", "wharfd-defer", "before", "hello", "nginx",
+                    "nginx-deferred", "h2o", "lighttpd", "ceiling")
         if any(r["server"] in (s, s + "-log") for r in rows)]
 PEERS = [s for s in ("nginx", "h2o", "lighttpd") if s in BASE]
 
@@ -368,10 +374,11 @@ start() {
     PORT[$name]=$port CPORT[$name]=$port LOGF[$name]=""
     [[ $name == *-log ]] && LOGF[$name]=$dir/access.log
     case $base in
-    wharfd | before | wharfd-uring)
+    wharfd | before | wharfd-uring | wharfd-defer)
         local bin=$build/wharfd be=()
         [[ $base == before ]] && bin=$WH_BEFORE
         [[ $base == wharfd-uring ]] && be=(--backend io_uring)
+        [[ $base == wharfd-defer ]] && be=(--defer-accept 1)
         taskset -c "$server_cpus" "$bin" --root "$tmp/www" --bind "127.0.0.1:$port" \
             --threads "$threads" --keepalive-timeout 600 --access-log "${LOGF[$name]:-off}" \
             "${be[@]}" --error-log "$dir/error.log" >"$dir/out" 2>&1 &
@@ -385,11 +392,12 @@ start() {
         taskset -c "$server_cpus" "$build/ceiling" --root "$tmp/www" --port "$port" \
             --close-port "${CPORT[$name]}" --threads "$threads" >"$dir/out" 2>&1 &
         ;;
-    nginx)
+    nginx | nginx-deferred)
         al="access_log off;"
         [[ -n ${LOGF[$name]} ]] && al="access_log ${LOGF[$name]} combined buffer=64k flush=1s;"
         render_conf "$root/bench/conf/nginx.conf" "$dir/nginx.conf" USER="$user_nginx" \
-            WORKERS="$threads" DIR="$dir" ROOT="$tmp/www" PORT="$port" ACCESS_LOG="$al"
+            WORKERS="$threads" DIR="$dir" ROOT="$tmp/www" PORT="$port" ACCESS_LOG="$al" \
+            LISTEN_OPTS="$([[ $base == nginx-deferred ]] && echo deferred)"
         taskset -c "$server_cpus" nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/out" 2>&1 &
         ;;
     h2o)
@@ -431,6 +439,7 @@ runs() {
     case $1 in
     *-log) [[ $LOG_SCENARIOS == *" $2 "* ]] ;;
     hello) [[ $2 != static* ]] ;;
+    wharfd-defer | nginx-deferred) [[ $2 == connclose ]] ;;
     *) return 0 ;;
     esac
 }
