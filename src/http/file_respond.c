@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "http/file_internal.h"
+#include "http/http_internal.h"
 
 static bool name_is(wh_str n, const char *lit, size_t len)
 {
@@ -58,7 +59,7 @@ void wh_static_req_from_http(wh_static_req *q, const wh_http_req *r)
 
 static int add_field(void *r, const char *name, const char *value)
 {
-    return wh_http_resp_header(r, name, value);
+    return wh__http_resp_field_plain(r, name, value);
 }
 
 int wh_http_respond_plan(wh_http_req *r, wh_static_plan *plan)

@@ -8,6 +8,13 @@
 
 #define WH__HTTP_MAX_PARAMS 8
 
+/* A response field the engine itself adds (file serving's ETag,
+ * Last-Modified, Accept-Ranges...): the name is one of its constants, a
+ * token none of the framing names, so only the value is checked (a
+ * configured Cache-Control may hold a control byte). wh_http_resp_header
+ * checked every name byte and its kind per static response. */
+int wh__http_resp_field_plain(wh_http_req *r, const char *name, const char *value);
+
 struct wh_http_server {
     wh_conn_cbs cbs; /* what a host runs this server's connections with (ud = the server) */
     wh_http_opts opts;

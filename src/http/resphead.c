@@ -80,6 +80,11 @@ bool wh__resp_value_ok(const char *s)
     return s && value_ok(s, &n);
 }
 
+bool wh__resp_value_len(const char *s, size_t *len)
+{
+    return s && value_ok(s, len);
+}
+
 int wh__resp_field_check(const char *name, const char *value, size_t *nl, size_t *vl)
 {
     if (!name || !value) return -EINVAL;

@@ -23,6 +23,8 @@ int wh__resp_field_check(const char *name, const char *value, size_t *nl, size_t
 
 /* True if s may be sent as a field value (a content type). */
 bool wh__resp_value_ok(const char *s);
+/* The same check, also giving strlen(s) in *len. */
+bool wh__resp_value_len(const char *s, size_t *len);
 
 /* True for a status a final response may carry (RFC 9110 §15: 1xx are
  * interim and the engine's own, 600 and above are invalid). Inline: every
