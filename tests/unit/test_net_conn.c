@@ -255,7 +255,8 @@ TEST(close_inside_read)
 
 /* A reply queued and the conn closed in on_read: the flush empties the queue
  * and close(2) drops the epoll registration, so no epoll_ctl at all (a
- * disarm first cost one per "Connection: close" answer). */
+ * disarm first cost one per "Connection: close" answer; io_uring needs one
+ * removal either way). */
 TEST(close_after_reply_needs_no_ctl)
 {
     wh_loop *loop = tnu_loop();
@@ -275,7 +276,10 @@ TEST(close_after_reply_needs_no_ctl)
         wh_loop_run(loop, WH_RUN_ONCE);
     wh__loop_get_stats(loop, &b);
     CHECK_EQ(s.closes, 1);
-    CHECK_EQ(b.ctl_calls, a.ctl_calls);
+    /* epoll: close(2) drops the registration. io_uring: a pending poll
+     * holds the file, so the forget is one removal request, and only that. */
+    bool uring = strcmp(wh_loop_backend(loop), "io_uring") == 0;
+    CHECK_EQ(b.ctl_calls, a.ctl_calls + (uring ? 1 : 0));
     char in[8];
     CHECK_EQ(read(sv[1], in, sizeof in), 4);
     CHECK(memcmp(in, "ping", 4) == 0);
