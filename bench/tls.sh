@@ -152,6 +152,12 @@ for t in "${tests[@]}"; do
     aim="1.00"
     [[ $t == keepalive || $t == 1m ]] && aim="0.90"
     awk -v w="$w" -v n="$n" -v wr="$wr" -v nr="$nr" -v t="$t" -v a="$aim" 'BEGIN{
-        if (n > 0 && nr > 0) printf "  %-11s CPU/op %.2fx (aim <= %sx), rate %.2fx\n", t, w/n, a, wr/nr;
-        else printf "  %-11s n/a\n", t }'
+        if (n > 0 && nr > 0) printf "  %-11s CPU/op %.2fx (aim <= %sx), rate %.2fx", t, w/n, a, wr/nr;
+        else printf "  %-11s n/a", t }'
+    # The spread: run i of wharfd against run i of nginx (they ran back to back).
+    col=3
+    [[ $t == keepalive || $t == 1m ]] && col=4
+    paste <(awk -v c=$col 'NF{print $c}' <<<"${R[wharfd,$t]}") \
+        <(awk -v c=$col 'NF{print $c}' <<<"${R[nginx,$t]}") |
+        awk '$2 > 0 {r = r sprintf(" %.2f", $1 / $2)} END{print "; per run:" r}'
 done
