@@ -14,6 +14,7 @@
 
 #include "loop/loop_internal.h"
 #include "test.h"
+#include "test_loop_util.h"
 
 #ifndef __NR_io_uring_setup
 #define __NR_io_uring_setup 425
@@ -51,25 +52,6 @@ static wh_loop *new_loop(const char *backend)
 
 static const char *const backends[] = {"epoll", "io_uring"};
 #define NB (sizeof backends / sizeof backends[0])
-
-struct rec {
-    int calls;
-    unsigned last;
-    unsigned all;
-};
-
-static void rec_cb(wh_io *io, unsigned ev, void *ud)
-{
-    struct rec *r = ud;
-    r->calls++;
-    r->last = ev;
-    r->all |= ev;
-}
-
-static int sp(int fds[2])
-{
-    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds);
-}
 
 TEST(io_uring_runs_when_asked)
 {

@@ -5,25 +5,7 @@
 
 #include "loop/loop_internal.h"
 #include "test.h"
-
-struct rec {
-    int calls;
-    unsigned last;
-    unsigned all;
-};
-
-static void rec_cb(wh_io *io, unsigned ev, void *ud)
-{
-    struct rec *r = ud;
-    r->calls++;
-    r->last = ev;
-    r->all |= ev;
-}
-
-static void sp(int fds[2])
-{
-    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds);
-}
+#include "test_loop_util.h"
 
 TEST(read_level_triggered)
 {
