@@ -287,19 +287,22 @@ static void offer_buffered(wh_conn *c)
     }
 }
 
+/* The read interest is dropped only if the conn outlives the EOF: most
+ * protocols close right here, and close(2) drops the registration, so an
+ * update first would be an epoll_ctl for nothing. */
 static void peer_eof(wh_conn *c)
 {
     c->flags |= WH__C_EOF;
-    wh__conn_update_io(c);
     if (c->prof->cbs.on_eof) {
         c->prof->cbs.on_eof(c, c->ud);
-        return;
+    } else {
+        c->flags |= WH__C_CLOSING;
+        if (!queued(c))
+            wh__conn_finish(c, 0);
+        else
+            c->flags |= WH__C_FLUSH;
     }
-    c->flags |= WH__C_CLOSING;
-    if (!queued(c))
-        wh__conn_finish(c, 0);
-    else
-        c->flags |= WH__C_FLUSH;
+    if (!(c->flags & WH__C_DEAD)) wh__conn_update_io(c);
 }
 
 /* Reads what the socket has, up to READS_PER_EVENT buffers. False if the

@@ -39,6 +39,7 @@ struct wh_listener {
     bool probed;    /* the first accepted socket was checked for inheritance */
     bool inherits;  /* accepted sockets carry the options set on the listener */
     uint8_t spec;   /* 0..3: how often a just-accepted socket had its request */
+    uint8_t full;   /* readiness events in a row whose burst was used up whole */
     unsigned burst; /* accepts to try on the next readiness event */
     uint64_t accepted, backoffs;
 };
@@ -160,8 +161,11 @@ static void accept_cb(wh_io *io, unsigned events, void *ud)
     /* Adaptive burst: accepting until EAGAIN costs a failed accept4 per
      * wake-up, which is one syscall in five when each connection arrives
      * alone. The readiness is level-triggered, so connections left in the
-     * queue wake us again; the burst doubles while it is used up whole and
-     * falls back to what was there when EAGAIN ends it. */
+     * queue wake us again at the next poll, which the loop makes anyway;
+     * the burst falls back to what was there when EAGAIN ends it, and
+     * doubles only after four wake-ups in a row used it up whole: doubling
+     * after one made every other wake-up of a steady one-or-two arrival
+     * pattern end in EAGAIN. */
     unsigned burst = l->burst ? l->burst : 1, got = 0;
     if (burst > batch) burst = batch;
     bool empty = false;
@@ -206,10 +210,13 @@ static void accept_cb(wh_io *io, unsigned events, void *ud)
         nl->accept_fd = -1;
         nl->accept_spec = NULL;
     }
-    if (empty)
+    if (empty) {
         l->burst = got ? got : 1;
-    else if (got == burst && burst < batch)
+        l->full = 0;
+    } else if (got == burst && burst < batch && ++l->full >= 4) {
         l->burst = burst * 2;
+        l->full = 0;
+    }
     l->in_cb = false;
     if (l->want_free) listener_destroy(l);
 }

@@ -82,6 +82,12 @@ typedef struct tls_x {
     wh_tls_ctx *ctx;
     uint32_t wpend; /* length of the SSL_write that must be retried, 0 = none */
     bool reported;  /* a handshake failure was counted already */
+    /* The peer is gone or done (its EOF or close_notify, a socket error):
+     * no close_notify at the end. Sending one would be a write that fails
+     * with EPIPE (a client that closes right after the handshake, as
+     * `openssl s_time -new` does, has reset the socket already), and
+     * OpenSSL asks for no SSL_shutdown after a fatal error. */
+    bool quiet;
 } tls_x;
 
 static const wh__xport_ops tls_ops;
@@ -227,13 +233,16 @@ static ssize_t x_read(wh_conn *c, char *buf, size_t len)
     if (r > 0) return r;
     switch (SSL_get_error(x->ssl, r)) {
     case SSL_ERROR_ZERO_RETURN:
+        x->quiet = true;
         return 0; /* close_notify (or EOF: SSL_OP_IGNORE_UNEXPECTED_EOF) */
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE: /* only a renegotiation would write here, and it is off */
         return -EAGAIN;
     case SSL_ERROR_SYSCALL:
+        x->quiet = true;
         return errno ? -errno : -ECONNRESET;
     default:
+        x->quiet = true;
         ERR_clear_error();
         return -EPROTO; /* a bad record, a renegotiation attempt, a fatal alert */
     }
@@ -320,6 +329,7 @@ static ssize_t x_write(wh_conn *c, wh__wq *q, bool *again)
                 return (ssize_t)total;
             }
             ERR_clear_error();
+            x->quiet = true;
             if (e == SSL_ERROR_SYSCALL && errno) return -errno;
             return e == SSL_ERROR_SYSCALL ? -EPIPE : -EPROTO;
         }
@@ -351,7 +361,8 @@ static void x_finish(wh_conn *c, int err)
     }
     /* An orderly close says so (close_notify) before the FIN; one attempt,
      * non-blocking: a peer that does not read it loses nothing. */
-    if (err == 0 && !(c->flags & WH__C_ABORT) && !(c->flags & WH__C_SHUT_DONE) && !x->wpend) {
+    if (err == 0 && !x->quiet && !(c->flags & WH__C_ABORT) && !(c->flags & WH__C_SHUT_DONE) &&
+        !x->wpend) {
         ERR_clear_error();
         (void)SSL_shutdown(x->ssl);
         ERR_clear_error();

@@ -288,6 +288,37 @@ TEST(close_after_reply_needs_no_ctl)
     wh_loop_free(loop);
 }
 
+/* The peer's EOF and the close it leads to: close(2) drops the registration,
+ * so dropping the read interest first would be an epoll_ctl for nothing (one
+ * per connection a client closes). */
+TEST(close_on_peer_eof_needs_no_ctl)
+{
+    wh_loop *loop = tnu_loop();
+    srv s = {0};
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    wh_net_opts o;
+    wh_net_opts_init(&o);
+    wh_conn *c;
+    CHECK_EQ(wh_conn_adopt(loop, sv[0], &o, &cbs_data, &s, &c), 0);
+    tnu_pump_n(loop, 2);
+    CHECK_EQ(s.opens, 1);
+    wh__loop_stats a, b;
+    wh__loop_get_stats(loop, &a);
+    CHECK_EQ(shutdown(sv[1], SHUT_WR), 0);
+    for (int i = 0; i < 100 && !s.closes; i++)
+        wh_loop_run(loop, WH_RUN_ONCE);
+    wh__loop_get_stats(loop, &b);
+    CHECK_EQ(s.closes, 1);
+    CHECK_EQ(s.last_err, 0);
+    bool uring = strcmp(wh_loop_backend(loop), "io_uring") == 0;
+    CHECK_EQ(b.ctl_calls, a.ctl_calls + (uring ? 1 : 0));
+    char in[8];
+    CHECK_EQ(read(sv[1], in, sizeof in), 0);
+    close(sv[1]);
+    wh_loop_free(loop);
+}
+
 TEST(abort_inside_read)
 {
     fixture f;

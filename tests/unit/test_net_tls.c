@@ -250,6 +250,54 @@ TEST(echo_through_the_seam)
     wh_tls_ctx_free(t);
 }
 
+/* A close we start tells a listening peer so (close_notify before the FIN);
+ * a peer that has closed its side gets no alert: that write could only fail
+ * (EPIPE) on a peer that is gone, and nginx skips it too. */
+TEST(close_notify_only_to_a_peer_still_there)
+{
+    wh_tls_ctx *t = server_ctx();
+    CHECK(t != NULL);
+    wh_loop *loop = tnu_loop();
+    SSL_CTX *cc = client_ctx();
+    for (int peer_done = 0; peer_done < 2; peer_done++) {
+        int sv[2];
+        srv s = {0};
+        wh_conn *c = tls_adopt(loop, t, &s, sv);
+        CHECK(c != NULL);
+        SSL *cl = SSL_new(cc);
+        SSL_set_fd(cl, sv[1]);
+        SSL_set_connect_state(cl);
+        CHECK(handshake(loop, cl));
+        tnu_pump_n(loop, 3);
+        CHECK_EQ(s.opens, 1);
+        /* the session tickets the server sent after the handshake */
+        char buf[256];
+        CHECK_EQ(SSL_read(cl, buf, sizeof buf), -1);
+        CHECK_EQ(SSL_get_error(cl, -1), SSL_ERROR_WANT_READ);
+        if (!peer_done) {
+            wh_conn_close(c);
+        } else {
+            SSL_shutdown(cl);
+            shutdown(sv[1], SHUT_WR);
+        }
+        for (int i = 0; i < 200 && !s.closes; i++)
+            wh_loop_run(loop, WH_RUN_ONCE);
+        CHECK_EQ(s.closes, 1);
+        CHECK_EQ(s.close_err, 0);
+        if (!peer_done) {
+            CHECK_EQ(SSL_read(cl, buf, sizeof buf), 0);
+            CHECK_EQ(SSL_get_error(cl, 0), SSL_ERROR_ZERO_RETURN);
+        } else {
+            CHECK_EQ(recv(sv[1], buf, sizeof buf, MSG_DONTWAIT), 0); /* no alert, just EOF */
+        }
+        SSL_free(cl);
+        close(sv[1]);
+    }
+    SSL_CTX_free(cc);
+    wh_loop_free(loop);
+    wh_tls_ctx_free(t);
+}
+
 TEST(large_write_and_file_slow_reader)
 {
     wh_tls_ctx *t = server_ctx();
