@@ -30,7 +30,7 @@ uint32_t wh__conn_detach(wh_conn *c)
     wh__clink_del(&c->link);
     nl->nconns--;
     wh__peer_forget(nl, c);
-    wh__io_deinit(&c->io);
+    wh__iow_deinit(nl->loop, &c->io);
     return deadline;
 }
 
@@ -46,7 +46,7 @@ void wh__conn_attach(wh_conn *c, wh_loop *loop)
      * still correct (that loop's thread is not running it), only the counts
      * and the wheel are another thread's: rare, and documented. */
     nl = c->prof->nl;
-    wh__io_init(loop, &c->io, c->io.fd, wh__conn_io_cb, c->io.ud); /* ud: c or its ext */
+    wh__iow_init(&c->io, c->io.fd, nl->io_cls);
     nl->nconns++;
     wh__clink_init(&c->link);
     wh__clink_add_tail(&nl->untimed, &c->link);
@@ -60,7 +60,7 @@ void wh__conn_attach(wh_conn *c, wh_loop *loop)
 bool wh__conn_dispatch(wh_conn *c, unsigned events)
 {
     c->flags |= WH__C_HELD; /* our frame: nothing frees c until we release */
-    wh__conn_io_cb(&c->io, events, c->io.ud);
+    wh__conn_io_cb(&c->io, events, c->prof->nl);
     if (!(c->flags & WH__C_DEAD) && (c->flags & WH__C_FLUSH)) (void)wh_conn_flush(c);
     if (c->flags & WH__C_DEAD) {
         wh__conn_release(c, 0); /* on_close and free (or at the end of the iteration) */

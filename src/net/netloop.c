@@ -146,6 +146,14 @@ wh__netloop *wh__netloop_get(wh_loop *loop)
     for (unsigned i = 0; i < WH__NET_WHEEL_SIZE; i++)
         wh__clink_init(&nl->wheel[i]);
     wh__timer_init(loop, &nl->timer, wheel_tick, nl);
+    /* Conns embed a bare class watcher (no loop/cb/ud per conn): the loop
+     * dispatches them through this one registration. */
+    int cls = wh__io_class_add(loop, wh__conn_io_cb, nl);
+    if (cls < 0) {
+        free(nl);
+        return NULL;
+    }
+    nl->io_cls = (uint8_t)cls;
     /* sendfile(2) has no MSG_NOSIGNAL: a peer that vanished would kill the
      * process with SIGPIPE. Ignore it unless the application installed its
      * own disposition (then it has decided already). */
