@@ -314,3 +314,9 @@ void wh__io_free_all(wh_loop *loop)
     loop->fdown = NULL;
     loop->iot_len = loop->iot_cap = loop->fdown_cap = 0;
 }
+
+size_t wh__loop_io_bytes(const wh_loop *loop)
+{
+    return (size_t)loop->iot_cap * sizeof(*loop->iot) +
+           (size_t)loop->fdown_cap * sizeof(*loop->fdown);
+}

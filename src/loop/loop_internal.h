@@ -149,5 +149,8 @@ void wh__loop_get_stats(const wh_loop *loop, wh__loop_stats *out);
 void wh__loop_set_time(wh_loop *loop, uint64_t now_ms);
 /* Number of scheduled timers. */
 size_t wh__loop_timer_count(const wh_loop *loop);
+/* Bytes the loop core holds for fd watchers: the watcher table and the fd
+ * map, by capacity (the backend's own records not included). */
+size_t wh__loop_io_bytes(const wh_loop *loop);
 
 #endif

@@ -194,6 +194,9 @@ wh__netloop *wh__netloop_get(wh_loop *loop);
 wh_conn *wh__conn_alloc(wh__netloop *nl);
 /* Drops c's peer_cache entry (c is freed, or moves to another loop). */
 void wh__peer_forget(wh__netloop *nl, const wh_conn *c);
+/* Bytes held for conns: the slab's blocks (or one struct per live conn
+ * where the slab is off). For the idle-memory test. */
+size_t wh__net_conn_bytes(const wh__netloop *nl);
 /* Returns a conn's memory to the slab. */
 void wh__conn_dealloc(wh__netloop *nl, wh_conn *c);
 /* Interns cbs + opts for nl. NULL on -ENOMEM. */

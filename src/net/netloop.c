@@ -92,6 +92,15 @@ void wh__conn_dealloc(wh__netloop *nl, wh_conn *c)
 #endif
 }
 
+size_t wh__net_conn_bytes(const wh__netloop *nl)
+{
+#if WH__CONN_SLAB
+    return (size_t)nl->conn_blocks.n * CONNS_PER_BLOCK * sizeof(wh_conn);
+#else
+    return nl->nconns * sizeof(wh_conn);
+#endif
+}
+
 static void conn_abort_cb(wh_conn *c, void *ud)
 {
     (void)ud;
