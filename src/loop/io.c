@@ -43,6 +43,14 @@
 
 #include "loop/loop_priv.h"
 
+/* A free table entry is told from a watcher's address by its low bit. */
+_Static_assert(_Alignof(wh__iow) >= 2, "watcher addresses are even");
+/* The interest is kept in 8 bits (wh__iow.flags). */
+_Static_assert((WH_IO_READ | WH_IO_WRITE | WH_IO_EDGE | WH_IO_ONESHOT | WH_IO_EXCLUSIVE) <= 0xff,
+               "WH_IO_* interest fits wh__iow.flags");
+/* Class watchers exist to keep one watcher per connection small. */
+_Static_assert(sizeof(wh__iow) == 16, "wh__iow is 16 bytes");
+
 #define WH__IO_USER_FLAGS (WH_IO_READ | WH_IO_WRITE | WH_IO_EDGE | WH_IO_ONESHOT | WH_IO_EXCLUSIVE)
 
 static int slot_acquire(wh_loop *loop, wh__iow *w)
