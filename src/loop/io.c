@@ -93,9 +93,15 @@ static void slot_release(wh_loop *loop, wh__iow *w)
 static int fdown_reserve(wh_loop *loop, int fd)
 {
     if ((uint32_t)fd < loop->fdown_cap) return 0;
+    /* Grows by a quarter, in whole pages past the first: the map is zeroed
+     * (so every page is touched), and its unused tail is memory each fd
+     * costs (issue 15's budget per idle conn). Still geometric, so the
+     * copies stay O(1) per fd. */
     uint32_t cap = loop->fdown_cap ? loop->fdown_cap : 64;
-    while (cap <= (uint32_t)fd)
-        cap *= 2;
+    while (cap <= (uint32_t)fd) {
+        uint32_t next = cap + cap / 4;
+        cap = next < 1024 ? cap * 2 : (next + 1023) & ~1023u;
+    }
     uint32_t *t = realloc(loop->fdown, (size_t)cap * sizeof(*t));
     if (!t) return -ENOMEM;
     for (uint32_t i = loop->fdown_cap; i < cap; i++)
