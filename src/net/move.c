@@ -42,9 +42,12 @@ void wh__conn_attach(wh_conn *c, wh_loop *loop)
         const wh__prof *np = wh__prof_like(nl, &p->cbs, p);
         if (np) c->prof = np;
     }
-    /* On -ENOMEM above the conn keeps its old profile, whose loop counts it;
-     * still correct (that loop's thread is not running it), only the counts
-     * and the wheel are another thread's: rare, and documented. */
+    /* On -ENOMEM above the conn keeps its old profile, whose loop counts it,
+     * and its watcher goes back to that loop too (a conn's watcher is a
+     * class watcher of its profile's loop): it then runs on the old loop's
+     * thread (before issue 15 it ran on the new one, with the old one's
+     * counts and wheel): a race either way, only when a profile for the new
+     * loop could not be allocated. */
     nl = c->prof->nl;
     wh__iow_init(&c->io, c->io.fd, nl->io_cls);
     nl->nconns++;
