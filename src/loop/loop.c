@@ -10,6 +10,7 @@
  *      pending fires it, as libuv does);
  *   5. run deferred callbacks.
  * Posted tasks run from the eventfd watcher's callback (post.c). */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -68,7 +69,7 @@ int wh_loop_new(wh_loop **out, const wh_loop_opts *opts)
     wh_loop *loop = calloc(1, sizeof(*loop));
     if (!loop) return -ENOMEM;
     loop->evfd = -1;
-    loop->iot_free = UINT32_MAX;
+    loop->iot_free = WH__IOENT_NONE;
     loop->sigfd = -1;
     loop->be_ops = ops;
     loop->max_events = max;
@@ -154,18 +155,25 @@ static void dispatch(wh_loop *loop, unsigned n)
         /* Slots are never removed from the table, so the index is always in
          * range; a generation mismatch means the watcher was freed (or
          * re-registered) after the kernel queued this event: drop it. */
-        const wh__ioent *e = &loop->iot[(uint32_t)tok];
-        if (e->gen != (uint32_t)(tok >> 32)) continue;
-        wh_io *io = e->io;
-        unsigned want = io->flags;
+        wh__ioent e = loop->iot[(uint32_t)tok];
+        if (e & 1) continue; /* the slot is free */
+        wh__iow *w = (wh__iow *)e;
+        if (w->gen != (uint32_t)(tok >> 32)) continue;
+        unsigned want = w->flags;
         if (!(want & (WH_IO_READ | WH_IO_WRITE))) continue; /* disarmed earlier in this batch */
-        if (want & WH_IO_ONESHOT) io->state |= WH__IO_S_FIRED;
+        if (want & WH_IO_ONESHOT) w->state |= WH__IO_S_FIRED;
         /* Interest may have shrunk earlier in this batch: report only what
          * the watcher still asks for, plus HUP/ERR which always matter. */
         unsigned ev = f[i].events & (want | WH_IO_HUP | WH_IO_ERR);
         if (!ev) continue;
-        /* io may be freed inside cb: nothing below touches it. */
-        io->cb(io, ev, io->ud);
+        /* The watcher may be freed inside cb: nothing below touches it. */
+        if (w->cls) {
+            const wh__iocls *k = &loop->io_cls[w->cls];
+            k->cb(w, ev, k->ud);
+        } else {
+            wh_io *io = (wh_io *)((char *)w - offsetof(wh_io, w));
+            io->cb(io, ev, io->ud);
+        }
     }
 }
 

@@ -41,14 +41,30 @@ int wh__loop_backend_fd(wh_loop *loop);
  * deinit embedded watchers: deinit them first (e.g. from a slot's free_fn). All public wh_io_*
  * functions except wh_io_free work on embedded watchers. Fields are private to src/loop; they are
  * here only so sizeof works. */
+typedef struct wh__iow wh__iow;
+/* A class watcher's callback: every watcher of a class shares it and its
+ * ud (wh__io_class_add); the owner is found from w with offsetof. */
+typedef void (*wh__iow_cb)(wh__iow *w, unsigned events, void *class_ud);
+
+/* The watcher proper: what the loop's table points at and what dispatch
+ * reads. 16 bytes, so a layer with one watcher per connection can embed it
+ * alone and leave loop/cb/ud out (class watchers, below): an idle
+ * connection's memory is what 100k connections cost. */
+struct wh__iow {
+    int fd;
+    uint32_t slot; /* index in the loop's watcher table; UINT32_MAX while it has none */
+    uint32_t gen;  /* the slot's generation while this watcher holds it (io.c) */
+    uint8_t flags; /* interest as last set by the user (WH_IO_*) */
+    uint8_t state; /* WH__IO_S_* (loop_priv.h) */
+    uint8_t cls;   /* 0: inside a struct wh_io; else the loop's class (wh__io_class_add) */
+    uint8_t spare;
+};
+
 struct wh_io {
     wh_loop *loop;
     wh_io_cb cb;
     void *ud;
-    int fd;
-    uint32_t slot;  /* index in the loop's watcher table; UINT32_MAX before first use */
-    uint16_t flags; /* interest as last set by the user (WH_IO_*) */
-    uint16_t state; /* WH__IO_S_* below */
+    wh__iow w;
 };
 
 /* Initialises an embedded watcher (no interest yet, like wh_io_new). */
@@ -61,6 +77,23 @@ void wh__io_deinit(wh_io *io);
  * the registration itself, so no epoll_ctl is made. Pending events are
  * dropped as with wh__io_deinit. */
 void wh__io_forget(wh_io *io);
+
+/* ---- Class watchers --------------------------------------------------------
+ * For a layer with many watchers that share a callback (net: one per
+ * connection): the layer registers the callback once per loop and embeds a
+ * bare wh__iow per watcher, 24 bytes smaller than a wh_io. Same rules as
+ * embedded wh_io (the memory may be freed right after deinit/forget, even
+ * inside a callback). Only on the loop's thread. */
+/* Registers cb/ud as a watcher class of loop: its id (1..7), or -ENOSPC. */
+int wh__io_class_add(wh_loop *loop, wh__iow_cb cb, void *ud);
+/* Initialises a class watcher for fd (no interest yet); cls from wh__io_class_add. */
+void wh__iow_init(wh__iow *w, int fd, unsigned cls);
+/* wh_io_set for a class watcher of loop. */
+int wh__iow_set(wh_loop *loop, wh__iow *w, unsigned flags);
+/* wh__io_deinit for a class watcher of loop. */
+void wh__iow_deinit(wh_loop *loop, wh__iow *w);
+/* wh__io_forget for a class watcher of loop. */
+void wh__iow_forget(wh_loop *loop, wh__iow *w);
 
 /* Embeddable timers, same rules as embedded wh_io: wh__timer_init then
  * wh_timer_start/stop; wh__timer_deinit (stops it) before freeing the memory;
@@ -116,5 +149,8 @@ void wh__loop_get_stats(const wh_loop *loop, wh__loop_stats *out);
 void wh__loop_set_time(wh_loop *loop, uint64_t now_ms);
 /* Number of scheduled timers. */
 size_t wh__loop_timer_count(const wh_loop *loop);
+/* Bytes the loop core holds for fd watchers: the watcher table and the fd
+ * map, by capacity (the backend's own records not included). */
+size_t wh__loop_io_bytes(const wh_loop *loop);
 
 #endif

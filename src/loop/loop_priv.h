@@ -21,12 +21,19 @@ enum {
     WH__IO_S_OWNED = 1u << 3, /* made by wh_io_new: wh_loop_free frees it */
 };
 
-/* Watcher table entry; see io.c for why events carry (generation, slot). */
-typedef struct wh__ioent {
-    wh_io *io; /* NULL when free */
-    uint32_t gen;
-    uint32_t next_free;
-} wh__ioent;
+/* Watcher table entry (io.c): the occupant's wh__iow pointer (low bit 0),
+ * or, for a free slot, gen << 32 | next_free << 1 | 1 (WH__IOENT_FREE). */
+typedef uintptr_t wh__ioent;
+_Static_assert(sizeof(uintptr_t) == 8, "a free table entry packs a 32-bit generation");
+#define WH__IOENT_FREE(gen, next) ((uint64_t)(gen) << 32 | (uint64_t)(next) << 1 | 1u)
+#define WH__IOENT_NONE            0x7FFFFFFFu /* end of the free list (31 bits) */
+
+/* A watcher class (wh__io_class_add); index 0 is unused (plain wh_io). */
+#define WH__IO_CLASSES 8
+typedef struct wh__iocls {
+    wh__iow_cb cb;
+    void *ud;
+} wh__iocls;
 
 typedef struct wh__task {
     wh_task_fn fn;
@@ -69,6 +76,8 @@ struct wh_loop {
     unsigned max_events;
     wh__ioent *iot; /* watcher table, indexed by slot */
     uint32_t iot_len, iot_cap, iot_free;
+    wh__iocls io_cls[WH__IO_CLASSES];
+    uint8_t n_io_cls;
     uint32_t *fdown; /* fd -> slot + 1 of the watcher registered for it, 0 none */
     uint32_t fdown_cap;
     int be_err; /* why the backend asked for is not be_ops (wh_loop_backend_error) */

@@ -70,7 +70,7 @@ wh_conn *wh__conn_new(wh__netloop *nl, int fd, const wh__prof *p, void *ud)
     wh_conn *c = wh__conn_alloc(nl);
     if (!c) return NULL;
     memset(c, 0, sizeof(*c));
-    wh__io_init(nl->loop, &c->io, fd, wh__conn_io_cb, c);
+    wh__iow_init(&c->io, fd, nl->io_cls);
     c->prof = p;
     c->ud = ud;
     wh__clink_init(&c->link);
@@ -90,7 +90,7 @@ void wh__conn_update_io(wh_conn *c)
         if (!(f & (WH__C_PAUSED | WH__C_BP | WH__C_CLOSING | WH__C_EOF))) want |= WH_IO_READ;
         if (f & WH__C_WOUT) want |= WH_IO_WRITE;
     }
-    int rc = wh_io_set(&c->io, want);
+    int rc = wh__iow_set(NL(c)->loop, &c->io, want);
     if (rc < 0) wh__conn_finish(c, rc);
 }
 
@@ -122,7 +122,7 @@ void wh__conn_finish(wh_conn *c, int err)
     wh__clink_del(&c->link);
     int fd = c->io.fd;
     if (WH__XP(c)) WH__XP(c)->ops->finish(c, err);
-    wh__io_forget(&c->io); /* close(2) below drops the registration */
+    wh__iow_forget(nl->loop, &c->io); /* close(2) below drops the registration */
     if (c->flags & WH__C_ABORT) {
         /* SO_LINGER with a zero timeout: close(2) sends RST and drops unsent
          * data instead of a FIN after it (socket(7)). */
@@ -160,14 +160,14 @@ static void complete(wh_conn *c)
     }
     /* A connection whose TLS handshake failed never had on_open. */
     if (c->prof->cbs.on_close && !(WH__XP(c) && WH__XP(c)->hs))
-        c->prof->cbs.on_close(c, c->err, c->ud);
+        c->prof->cbs.on_close(c, c->err, wh__conn_ud(c));
     if (c->wq) { /* on_close queued bytes: they cannot go anywhere */
         wh__wq_clear(c->wq);
         wq_put(nl, c->wq);
     }
     free(c->rbuf);
     if (WH__XP(c)) WH__XP(c)->ops->free(WH__XP(c));
-    if (c->flags & WH__C_EXT) free(c->io.ud);
+    if (c->flags & WH__C_EXT) free(c->ud);
     nl->nconns--;
     __atomic_store_n(&nl->ctr->conns_closed, nl->ctr->conns_closed + 1, __ATOMIC_RELAXED);
     wh__conn_dealloc(nl, c);
@@ -231,7 +231,7 @@ static void do_flush(wh_conn *c, bool writable)
             wh__conn_update_io(c);
             if (WH__XP(c)) wh__conn_read_pending(c);
             if (c->prof->cbs.on_drain) {
-                c->prof->cbs.on_drain(c, c->ud);
+                c->prof->cbs.on_drain(c, wh__conn_ud(c));
                 c->flags &= (uint16_t)~WH__C_FLUSH;
                 if (queued(c) && !again) continue; /* flush what on_drain wrote */
             }
@@ -251,7 +251,7 @@ static size_t deliver(wh_conn *c, char *data, size_t len)
     nl->reading = c;
     while (len > 0) {
         const wh__prof *p = c->prof;
-        size_t used = p->cbs.on_read ? p->cbs.on_read(c, data, len, c->ud) : len;
+        size_t used = p->cbs.on_read ? p->cbs.on_read(c, data, len, wh__conn_ud(c)) : len;
         if (used > len) used = len;
         data += used;
         len -= used;
@@ -294,7 +294,7 @@ static void peer_eof(wh_conn *c)
 {
     c->flags |= WH__C_EOF;
     if (c->prof->cbs.on_eof) {
-        c->prof->cbs.on_eof(c, c->ud);
+        c->prof->cbs.on_eof(c, wh__conn_ud(c));
     } else {
         c->flags |= WH__C_CLOSING;
         if (!queued(c))
@@ -428,16 +428,16 @@ static void connect_done(wh_conn *c, unsigned events)
     /* The connect timeout ends here; on_open may set an idle timeout. */
     wh_conn_set_timeout(c, 0);
     wh__conn_update_io(c);
-    if (c->prof->cbs.on_open && !(c->flags & WH__C_DEAD)) c->prof->cbs.on_open(c, c->ud);
+    if (c->prof->cbs.on_open && !(c->flags & WH__C_DEAD)) c->prof->cbs.on_open(c, wh__conn_ud(c));
 }
 
-void wh__conn_io_cb(wh_io *io, unsigned events, void *ud)
+void wh__conn_io_cb(wh__iow *w, unsigned events, void *nlp)
 {
-    /* io is the conn's first member; ud may be its extension (WH__C_EXT). */
-    wh_conn *c = (wh_conn *)((char *)io - offsetof(wh_conn, io));
-    (void)ud;
+    /* The watcher is the conn's first member. */
+    wh_conn *c = (wh_conn *)((char *)w - offsetof(wh_conn, io));
+    (void)nlp; /* the class's netloop; c->prof->nl says the same */
     unsigned held = c->flags & WH__C_HELD;
-    bool reading = (wh_io_flags(&c->io) & WH_IO_READ) != 0;
+    bool reading = (c->io.flags & WH_IO_READ) != 0;
     c->flags |= WH__C_HELD;
     if (c->flags & WH__C_CONNECTING) {
         connect_done(c, events);
@@ -468,7 +468,7 @@ void wh__conn_io_cb(wh_io *io, unsigned events, void *ud)
 void wh__conn_start(wh_conn *c)
 {
     wh__conn_update_io(c);
-    if (c->prof->cbs.on_open && !(c->flags & WH__C_DEAD)) c->prof->cbs.on_open(c, c->ud);
+    if (c->prof->cbs.on_open && !(c->flags & WH__C_DEAD)) c->prof->cbs.on_open(c, wh__conn_ud(c));
 }
 
 void wh__conn_pending_run(wh_conn *c)
@@ -490,15 +490,18 @@ void wh__conn_pending_run(wh_conn *c)
  * timeout. The transport lives in the conn's extension (WH__C_EXT). */
 static void xp_begin(wh_conn *c, wh__xport *xp)
 {
-    wh__conn_ext *x = (c->flags & WH__C_EXT) ? c->io.ud : calloc(1, sizeof(*x));
+    wh__conn_ext *x = WH__EXT(c);
     if (!x) {
-        xp->ops->free(xp);
-        wh__conn_finish(c, -ENOMEM);
-        return;
+        if (!(x = calloc(1, sizeof(*x)))) {
+            xp->ops->free(xp);
+            wh__conn_finish(c, -ENOMEM);
+            return;
+        }
+        x->ud = c->ud;
+        c->ud = x;
+        c->flags |= WH__C_EXT;
     }
     x->xp = xp;
-    c->io.ud = x;
-    c->flags |= WH__C_EXT;
     wh_conn_set_timeout(c, wh__tls_handshake_ms(c->prof->tls));
     wh__conn_update_io(c);
 }
@@ -572,7 +575,7 @@ int wh__conn_adopt_accepted(wh_loop *loop, int fd, const wh_net_opts *opts, cons
      * touches epoll at all. Registration happens after, with whatever
      * interest is left (none for a closed conn). */
     c->flags |= WH__C_HELD;
-    if (c->prof->cbs.on_open) c->prof->cbs.on_open(c, c->ud);
+    if (c->prof->cbs.on_open) c->prof->cbs.on_open(c, wh__conn_ud(c));
     if (!(c->flags & WH__C_DEAD)) {
         bool got = do_read(c);
         if (got && *spec < 3) (*spec)++;
@@ -748,7 +751,10 @@ void wh_conn_set_cbs(wh_conn *c, const wh_conn_cbs *cbs, void *ud)
     const wh__prof *p = wh__prof_like(NL(c), cbs, c->prof);
     if (!p) return; /* -ENOMEM: keep the old callbacks rather than none */
     c->prof = p;
-    c->ud = ud;
+    if (c->flags & WH__C_EXT)
+        ((wh__conn_ext *)c->ud)->ud = ud;
+    else
+        c->ud = ud;
     /* Inside on_read, deliver() sees the change and offers the rest itself;
      * otherwise buffered bytes go to the new on_read at the end of the
      * iteration. */
@@ -760,13 +766,13 @@ void wh_conn_set_cbs(wh_conn *c, const wh_conn_cbs *cbs, void *ud)
 
 wh_loop *wh_conn_loop(const wh_conn *c)
 {
-    return c->io.loop;
+    return NL(c)->loop;
 }
 
 const wh_sockaddr *wh_conn_peer(const wh_conn *c)
 {
-    if ((c->flags & WH__C_EXT) && ((const wh__conn_ext *)c->io.ud)->peer.len)
-        return &((const wh__conn_ext *)c->io.ud)->peer; /* from a PROXY header */
+    const wh__conn_ext *x = WH__EXT(c);
+    if (x && x->peer.len) return &x->peer; /* from a PROXY header */
     return wh_conn_sock_peer(c);
 }
 

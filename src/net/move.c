@@ -30,7 +30,7 @@ uint32_t wh__conn_detach(wh_conn *c)
     wh__clink_del(&c->link);
     nl->nconns--;
     wh__peer_forget(nl, c);
-    wh__io_deinit(&c->io);
+    wh__iow_deinit(nl->loop, &c->io);
     return deadline;
 }
 
@@ -42,11 +42,14 @@ void wh__conn_attach(wh_conn *c, wh_loop *loop)
         const wh__prof *np = wh__prof_like(nl, &p->cbs, p);
         if (np) c->prof = np;
     }
-    /* On -ENOMEM above the conn keeps its old profile, whose loop counts it;
-     * still correct (that loop's thread is not running it), only the counts
-     * and the wheel are another thread's: rare, and documented. */
+    /* On -ENOMEM above the conn keeps its old profile, whose loop counts it,
+     * and its watcher goes back to that loop too (a conn's watcher is a
+     * class watcher of its profile's loop): it then runs on the old loop's
+     * thread (before issue 15 it ran on the new one, with the old one's
+     * counts and wheel): a race either way, only when a profile for the new
+     * loop could not be allocated. */
     nl = c->prof->nl;
-    wh__io_init(loop, &c->io, c->io.fd, wh__conn_io_cb, c->io.ud); /* ud: c or its ext */
+    wh__iow_init(&c->io, c->io.fd, nl->io_cls);
     nl->nconns++;
     wh__clink_init(&c->link);
     wh__clink_add_tail(&nl->untimed, &c->link);
@@ -60,7 +63,7 @@ void wh__conn_attach(wh_conn *c, wh_loop *loop)
 bool wh__conn_dispatch(wh_conn *c, unsigned events)
 {
     c->flags |= WH__C_HELD; /* our frame: nothing frees c until we release */
-    wh__conn_io_cb(&c->io, events, c->io.ud);
+    wh__conn_io_cb(&c->io, events, c->prof->nl);
     if (!(c->flags & WH__C_DEAD) && (c->flags & WH__C_FLUSH)) (void)wh_conn_flush(c);
     if (c->flags & WH__C_DEAD) {
         wh__conn_release(c, 0); /* on_close and free (or at the end of the iteration) */

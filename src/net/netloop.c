@@ -92,6 +92,15 @@ void wh__conn_dealloc(wh__netloop *nl, wh_conn *c)
 #endif
 }
 
+size_t wh__net_conn_bytes(const wh__netloop *nl)
+{
+#if WH__CONN_SLAB
+    return (size_t)nl->conn_blocks.n * CONNS_PER_BLOCK * sizeof(wh_conn);
+#else
+    return nl->nconns * sizeof(wh_conn);
+#endif
+}
+
 static void conn_abort_cb(wh_conn *c, void *ud)
 {
     (void)ud;
@@ -146,6 +155,14 @@ wh__netloop *wh__netloop_get(wh_loop *loop)
     for (unsigned i = 0; i < WH__NET_WHEEL_SIZE; i++)
         wh__clink_init(&nl->wheel[i]);
     wh__timer_init(loop, &nl->timer, wheel_tick, nl);
+    /* Conns embed a bare class watcher (no loop/cb/ud per conn): the loop
+     * dispatches them through this one registration. */
+    int cls = wh__io_class_add(loop, wh__conn_io_cb, nl);
+    if (cls < 0) {
+        free(nl);
+        return NULL;
+    }
+    nl->io_cls = (uint8_t)cls;
     /* sendfile(2) has no MSG_NOSIGNAL: a peer that vanished would kill the
      * process with SIGPIPE. Ignore it unless the application installed its
      * own disposition (then it has decided already). */

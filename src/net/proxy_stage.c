@@ -14,8 +14,8 @@
  *
  * While in the stage the conn runs the loop's stage profile (its on_close
  * only counts and frees), with c->ud pointing at a wh__conn_ext that keeps
- * the real profile and ud. When the header is in: the real profile is put
- * back, the client address (if the header names one) stays in the ext for
+ * the real profile and ud (WH__C_EXT is set only after the stage). When the header is in: the real
+ * profile is put back, the client address (if the header names one) stays in the ext for
  * wh_conn_peer, and wh__conn_start runs on_open. Refusals (untrusted peer,
  * missing, malformed, unknown command) close at once; a header that does not
  * complete within proxy_timeout_ms is closed by the conn's timeout (the stage
@@ -145,7 +145,7 @@ void wh__proxy_stage_begin(wh_conn *c)
      * wake-up and the edge-triggered registration. */
     (void)wh__proxy_stage_io(c, 0);
     if ((c->flags & WH__C_DEAD) || !c->prof->proxy_stage) return;
-    int rc = wh_io_set(&c->io, WH_IO_READ | WH_IO_EDGE);
+    int rc = wh__iow_set(c->prof->nl->loop, &c->io, WH_IO_READ | WH_IO_EDGE);
     if (rc < 0) wh__conn_finish(c, rc);
 }
 
@@ -195,14 +195,13 @@ bool wh__proxy_stage_io(wh_conn *c, unsigned events)
     }
     __atomic_store_n(&nl->ctr->bytes_in, nl->ctr->bytes_in + (uint64_t)r, __ATOMIC_RELAXED);
     c->prof = x->prof;
-    c->ud = x->ud;
     if (h.has_addr) {
+        /* The ext stays: c->ud keeps pointing here, x->ud is the user's. */
         x->peer = h.src;
         x->prof = NULL;
-        x->ud = NULL;
-        c->io.ud = x;
         c->flags |= WH__C_EXT;
     } else {
+        c->ud = x->ud;
         free(x); /* LOCAL (health checks), UNKNOWN: the socket's peer is the client */
     }
     wh_conn_set_timeout(c, 0); /* on_open (or the TLS handshake) sets its own */
