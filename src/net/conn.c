@@ -206,6 +206,7 @@ static void do_flush(wh_conn *c, bool writable)
         if (c->wq && c->wq->queued) {
             if ((c->flags & WH__C_WOUT) && !writable)
                 return; /* EPOLLOUT will tell us when there is room */
+            c->wq->fin_follows = (c->flags & (WH__C_CLOSING | WH__C_ABORT)) == WH__C_CLOSING;
             ssize_t w = WH__XP(c) ? WH__XP(c)->ops->write(c, c->wq, &again)
                                   : wh__wq_write(c->wq, c->io.fd, &again);
             if (w < 0) {

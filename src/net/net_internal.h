@@ -204,6 +204,9 @@ typedef struct wh__wq {
     size_t queued;       /* bytes not yet written */
     unsigned next_chunk; /* size of the next copy chunk */
     unsigned nsegs;
+    /* The socket closes (or shuts its write side) once the queue drains, so
+     * the last bytes may wait for that FIN and leave in its segment. */
+    bool fin_follows;
 } wh__wq;
 
 /* Empty queue. */

@@ -291,7 +291,7 @@ ssize_t wh__wq_write(wh__wq *q, int fd, bool *again)
              * per segment: 1,100 responses/s against nginx's 1,700 with
              * tcp_nopush, and 1,690 with this). A pending head is still sent
              * by the next write or when the peer's ACK arrives. */
-            w = write_iov(fd, iov, n, want < q->queued);
+            w = write_iov(fd, iov, n, want < q->queued || q->fin_follows);
         }
         if (w < 0) {
             if (errno == EINTR) continue;

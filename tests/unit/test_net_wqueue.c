@@ -239,6 +239,36 @@ TEST(head_before_file_shares_a_segment)
     close(sv[1]);
 }
 
+/* The last reply of a connection about to close leaves with the FIN in one
+ * segment (fin_follows: MSG_MORE holds it until shutdown/close sends both);
+ * without the flag TCP_NODELAY sends it at once and the FIN needs a segment
+ * of its own. One packet less per "Connection: close" exchange. */
+TEST(last_reply_shares_the_fin_segment)
+{
+    for (int fin = 0; fin < 2; fin++) {
+        int sv[2];
+        tcp_pair(sv);
+        wh__wq q;
+        wh__wq_init(&q);
+        CHECK_EQ(wh__wq_copy(&q, "HTTP/1.1 200 OK\r\n\r\n", 19), 0);
+        q.fin_follows = fin;
+        unsigned before = segs_out(sv[0]);
+        bool again;
+        CHECK_EQ(wh__wq_write(&q, sv[0], &again), 19);
+        CHECK(!again);
+        CHECK_EQ(segs_out(sv[0]) - before, fin ? 0u : 1u);
+        CHECK_EQ(shutdown(sv[0], SHUT_WR), 0);
+        CHECK_EQ(segs_out(sv[0]) - before, 1u + !fin);
+        char in[64];
+        size_t got = 0;
+        for (ssize_t r; (r = read(sv[1], in + got, sizeof in - got)) > 0;)
+            got += (size_t)r;
+        CHECK_EQ(got, 19); /* then EOF */
+        close(sv[0]);
+        close(sv[1]);
+    }
+}
+
 TEST(epipe_not_signal)
 {
     int sv[2];
