@@ -170,18 +170,6 @@ static void fx_free(fixture *f)
     wh_loop_free(f->loop);
 }
 
-typedef struct xfer {
-    tnu_io io;
-    size_t want;
-} xfer;
-
-static int xfer_done(void *arg)
-{
-    xfer *x = arg;
-    tnu_io_step(&x->io);
-    return x->io.eof || x->io.in_len >= x->want;
-}
-
 static int eof_seen(void *arg)
 {
     xfer *x = arg;
@@ -253,70 +241,47 @@ TEST(close_inside_read)
     fx_free(&f);
 }
 
-/* A reply queued and the conn closed in on_read: the flush empties the queue
- * and close(2) drops the epoll registration, so no epoll_ctl at all (a
- * disarm first cost one per "Connection: close" answer; io_uring needs one
- * removal either way). */
-TEST(close_after_reply_needs_no_ctl)
+/* Two ways a conn ends with no epoll_ctl at all, because close(2) drops the
+ * registration: a reply queued and the conn closed in on_read (the flush
+ * empties the queue; a disarm first cost one per "Connection: close"
+ * answer), and the peer's EOF answered by a close (dropping the read
+ * interest first cost one per connection a client closes). io_uring needs
+ * one removal either way: a pending poll holds the file. */
+TEST(close_needs_no_ctl)
 {
-    wh_loop *loop = tnu_loop();
-    srv s = {.mode = MODE_CLOSE_IN_READ};
-    int sv[2];
-    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    wh_net_opts o;
-    wh_net_opts_init(&o);
-    wh_conn *c;
-    CHECK_EQ(wh_conn_adopt(loop, sv[0], &o, &cbs_data, &s, &c), 0);
-    tnu_pump_n(loop, 2);
-    CHECK_EQ(s.opens, 1);
-    wh__loop_stats a, b;
-    wh__loop_get_stats(loop, &a);
-    CHECK_EQ(write(sv[1], "ping", 4), 4);
-    for (int i = 0; i < 100 && !s.closes; i++)
-        wh_loop_run(loop, WH_RUN_ONCE);
-    wh__loop_get_stats(loop, &b);
-    CHECK_EQ(s.closes, 1);
-    /* epoll: close(2) drops the registration. io_uring: a pending poll
-     * holds the file, so the forget is one removal request, and only that. */
-    bool uring = strcmp(wh_loop_backend(loop), "io_uring") == 0;
-    CHECK_EQ(b.ctl_calls, a.ctl_calls + (uring ? 1 : 0));
-    char in[8];
-    CHECK_EQ(read(sv[1], in, sizeof in), 4);
-    CHECK(memcmp(in, "ping", 4) == 0);
-    CHECK_EQ(read(sv[1], in, sizeof in), 0); /* then EOF */
-    close(sv[1]);
-    wh_loop_free(loop);
-}
-
-/* The peer's EOF and the close it leads to: close(2) drops the registration,
- * so dropping the read interest first would be an epoll_ctl for nothing (one
- * per connection a client closes). */
-TEST(close_on_peer_eof_needs_no_ctl)
-{
-    wh_loop *loop = tnu_loop();
-    srv s = {0};
-    int sv[2];
-    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    wh_net_opts o;
-    wh_net_opts_init(&o);
-    wh_conn *c;
-    CHECK_EQ(wh_conn_adopt(loop, sv[0], &o, &cbs_data, &s, &c), 0);
-    tnu_pump_n(loop, 2);
-    CHECK_EQ(s.opens, 1);
-    wh__loop_stats a, b;
-    wh__loop_get_stats(loop, &a);
-    CHECK_EQ(shutdown(sv[1], SHUT_WR), 0);
-    for (int i = 0; i < 100 && !s.closes; i++)
-        wh_loop_run(loop, WH_RUN_ONCE);
-    wh__loop_get_stats(loop, &b);
-    CHECK_EQ(s.closes, 1);
-    CHECK_EQ(s.last_err, 0);
-    bool uring = strcmp(wh_loop_backend(loop), "io_uring") == 0;
-    CHECK_EQ(b.ctl_calls, a.ctl_calls + (uring ? 1 : 0));
-    char in[8];
-    CHECK_EQ(read(sv[1], in, sizeof in), 0);
-    close(sv[1]);
-    wh_loop_free(loop);
+    for (int peer_eof = 0; peer_eof < 2; peer_eof++) {
+        wh_loop *loop = tnu_loop();
+        srv s = {.mode = peer_eof ? 0 : MODE_CLOSE_IN_READ};
+        int sv[2];
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+        wh_net_opts o;
+        wh_net_opts_init(&o);
+        wh_conn *c;
+        CHECK_EQ(wh_conn_adopt(loop, sv[0], &o, &cbs_data, &s, &c), 0);
+        tnu_pump_n(loop, 2);
+        CHECK_EQ(s.opens, 1);
+        wh__loop_stats a, b;
+        wh__loop_get_stats(loop, &a);
+        if (peer_eof)
+            CHECK_EQ(shutdown(sv[1], SHUT_WR), 0);
+        else
+            CHECK_EQ(write(sv[1], "ping", 4), 4);
+        for (int i = 0; i < 100 && !s.closes; i++)
+            wh_loop_run(loop, WH_RUN_ONCE);
+        wh__loop_get_stats(loop, &b);
+        CHECK_EQ(s.closes, 1);
+        CHECK_EQ(s.last_err, 0);
+        bool uring = strcmp(wh_loop_backend(loop), "io_uring") == 0;
+        CHECK_EQ(b.ctl_calls, a.ctl_calls + (uring ? 1 : 0));
+        char in[8];
+        if (!peer_eof) {
+            CHECK_EQ(read(sv[1], in, sizeof in), 4);
+            CHECK(memcmp(in, "ping", 4) == 0);
+        }
+        CHECK_EQ(read(sv[1], in, sizeof in), 0); /* then EOF */
+        close(sv[1]);
+        wh_loop_free(loop);
+    }
 }
 
 TEST(abort_inside_read)

@@ -74,18 +74,6 @@ static int all_closed(void *arg)
     return w->s->closes >= w->n;
 }
 
-typedef struct xfer {
-    tnu_io io;
-    size_t want;
-} xfer;
-
-static int xfer_done(void *arg)
-{
-    xfer *x = arg;
-    tnu_io_step(&x->io);
-    return x->io.eof || x->io.in_len >= x->want;
-}
-
 static bool sanitized(void)
 {
 #if defined(__SANITIZE_ADDRESS__)

@@ -193,6 +193,23 @@ static int handshake(wh_loop *loop, SSL *cl)
     return 0;
 }
 
+/* Runs the loop until the server conn closed; checks it closed cleanly. */
+static void wait_closed(wh_loop *loop, srv *s)
+{
+    for (int i = 0; i < 200 && !s->closes; i++)
+        wh_loop_run(loop, WH_RUN_ONCE);
+    CHECK_EQ(s->closes, 1);
+    CHECK_EQ(s->close_err, 0);
+}
+
+/* The client ends in order: close_notify, then EOF. */
+static void client_ends(wh_loop *loop, SSL *cl, int fd, srv *s)
+{
+    SSL_shutdown(cl);
+    shutdown(fd, SHUT_WR);
+    wait_closed(loop, s);
+}
+
 TEST(echo_through_the_seam)
 {
     wh_tls_ctx *t = server_ctx();
@@ -236,13 +253,7 @@ TEST(echo_through_the_seam)
     wh_tls_stats st;
     wh_tls_ctx_stats(t, &st);
     CHECK_EQ(st.handshakes, 1);
-    /* Orderly close from the client: close_notify, then EOF. */
-    SSL_shutdown(cl);
-    shutdown(sv[1], SHUT_WR);
-    for (int i = 0; i < 200 && !s.closes; i++)
-        wh_loop_run(loop, WH_RUN_ONCE);
-    CHECK_EQ(s.closes, 1);
-    CHECK_EQ(s.close_err, 0);
+    client_ends(loop, cl, sv[1], &s);
     SSL_free(cl);
     SSL_CTX_free(cc);
     close(sv[1]);
@@ -276,14 +287,10 @@ TEST(close_notify_only_to_a_peer_still_there)
         CHECK_EQ(SSL_get_error(cl, -1), SSL_ERROR_WANT_READ);
         if (!peer_done) {
             wh_conn_close(c);
+            wait_closed(loop, &s);
         } else {
-            SSL_shutdown(cl);
-            shutdown(sv[1], SHUT_WR);
+            client_ends(loop, cl, sv[1], &s);
         }
-        for (int i = 0; i < 200 && !s.closes; i++)
-            wh_loop_run(loop, WH_RUN_ONCE);
-        CHECK_EQ(s.closes, 1);
-        CHECK_EQ(s.close_err, 0);
         if (!peer_done) {
             CHECK_EQ(SSL_read(cl, buf, sizeof buf), 0);
             CHECK_EQ(SSL_get_error(cl, 0), SSL_ERROR_ZERO_RETURN);

@@ -136,4 +136,18 @@ static inline void tnu_io_step(tnu_io *t)
     }
 }
 
+/* A client exchange that ends once want bytes came back (or at EOF): the
+ * predicate for tnu_pump. */
+typedef struct xfer {
+    tnu_io io;
+    size_t want;
+} xfer;
+
+static inline int xfer_done(void *arg)
+{
+    xfer *x = arg;
+    tnu_io_step(&x->io);
+    return x->io.eof || x->io.in_len >= x->want;
+}
+
 #endif
