@@ -34,7 +34,7 @@ static bool lists_close(const char *v, size_t n)
     return false;
 }
 
-static bool byte_ok(unsigned char c)
+static inline bool byte_ok(unsigned char c)
 {
     /* CR or LF would end the field and start another (header injection);
      * other controls are refused by recipients (RFC 9110 §5.5). */
@@ -44,7 +44,7 @@ static bool byte_ok(unsigned char c)
 /* Every response checks its content type, so this runs per request: eight
  * bytes at a time (SWAR), looking at single bytes only in a word that holds
  * a control (HTAB is one, and allowed). Bytes >= 0x80 (obs-text) pass. */
-static bool word_ok(const char *p)
+static inline bool word_ok(const char *p)
 {
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     uint64_t w;
