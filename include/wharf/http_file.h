@@ -146,7 +146,8 @@ typedef struct wh_static_plan {
 
 /* Fills opts with the defaults documented in wh_static_opts. */
 void wh_static_opts_init(wh_static_opts *opts);
-/* Opens dir as a root (opts NULL = defaults): 0 or -errno (-ENOENT, -ENOTDIR, -EACCES). */
+/* Opens dir as a root (opts NULL = defaults): 0 or -errno (-ENOENT, -ENOTDIR, -EACCES; -EINVAL for a
+ * bad index name or a cache_control with a control character). */
 int wh_static_root_open(wh_static_root *root, const char *dir, const wh_static_opts *opts);
 /* Closes the root's fd and frees what it owns; a closed root may be closed again. */
 void wh_static_root_close(wh_static_root *root);

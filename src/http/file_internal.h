@@ -5,13 +5,15 @@
 
 #include "wharf/http_file.h"
 
-/* Receives one response field; nonzero stops the walk and is returned. */
-typedef int (*wh__plan_field_fn)(void *ud, const char *name, const char *value);
+#include "http/resphead.h"
 
-/* Calls fn for every field plan adds beyond those the head formatter writes
+/* Most fields a plan adds (wh__static_plan_fields). */
+#define WH__PLAN_FIELDS_MAX 9
+
+/* Fills f with every field plan adds beyond those the head formatter writes
  * itself (status line, Date, Server, Content-Type, Content-Length,
  * Connection), so wh_static_format_head and wh_http_respond_plan send the
- * same set. 0, or the first nonzero fn result. */
-int wh__static_plan_fields(const wh_static_plan *plan, wh__plan_field_fn fn, void *ud);
+ * same set; returns how many. */
+size_t wh__static_plan_fields(const wh_static_plan *plan, wh__field f[WH__PLAN_FIELDS_MAX]);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "wharf/http_data.h"
 #include "wharf/http_file.h"
+#include "http/resphead.h"
 
 void wh_static_opts_init(wh_static_opts *opts)
 {
@@ -33,6 +34,10 @@ int wh_static_root_open(wh_static_root *root, const char *dir, const wh_static_o
     else
         wh_static_opts_init(&root->opts);
     if (!root->opts.index || !*root->opts.index || strchr(root->opts.index, '/')) return -EINVAL;
+    /* Checked once here, for both head writers (wh_static_format_head
+     * copies plan strings as they are): a CR or LF would start a field of
+     * its own in every response. */
+    if (root->opts.cache_control && !wh__resp_value_ok(root->opts.cache_control)) return -EINVAL;
     int err;
     root->real = realpath(dir, NULL);
     if (!root->real) return -errno;

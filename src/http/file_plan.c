@@ -241,47 +241,29 @@ void wh_static_plan_make(wh_static_root *root, const wh_static_req *req, wh_stat
         wh_static_plan_file(root, req, &f, true, plan);
 }
 
-int wh__static_plan_fields(const wh_static_plan *plan, wh__plan_field_fn fn, void *ud)
+size_t wh__static_plan_fields(const wh_static_plan *plan, wh__field f[WH__PLAN_FIELDS_MAX])
 {
     /* A 304 repeats what a cache needs to update its stored response
      * (RFC 9110 15.4.5: validators, Vary, Cache-Control), not the
      * representation's metadata. */
     bool not_modified = plan->status == 304;
     bool fresh = plan->status == 200 || plan->status == 206 || not_modified;
-    const struct {
-        bool on;
-        const char *name, *value;
-    } f[] = {
-        {plan->content_encoding && !not_modified, "Content-Encoding", plan->content_encoding},
-        {plan->vary, "Vary", "Accept-Encoding"},
-        {plan->etag[0] != '\0', "ETag", plan->etag},
-        {plan->last_modified[0] != '\0', "Last-Modified", plan->last_modified},
-        {plan->accept_ranges && !not_modified, "Accept-Ranges", "bytes"},
-        {plan->content_range[0] != '\0', "Content-Range", plan->content_range},
-        {plan->location[0] != '\0', "Location", plan->location},
-        {plan->cache_control && fresh, "Cache-Control", plan->cache_control},
-        {plan->status == 405, "Allow", "GET, HEAD"},
-    };
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        if (!f[i].on) continue;
-        int rc = fn(ud, f[i].name, f[i].value);
-        if (rc) return rc;
-    }
-    return 0;
-}
-
-struct lines {
-    char *p;
-    size_t len, cap;
-};
-
-static int add_line(void *ud, const char *name, const char *value)
-{
-    struct lines *x = ud;
-    int n = snprintf(x->p + x->len, x->cap - x->len, "%s: %s\r\n", name, value);
-    if (n < 0 || (size_t)n >= x->cap - x->len) return -ENOSPC;
-    x->len += (size_t)n;
-    return 0;
+    size_t n = 0;
+#define FIELD(on, nm, v)                                                                           \
+    do {                                                                                           \
+        if (on) f[n++] = (wh__field){nm, sizeof(nm) - 1, v};                                       \
+    } while (0)
+    FIELD(plan->content_encoding && !not_modified, "Content-Encoding", plan->content_encoding);
+    FIELD(plan->vary, "Vary", "Accept-Encoding");
+    FIELD(plan->etag[0] != '\0', "ETag", plan->etag);
+    FIELD(plan->last_modified[0] != '\0', "Last-Modified", plan->last_modified);
+    FIELD(plan->accept_ranges && !not_modified, "Accept-Ranges", "bytes");
+    FIELD(plan->content_range[0] != '\0', "Content-Range", plan->content_range);
+    FIELD(plan->location[0] != '\0', "Location", plan->location);
+    FIELD(plan->cache_control && fresh, "Cache-Control", plan->cache_control);
+    FIELD(plan->status == 405, "Allow", "GET, HEAD");
+#undef FIELD
+    return n;
 }
 
 int wh_static_format_head(const wh_static_plan *plan, bool keepalive, char *buf, size_t cap)
@@ -290,17 +272,16 @@ int wh_static_format_head(const wh_static_plan *plan, bool keepalive, char *buf,
      * head formatter; they cannot be longer than the head they go into, so
      * a buffer of cap bytes always holds them. */
     char small[2048], *heap = NULL;
-    struct lines x = {small, 0, sizeof small};
-    int rc = wh__static_plan_fields(plan, add_line, &x);
-    if (rc == -ENOSPC && cap > sizeof small) {
-        if (!(heap = malloc(cap))) return -ENOMEM;
-        x = (struct lines){heap, 0, cap};
-        rc = wh__static_plan_fields(plan, add_line, &x);
-    }
-    if (rc < 0) {
-        free(heap);
-        return rc;
-    }
+    wh__field f[WH__PLAN_FIELDS_MAX];
+    size_t nf = wh__static_plan_fields(plan, f), need = 0;
+    for (size_t i = 0; i < nf; i++)
+        need += f[i].nl + strlen(f[i].value) + 4;
+    if (need > cap) return -ENOSPC;
+    char *x = small;
+    if (need > sizeof small && !(x = heap = malloc(need))) return -ENOMEM;
+    size_t xlen = 0;
+    for (size_t i = 0; i < nf; i++)
+        xlen += (size_t)sprintf(x + xlen, "%s: %s\r\n", f[i].name, f[i].value);
     char date[30];
     wh_http_format_date(time(NULL), date);
     bool bodyless = plan->status == 304;
@@ -313,8 +294,8 @@ int wh_static_format_head(const wh_static_plan *plan, bool keepalive, char *buf,
     h.keep_alive = keepalive;
     h.date = date;
     h.server = "wharf";
-    h.extra = x.p;
-    h.extra_len = x.len;
+    h.extra = x;
+    h.extra_len = xlen;
     int n = wh_http_format_head(buf, cap, &h);
     free(heap);
     if (n >= 0 && (size_t)n < cap) buf[n] = '\0'; /* printable while debugging */

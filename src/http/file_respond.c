@@ -57,11 +57,6 @@ void wh_static_req_from_http(wh_static_req *q, const wh_http_req *r)
     }
 }
 
-static int add_field(void *r, const char *name, const char *value)
-{
-    return wh__http_resp_field_plain(r, name, value);
-}
-
 int wh_http_respond_plan(wh_http_req *r, wh_static_plan *plan)
 {
     wh_str m = wh_http_req_method(r);
@@ -78,7 +73,8 @@ int wh_http_respond_plan(wh_http_req *r, wh_static_plan *plan)
             plan->fd_owned = true;
         }
     }
-    int rc = wh__static_plan_fields(plan, add_field, r);
+    wh__field f[WH__PLAN_FIELDS_MAX];
+    int rc = wh__http_resp_fields_plain(r, f, wh__static_plan_fields(plan, f));
     if (rc != 0) {
         /* Out of memory, or a field the engine refuses (a Cache-Control
          * with a control character): the fields added so far cannot be

@@ -57,10 +57,9 @@ static inline bool word_ok(const char *p)
     return true;
 }
 
-static bool value_ok(const char *v, size_t *len)
+/* The bytes of v[0..n) may be sent in a field value. */
+static inline bool span_ok(const char *v, size_t n)
 {
-    size_t n = strlen(v);
-    *len = n;
     if (n < 8) {
         char pad[8] = "aaaaaaaa"; /* harmless filler for the bytes past the end */
         memcpy(pad, v, n);
@@ -72,6 +71,12 @@ static bool value_ok(const char *v, size_t *len)
     /* The last, partial word: the final eight bytes, overlapping the ones
      * already checked. */
     return i == n || word_ok(v + n - 8);
+}
+
+static bool value_ok(const char *v, size_t *len)
+{
+    *len = strlen(v);
+    return span_ok(v, *len);
 }
 
 bool wh__resp_value_ok(const char *s)
@@ -138,6 +143,47 @@ static bool starts(const char *p, size_t len, const char *lit, size_t n)
     return len >= n && memcmp(p, lit, n) == 0;
 }
 
+/* Makes room for want bytes in all (the inline buffer moves to the heap). */
+static int lines_grow(const wh__resp_lines *l, size_t want)
+{
+    size_t cap = *l->cap ? *l->cap * 2 : 256;
+    while (cap < want)
+        cap *= 2;
+    char *p = malloc(cap);
+    if (!p) return -ENOMEM;
+    memcpy(p, *l->p, *l->len);
+    if (*l->p != l->inl) free(*l->p);
+    *l->p = p;
+    *l->cap = cap;
+    return 0;
+}
+
+int wh__resp_lines_put(const wh__resp_lines *l, const wh__field *f, size_t n)
+{
+    size_t vl[16], need = 0;
+    if (n > sizeof vl / sizeof vl[0]) return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        vl[i] = strlen(f[i].value);
+        if (!span_ok(f[i].value, vl[i])) return -EINVAL;
+        need += f[i].nl + vl[i] + 4;
+    }
+    size_t len = *l->len;
+    if (len + need > *l->cap && lines_grow(l, len + need) < 0) return -ENOMEM;
+    char *p = *l->p + len;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(p, f[i].name, f[i].nl);
+        p += f[i].nl;
+        *p++ = ':';
+        *p++ = ' ';
+        memcpy(p, f[i].value, vl[i]);
+        p += vl[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    *l->len = len + need;
+    return 0;
+}
+
 int wh__resp_lines_add(const wh__resp_lines *l, int kind, const char *name, size_t nl,
                        const char *value, size_t vl)
 {
@@ -157,17 +203,7 @@ int wh__resp_lines_add(const wh__resp_lines *l, int kind, const char *name, size
         }
     }
     size_t need = nl + vl + 4;
-    if (len + need > *l->cap) {
-        size_t cap = *l->cap ? *l->cap * 2 : 256;
-        while (cap < len + need)
-            cap *= 2;
-        char *p = malloc(cap);
-        if (!p) return -ENOMEM;
-        memcpy(p, *l->p, len);
-        if (*l->p != l->inl) free(*l->p);
-        *l->p = p;
-        *l->cap = cap;
-    }
+    if (len + need > *l->cap && lines_grow(l, len + need) < 0) return -ENOMEM;
     char *p = *l->p + at;
     memmove(p + need, p, len - at);
     memcpy(p, name, nl);

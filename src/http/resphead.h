@@ -55,6 +55,19 @@ typedef struct wh__resp_lines {
 int wh__resp_lines_add(const wh__resp_lines *l, int kind, const char *name, size_t nl,
                        const char *value, size_t vl);
 
+/* One field of a batch for wh__resp_lines_put: name is a token the caller
+ * vouches for (a literal), nl its length. */
+typedef struct wh__field {
+    const char *name;
+    size_t nl;
+    const char *value;
+} wh__field;
+
+/* Appends n PLAIN fields, each value checked as wh__resp_value_ok does, with
+ * one capacity check for all: the file server adds three to five per
+ * response. 0, -EINVAL (a bad value: nothing appended) or -ENOMEM. */
+int wh__resp_lines_put(const wh__resp_lines *l, const wh__field *f, size_t n);
+
 /* Drops h->server and h->date where h->extra (built by wh__resp_lines_add)
  * carries the handler's own. */
 void wh__resp_head_own(wh_http_head_spec *h);

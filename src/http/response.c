@@ -133,13 +133,11 @@ int wh_http_resp_header(wh_http_req *r, const char *name, const char *value)
     return wh__resp_lines_add(&l, kind, name, nl, value, vl);
 }
 
-int wh__http_resp_field_plain(wh_http_req *r, const char *name, const char *value)
+int wh__http_resp_fields_plain(wh_http_req *r, const wh__field *f, size_t n)
 {
     if (r->state != WH__R_NEW) return -EINVAL;
-    size_t vl;
-    if (!wh__resp_value_len(value, &vl)) return -EINVAL;
     wh__resp_lines l = {&r->hdrs, &r->hlen, &r->hcap, r->hbuf};
-    return wh__resp_lines_add(&l, WH__RF_PLAIN, name, strlen(name), value, vl);
+    return wh__resp_lines_put(&l, f, n);
 }
 
 /* ---- writing ---- */

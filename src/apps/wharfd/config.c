@@ -434,8 +434,9 @@ static int apply_files(wharfd_config *cfg, int id, const char *name, const char 
         cfg->index = val;
         return 0;
     case OPT_CACHE_CONTROL:
-        for (const char *p = val; *p; p++)
-            if (*p == '\r' || *p == '\n') return bad(name, val, "no line breaks allowed");
+        for (const unsigned char *p = (const unsigned char *)val; *p; p++)
+            if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+                return bad(name, val, "no line breaks or other control characters allowed");
         cfg->cache_control = *val ? val : NULL;
         return 0;
     default:
