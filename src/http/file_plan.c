@@ -273,15 +273,20 @@ int wh_static_format_head(const wh_static_plan *plan, bool keepalive, char *buf,
      * a buffer of cap bytes always holds them. */
     char small[2048], *heap = NULL;
     wh__field f[WH__PLAN_FIELDS_MAX];
-    size_t nf = wh__static_plan_fields(plan, f), need = 0;
+    size_t nf = wh__static_plan_fields(plan, f), vl[WH__PLAN_FIELDS_MAX], need = 0;
     for (size_t i = 0; i < nf; i++)
-        need += f[i].nl + strlen(f[i].value) + 4;
+        need += f[i].nl + (vl[i] = strlen(f[i].value)) + 4;
     if (need > cap) return -ENOSPC;
     char *x = small;
     if (need > sizeof small && !(x = heap = malloc(need))) return -ENOMEM;
     size_t xlen = 0;
-    for (size_t i = 0; i < nf; i++)
-        xlen += (size_t)sprintf(x + xlen, "%s: %s\r\n", f[i].name, f[i].value);
+    for (size_t i = 0; i < nf; i++) {
+        memcpy(x + xlen, f[i].name, f[i].nl);
+        memcpy(x + xlen + f[i].nl, ": ", 2);
+        memcpy(x + xlen + f[i].nl + 2, f[i].value, vl[i]);
+        memcpy(x + xlen + f[i].nl + 2 + vl[i], "\r\n", 2);
+        xlen += f[i].nl + vl[i] + 4;
+    }
     char date[30];
     wh_http_format_date(time(NULL), date);
     bool bodyless = plan->status == 304;
