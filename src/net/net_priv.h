@@ -161,6 +161,12 @@ struct wh__netloop {
     void (*on_unbusy)(wh_conn *c, void *ud);
     void *on_unbusy_ud;
     wh_conn *reading; /* conn whose on_read is running (wh_conn_set_cbs) */
+    /* wh__prof_like's last answer: a protocol that takes over each new
+     * conn (the HTTP server in on_open) asks the same question every time,
+     * and the profile search was a tenth of a short connection's
+     * instructions. Profiles live as long as the netloop. */
+    const wh__prof *like_from, *like_to;
+    wh_conn_cbs like_cbs;
     /* The conn whose last read in this dispatch emptied the kernel's receive
      * queue (a short read): closing it needs no lingering read. Cleared when
      * the dispatch returns, so it never outlives what it says. */

@@ -177,13 +177,20 @@ wh__netloop *wh__netloop_get(wh_loop *loop)
 
 const wh__prof *wh__prof_like(wh__netloop *nl, const wh_conn_cbs *cbs, const wh__prof *like)
 {
+    if (nl->like_from == like && !memcmp(&nl->like_cbs, cbs, sizeof(*cbs))) return nl->like_to;
     wh_net_opts o;
     wh_net_opts_init(&o);
     o.read_buf_size = like->read_buf_size;
     o.read_buf_max = like->read_buf_max;
     o.high_watermark = like->high_wm;
     o.low_watermark = like->low_wm;
-    return wh__prof_get(nl, cbs, &o);
+    const wh__prof *p = wh__prof_get(nl, cbs, &o);
+    if (p) {
+        nl->like_from = like;
+        nl->like_to = p;
+        nl->like_cbs = *cbs;
+    }
+    return p;
 }
 
 const wh__prof *wh__prof_get(wh__netloop *nl, const wh_conn_cbs *cbs, const wh_net_opts *o)
