@@ -206,7 +206,11 @@ static void do_flush(wh_conn *c, bool writable)
         if (c->wq && c->wq->queued) {
             if ((c->flags & WH__C_WOUT) && !writable)
                 return; /* EPOLLOUT will tell us when there is room */
-            c->wq->fin_follows = (c->flags & (WH__C_CLOSING | WH__C_ABORT)) == WH__C_CLOSING;
+            /* Only when the close needs no lingering read (wh__conn_finish):
+             * a peer still sending gets the reply at once, so it can read it
+             * before the RST that unread bytes may cause. */
+            c->wq->fin_follows = (c->flags & (WH__C_CLOSING | WH__C_ABORT)) == WH__C_CLOSING &&
+                                 ((c->flags & WH__C_EOF) || nl->drained == c);
             ssize_t w = WH__XP(c) ? WH__XP(c)->ops->write(c, c->wq, &again)
                                   : wh__wq_write(c->wq, c->io.fd, &again);
             if (w < 0) {
