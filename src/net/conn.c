@@ -139,7 +139,7 @@ void wh__conn_finish(wh_conn *c, int err)
          * last read in this dispatch found the queue empty (nl->drained):
          * the peer sent nothing more, as nginx assumes too. */
         char sink[512];
-        shutdown(fd, SHUT_WR);
+        if (!(c->flags & WH__C_SHUT_DONE)) shutdown(fd, SHUT_WR);
         for (int i = 0; i < 8 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
             ;
     }
@@ -206,17 +206,21 @@ static void do_flush(wh_conn *c, bool writable)
         if (c->wq && c->wq->queued) {
             if ((c->flags & WH__C_WOUT) && !writable)
                 return; /* EPOLLOUT will tell us when there is room */
-            /* Only when the close needs no lingering read (wh__conn_finish):
-             * a peer still sending gets the reply at once, so it can read it
-             * before the RST that unread bytes may cause. */
-            c->wq->fin_follows = (c->flags & (WH__C_CLOSING | WH__C_ABORT)) == WH__C_CLOSING &&
-                                 ((c->flags & WH__C_EOF) || nl->drained == c);
+            /* The last reply of an orderly close waits (MSG_MORE) for the
+             * FIN that shutdown(2) sends right after it: one segment instead
+             * of two. shutdown, not close: close(2) with unread bytes (a peer
+             * still sending, even one that arrived since our last read)
+             * resets the connection and drops what was not sent yet. */
+            bool fin = !WH__XP(c) && (c->flags & (WH__C_CLOSING | WH__C_ABORT | WH__C_SHUT_DONE)) ==
+                                         WH__C_CLOSING;
+            c->wq->fin_follows = fin;
             ssize_t w = WH__XP(c) ? WH__XP(c)->ops->write(c, c->wq, &again)
                                   : wh__wq_write(c->wq, c->io.fd, &again);
             if (w < 0) {
                 wh__conn_finish(c, (int)w);
                 return;
             }
+            if (fin && !again && shutdown(c->io.fd, SHUT_WR) == 0) c->flags |= WH__C_SHUT_DONE;
             if (w > 0) {
                 __atomic_store_n(&nl->ctr->bytes_out, nl->ctr->bytes_out + (uint64_t)w,
                                  __ATOMIC_RELAXED);
