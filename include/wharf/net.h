@@ -151,7 +151,8 @@ int wh_conn_write_ref(wh_conn *c, const void *data, size_t len, void (*done)(voi
 int wh_conn_sendfile(wh_conn *c, int fd, off_t offset, size_t len, bool close_fd);
 /* Writes what is queued now (normally automatic). 0 or negative errno. */
 int wh_conn_flush(wh_conn *c);
-/* Bytes queued and not yet accepted by the kernel. */
+/* Bytes queued and not yet accepted by the kernel (on io_uring: known when
+ * the send's completion is collected, one loop iteration after it left). */
 size_t wh_conn_queued(const wh_conn *c);
 /* False while the queue is above the high watermark (a producer should pause). */
 bool wh_conn_writable(const wh_conn *c);

@@ -38,6 +38,10 @@ typedef struct wh__backend {
      * outside wh_loop_run, so a closed fd is closed for good even if the
      * loop does not poll again. */
     void (*flush)(void *state);
+    /* NULL, or runs the callbacks of the completion ops (loop_internal.h,
+     * wh__cq_*) that the last poll() reaped; the loop calls it after poll()
+     * once its clock is fresh, before the fd events. */
+    void (*complete)(void *state);
 } wh__backend;
 
 extern const wh__backend wh__backend_epoll;

@@ -43,8 +43,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#include "loop/backend.h"
+#include "loop/loop_priv.h"
 #include "wharf/loop.h"
 
 #ifdef WH_HAVE_URING
@@ -84,7 +87,32 @@ typedef struct ur_state {
     int *outfd;   /* the fds reported by the poll() now reaping (UR_OUT) */
     unsigned max; /* max_events: outfd's size */
     bool no_excl; /* the kernel refused EPOLLEXCLUSIVE in a poll mask */
+
+    /* Completion I/O (the wh__cq_* seam in loop_internal.h). */
+    wh__cq_cb kinds[8];   /* completion callback per kind (1..7) */
+    struct ur_done *done; /* op completions taken by poll(), run by complete() */
+    unsigned ndone, done_cap;
+    uint64_t inflight; /* ops submitted or queued whose last completion is still owed */
+    /* Provided-buffer ring (group UR_BGID), made on the first recv. */
+    struct io_uring_buf_ring *br;
+    char *bufs;
+    unsigned nbufs, buf_size;
+    bool running_done;        /* complete() is running: a nested complete() waits */
+    uint64_t n_ops, n_nobufs; /* wh__cq_counts */
 } ur_state;
+
+/* One op completion, copied out of the CQ so the ring head can advance
+ * before the callbacks run (they may submit). */
+typedef struct ur_done {
+    uint64_t ud;
+    int32_t res;
+    uint32_t flags;
+} ur_done;
+
+#define UR_BGID      0
+#define UR_NBUFS     512u  /* 2 MiB per loop: a burst of 512 reads in flight */
+#define UR_BUF_SIZE  4096u /* a request head fits; bigger bodies come in pieces */
+#define UR_KIND_MASK 7u
 
 static int ur_init(void **state, unsigned max_events)
 {
@@ -99,9 +127,15 @@ static int ur_init(void **state, unsigned max_events)
     s->dirty = malloc(s->dirty_cap * sizeof(*s->dirty));
     s->outfd = malloc(max_events * sizeof(*s->outfd));
     s->max = max_events;
-    if (!s->dirty || !s->outfd) {
+    /* Up to a CQ's worth of op completions per poll (the rest wait). */
+    s->done_cap = sq * 2;
+    s->done = malloc(s->done_cap * sizeof(*s->done));
+    s->nbufs = UR_NBUFS;
+    s->buf_size = UR_BUF_SIZE;
+    if (!s->dirty || !s->outfd || !s->done) {
         free(s->dirty);
         free(s->outfd);
+        free(s->done);
         free(s);
         return -ENOMEM;
     }
@@ -129,6 +163,7 @@ static int ur_init(void **state, unsigned max_events)
     if (r < 0) {
         free(s->dirty);
         free(s->outfd);
+        free(s->done);
         free(s);
         return r;
     }
@@ -145,10 +180,19 @@ static void ur_free(void *state)
      * torn down, which fails its next blocking call with a timeout with
      * EINTR. The loop flushes on its own thread first (wh_loop_free);
      * closing the ring cancels whatever is left, asynchronously. */
+    if (s->br) (void)io_uring_unregister_buf_ring(&s->ring, UR_BGID);
     io_uring_queue_exit(&s->ring);
+    if (s->br) {
+        munmap(s->br, (size_t)s->nbufs * sizeof(struct io_uring_buf));
+        /* A recv still owed a completion (the owner never quiesced, or
+         * the wait timed out) may yet be cancelled by the kernel's exit
+         * work, after this returns: its buffers are left to it. */
+        if (!s->inflight) free(s->bufs);
+    }
     free(s->fds);
     free(s->dirty);
     free(s->outfd);
+    free(s->done);
     free(s);
 }
 
@@ -181,9 +225,14 @@ static struct io_uring_sqe *get_sqe(ur_state *s, int *err)
     return sqe;
 }
 
+/* Bit 63 marks a poll's user_data: the completion ops (wh__cq_*) use a
+ * pointer ORed with a kind in 1..7, which never has it (user-space
+ * addresses), and the removes and cancels use 0. */
+#define UR_POLL_BIT (1ull << 63)
+
 static uint64_t user_data(const ur_fd *e, int fd)
 {
-    return (uint64_t)e->seq << 32 | (uint32_t)fd;
+    return UR_POLL_BIT | (uint64_t)(e->seq & 0x7fffffffu) << 32 | (uint32_t)fd;
 }
 
 /* Queues the removal of e's armed poll (its completion turns stale). */
@@ -366,8 +415,17 @@ static int ur_poll(void *state, int timeout_ms, wh__fired *out, unsigned max)
         if (n == max) break;
         seen++;
         uint64_t ud = cqe->user_data;
+        if (!(ud & UR_POLL_BIT)) {
+            if (ud == 0) continue; /* a remove's or a cancel's own completion */
+            if (s->ndone == s->done_cap) {
+                seen--; /* left in the CQ for the next poll() */
+                break;
+            }
+            s->done[s->ndone++] = (ur_done){ud, cqe->res, cqe->flags};
+            continue;
+        }
         int fd = (int)(uint32_t)ud;
-        if (ud == 0 || (uint32_t)fd >= s->cap) continue; /* a remove's own completion */
+        if ((uint32_t)fd >= s->cap) continue;
         ur_fd *e = &s->fds[fd];
         if (!(e->st & UR_ARMED) || user_data(e, fd) != ud) continue; /* stale */
         uint32_t ev = complete(s, fd, e, cqe);
@@ -404,6 +462,272 @@ static void ur_flush(void *state)
     if (io_uring_sq_ready(&s->ring)) (void)io_uring_submit(&s->ring);
 }
 
+/* ---- Completion I/O -----------------------------------------------------
+ * The ops of the wh__cq_* seam (loop_internal.h). An op's user_data is its
+ * cookie ORed with its kind; the completions poll() finds are copied to
+ * s->done and run by complete() once the loop has refreshed its clock, so
+ * one io_uring_enter per iteration submits the iteration's ops and reaps
+ * what completed. s->inflight counts ops whose last completion (one without
+ * IORING_CQE_F_MORE) has not been run yet: the owner may free a cookie only
+ * after that completion, and teardown waits for the count to reach 0. */
+
+static unsigned cq_flags(uint32_t f)
+{
+    unsigned w = 0;
+    if (f & IORING_CQE_F_MORE) w |= WH__CQ_MORE;
+#ifdef IORING_CQE_F_SOCK_NONEMPTY
+    if (f & IORING_CQE_F_SOCK_NONEMPTY) w |= WH__CQ_NONEMPTY;
+#endif
+    return w;
+}
+
+static void buf_put(ur_state *s, unsigned bid)
+{
+    io_uring_buf_ring_add(s->br, s->bufs + (size_t)bid * s->buf_size, s->buf_size,
+                          (unsigned short)bid, io_uring_buf_ring_mask(s->nbufs), 0);
+    io_uring_buf_ring_advance(s->br, 1);
+}
+
+/* The provided-buffer ring: liburing 2.3 (Debian 12) has no
+ * io_uring_setup_buf_ring, so the ring memory is mapped here. */
+static int bufs_setup(ur_state *s)
+{
+    if (s->br) return 0;
+    size_t rsz = (size_t)s->nbufs * sizeof(struct io_uring_buf);
+    void *m = mmap(NULL, rsz, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (m == MAP_FAILED) return -ENOMEM;
+    char *bufs = malloc((size_t)s->nbufs * s->buf_size);
+    if (!bufs) {
+        munmap(m, rsz);
+        return -ENOMEM;
+    }
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.ring_addr = (uint64_t)(uintptr_t)m;
+    reg.ring_entries = s->nbufs;
+    reg.bgid = UR_BGID;
+    int r = io_uring_register_buf_ring(&s->ring, &reg, 0);
+    if (r < 0) {
+        free(bufs);
+        munmap(m, rsz);
+        return r;
+    }
+    s->br = m;
+    s->bufs = bufs;
+    io_uring_buf_ring_init(s->br);
+    for (unsigned i = 0; i < s->nbufs; i++)
+        io_uring_buf_ring_add(s->br, bufs + (size_t)i * s->buf_size, s->buf_size, (unsigned short)i,
+                              io_uring_buf_ring_mask(s->nbufs), (int)i);
+    io_uring_buf_ring_advance(s->br, (int)s->nbufs);
+    return 0;
+}
+
+static void run_one(ur_state *s, uint64_t ud, int res, uint32_t flags)
+{
+    if (!(flags & IORING_CQE_F_MORE)) s->inflight--;
+    if (res == -ENOBUFS) s->n_nobufs++;
+    const char *buf = NULL;
+    unsigned bid = 0;
+    if (flags & IORING_CQE_F_BUFFER) {
+        bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        buf = s->bufs + (size_t)bid * s->buf_size;
+    }
+    wh__cq_cb cb = s->kinds[ud & UR_KIND_MASK];
+    if (cb) cb((void *)(uintptr_t)(ud & ~(uint64_t)UR_KIND_MASK), res, cq_flags(flags), buf);
+    /* The callee copied what it keeps: the buffer goes back at once. */
+    if (buf) buf_put(s, bid);
+}
+
+static void ur_complete(void *state)
+{
+    ur_state *s = state;
+    if (!s->ndone || s->running_done) return;
+    s->running_done = true;
+    for (unsigned i = 0; i < s->ndone; i++)
+        run_one(s, s->done[i].ud, s->done[i].res, s->done[i].flags);
+    s->ndone = 0;
+    s->running_done = false;
+}
+
+static ur_state *cq_state(const wh_loop *loop)
+{
+    return loop->be_ops == &wh__backend_uring ? loop->be : NULL;
+}
+
+bool wh__cq_able(const wh_loop *loop)
+{
+    return cq_state(loop) != NULL;
+}
+
+int wh__cq_kind(wh_loop *loop, wh__cq_cb cb)
+{
+    ur_state *s = cq_state(loop);
+    if (!s) return -ENOTSUP;
+    for (unsigned k = 1; k <= UR_KIND_MASK; k++) {
+        if (s->kinds[k] == cb) return (int)k;
+        if (!s->kinds[k]) {
+            s->kinds[k] = cb;
+            return (int)k;
+        }
+    }
+    return -ENOSPC;
+}
+
+int wh__cq_set_bufs(wh_loop *loop, unsigned count, unsigned size)
+{
+    ur_state *s = cq_state(loop);
+    if (!s) return -ENOTSUP;
+    if (s->br) return -EBUSY;
+    if (!count || (count & (count - 1)) || count > 32768 || size < 16) return -EINVAL;
+    s->nbufs = count;
+    s->buf_size = size;
+    return 0;
+}
+
+static uint64_t op_ud(const void *cookie, unsigned kind)
+{
+    return (uint64_t)(uintptr_t)cookie | kind;
+}
+
+int wh__cq_recv(wh_loop *loop, int fd, void *cookie, unsigned kind)
+{
+    ur_state *s = cq_state(loop);
+    if (!s) return -ENOTSUP;
+    int err = bufs_setup(s);
+    if (err < 0) return err;
+    struct io_uring_sqe *sqe = get_sqe(s, &err);
+    if (!sqe) return err;
+    io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = UR_BGID;
+    io_uring_sqe_set_data64(sqe, op_ud(cookie, kind));
+    s->inflight++;
+    s->n_ops++;
+    return 0;
+}
+
+int wh__cq_sendmsg(wh_loop *loop, int fd, const struct msghdr *mh, int flags, void *cookie,
+                   unsigned kind)
+{
+    ur_state *s = cq_state(loop);
+    if (!s) return -ENOTSUP;
+    int err = 0;
+    struct io_uring_sqe *sqe = get_sqe(s, &err);
+    if (!sqe) return err;
+    io_uring_prep_sendmsg(sqe, fd, mh, (unsigned)flags | MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, op_ud(cookie, kind));
+    s->inflight++;
+    s->n_ops++;
+    return 0;
+}
+
+int wh__cq_accept(wh_loop *loop, int fd, void *cookie, unsigned kind)
+{
+    ur_state *s = cq_state(loop);
+    if (!s) return -ENOTSUP;
+    int err = 0;
+    struct io_uring_sqe *sqe = get_sqe(s, &err);
+    if (!sqe) return err;
+    io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, op_ud(cookie, kind));
+    s->inflight++;
+    s->n_ops++;
+    return 0;
+}
+
+int wh__cq_close(wh_loop *loop, int fd)
+{
+    ur_state *s = cq_state(loop);
+    if (!s) return -ENOTSUP;
+    int err = 0;
+    struct io_uring_sqe *sqe = get_sqe(s, &err);
+    if (!sqe) return err;
+    io_uring_prep_close(sqe, fd);
+    io_uring_sqe_set_data64(sqe, 0); /* nothing to report: close(2)'s errors mean nothing here */
+    return 0;
+}
+
+int wh__cq_cancel(wh_loop *loop, void *cookie, unsigned kind)
+{
+    ur_state *s = cq_state(loop);
+    if (!s) return -ENOTSUP;
+    int err = 0;
+    struct io_uring_sqe *sqe = get_sqe(s, &err);
+    if (!sqe) return err;
+    io_uring_prep_cancel64(sqe, op_ud(cookie, kind), 0);
+    io_uring_sqe_set_data64(sqe, 0); /* its own completion is ignored */
+    return 0;
+}
+
+uint64_t wh__cq_inflight(const wh_loop *loop)
+{
+    ur_state *s = cq_state(loop);
+    return s ? s->inflight : 0;
+}
+
+void wh__cq_counts(const wh_loop *loop, uint64_t *ops, uint64_t *nobufs)
+{
+    ur_state *s = cq_state(loop);
+    *ops = s ? s->n_ops : 0;
+    *nobufs = s ? s->n_nobufs : 0;
+}
+
+/* Takes the SQEs not handed to the kernel yet back out of the SQ: their ops
+ * complete here with -ECANCELED (a thread other than the loop's must not
+ * submit, see ur_free). */
+static void unqueue(ur_state *s)
+{
+    struct io_uring_sq *sq = &s->ring.sq;
+    unsigned shift = (s->ring.flags & IORING_SETUP_SQE128) ? 1 : 0;
+    for (unsigned i = sq->sqe_head; i != sq->sqe_tail; i++) {
+        const struct io_uring_sqe *sqe = &sq->sqes[(i & sq->ring_mask) << shift];
+        uint64_t ud = sqe->user_data;
+        if (ud && !(ud & UR_POLL_BIT) &&
+            (sqe->opcode == IORING_OP_RECV || sqe->opcode == IORING_OP_SENDMSG ||
+             sqe->opcode == IORING_OP_ACCEPT))
+            run_one(s, ud, -ECANCELED, 0);
+        else if (sqe->opcode == IORING_OP_CLOSE)
+            close(sqe->fd); /* a close not submitted yet: done here */
+    }
+    sq->sqe_tail = sq->sqe_head;
+}
+
+void wh__cq_quiesce(wh_loop *loop)
+{
+    ur_state *s = cq_state(loop);
+    if (!s) return;
+    ur_complete(s); /* completions already reaped */
+    if (!s->inflight) return;
+    if (wh_loop_on_thread(loop))
+        (void)io_uring_submit(&s->ring);
+    else
+        unqueue(s);
+    if (!s->inflight) return;
+    /* Cancel every request the kernel holds and wait for their last
+     * completions (their callbacks free what the ops used). The register
+     * call neither submits nor makes this thread a user of the ring. */
+    struct io_uring_sync_cancel_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.flags = IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL;
+    reg.fd = -1;
+    reg.timeout.tv_sec = 1;
+    (void)io_uring_register_sync_cancel(&s->ring, &reg);
+    for (int i = 0; i < 100 && s->inflight; i++) {
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000000};
+        int r = io_uring_wait_cqe_timeout(&s->ring, &cqe, &ts);
+        if (r < 0 && r != -ETIME && r != -EINTR) break;
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&s->ring, head, cqe)
+        {
+            seen++;
+            uint64_t ud = cqe->user_data;
+            if (ud && !(ud & UR_POLL_BIT)) run_one(s, ud, cqe->res, cqe->flags);
+        }
+        io_uring_cq_advance(&s->ring, seen);
+    }
+}
+
 const wh__backend wh__backend_uring = {
     .name = "io_uring",
     .close_drops = false,
@@ -413,6 +737,82 @@ const wh__backend wh__backend_uring = {
     .poll = ur_poll,
     .fd = ur_fd_of,
     .flush = ur_flush,
+    .complete = ur_complete,
 };
+
+#else /* no liburing: the seam says no */
+
+bool wh__cq_able(const wh_loop *loop)
+{
+    (void)loop;
+    return false;
+}
+int wh__cq_kind(wh_loop *loop, wh__cq_cb cb)
+{
+    (void)loop;
+    (void)cb;
+    return -ENOTSUP;
+}
+int wh__cq_set_bufs(wh_loop *loop, unsigned count, unsigned size)
+{
+    (void)loop;
+    (void)count;
+    (void)size;
+    return -ENOTSUP;
+}
+int wh__cq_recv(wh_loop *loop, int fd, void *cookie, unsigned kind)
+{
+    (void)loop;
+    (void)fd;
+    (void)cookie;
+    (void)kind;
+    return -ENOTSUP;
+}
+int wh__cq_sendmsg(wh_loop *loop, int fd, const struct msghdr *mh, int flags, void *cookie,
+                   unsigned kind)
+{
+    (void)loop;
+    (void)fd;
+    (void)mh;
+    (void)flags;
+    (void)cookie;
+    (void)kind;
+    return -ENOTSUP;
+}
+int wh__cq_accept(wh_loop *loop, int fd, void *cookie, unsigned kind)
+{
+    (void)loop;
+    (void)fd;
+    (void)cookie;
+    (void)kind;
+    return -ENOTSUP;
+}
+int wh__cq_close(wh_loop *loop, int fd)
+{
+    (void)loop;
+    (void)fd;
+    return -ENOTSUP;
+}
+int wh__cq_cancel(wh_loop *loop, void *cookie, unsigned kind)
+{
+    (void)loop;
+    (void)cookie;
+    (void)kind;
+    return -ENOTSUP;
+}
+uint64_t wh__cq_inflight(const wh_loop *loop)
+{
+    (void)loop;
+    return 0;
+}
+void wh__cq_counts(const wh_loop *loop, uint64_t *ops, uint64_t *nobufs)
+{
+    (void)loop;
+    *ops = *nobufs = 0;
+}
+void wh__cq_quiesce(wh_loop *loop)
+{
+    (void)loop;
+}
 
 #endif

@@ -218,6 +218,7 @@ int wh_loop_run(wh_loop *loop, enum wh_run_mode mode)
             break;
         }
         wh__loop_update_time_raw(loop);
+        if (loop->be_ops->complete) loop->be_ops->complete(loop->be);
         if (n > 0) dispatch(loop, (unsigned)n);
         wh__timers_run(loop);
         run_defers(loop);

@@ -2,6 +2,9 @@
 #ifndef WH_LOOP_INTERNAL_H
 #define WH_LOOP_INTERNAL_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "wharf/loop.h"
 
 /* Per-loop slots so each layer keeps its own per-thread state on a loop
@@ -57,7 +60,7 @@ struct wh__iow {
     uint8_t flags; /* interest as last set by the user (WH_IO_*) */
     uint8_t state; /* WH__IO_S_* (loop_priv.h) */
     uint8_t cls;   /* 0: inside a struct wh_io; else the loop's class (wh__io_class_add) */
-    uint8_t spare;
+    uint8_t spare; /* the embedder's own bits (net: a conn's completion-op state); 0 after init */
 };
 
 struct wh_io {
@@ -132,6 +135,59 @@ int wh__poller_arm_oneshot(wh__poller *p, int fd, uint64_t token);
 int wh__poller_poll(wh__poller *p, wh__fired *out, unsigned max);
 /* The fd that turns readable when events are ready (watch it with wh_io). */
 int wh__poller_fd(const wh__poller *p);
+
+/* ---- Completion I/O (io_uring loops only) --------------------------------
+ * Operations the kernel carries out and then reports, instead of readiness
+ * the caller acts on with its own syscall. Only the io_uring backend has
+ * them (wh__cq_able); a layer asks first and otherwise stays on wh_io. The
+ * ops queued during an iteration are submitted by the same io_uring_enter
+ * that waits for the next events, and their completions are reaped by it:
+ * callbacks run right after that wait, before the fd events.
+ *
+ * An op is named by (cookie, kind): cookie an 8-byte aligned pointer of the
+ * caller's, kind the number wh__cq_kind gave its callback. The callback
+ * gets the cookie, the result (bytes, or negative errno; -ECANCELED after
+ * wh__cq_cancel) and WH__CQ_* flags. Without WH__CQ_MORE it is the op's last
+ * completion: until then the cookie's memory must stay valid, also after a
+ * cancel (the cancelled op still completes once). Loop thread only. */
+#define WH__CQ_MORE     1u /* more completions of this (multishot) op follow */
+#define WH__CQ_NONEMPTY 2u /* recv: the socket still holds bytes after this one */
+struct msghdr;
+/* buf: for a recv, the provided buffer holding res bytes; it goes back to
+ * the loop's buffer ring when the callback returns (copy what you keep). */
+typedef void (*wh__cq_cb)(void *cookie, int res, unsigned flags, const char *buf);
+/* True when the loop can run completion ops (it runs on io_uring). */
+bool wh__cq_able(const wh_loop *loop);
+/* The kind (1..7) for cb on loop, registering it the first time; -ENOTSUP
+ * without completion I/O, -ENOSPC when seven are taken. */
+int wh__cq_kind(wh_loop *loop, wh__cq_cb cb);
+/* Multishot recv on fd into the loop's provided buffers (one completion
+ * per buffer filled; 0 at EOF; -ENOBUFS, its last, when the ring ran dry).
+ * 0 or negative errno. */
+int wh__cq_recv(wh_loop *loop, int fd, void *cookie, unsigned kind);
+/* sendmsg(fd, mh, flags | MSG_NOSIGNAL); mh and what it points to must stay
+ * valid until the completion. 0 or negative errno. */
+int wh__cq_sendmsg(wh_loop *loop, int fd, const struct msghdr *mh, int flags, void *cookie,
+                   unsigned kind);
+/* Multishot accept4(fd, SOCK_NONBLOCK | SOCK_CLOEXEC): one completion per
+ * connection (res the new fd); it ends (no WH__CQ_MORE) on an error such as
+ * -EMFILE. 0 or negative errno. */
+int wh__cq_accept(wh_loop *loop, int fd, void *cookie, unsigned kind);
+/* close(fd) by the next io_uring_enter (no syscall of its own). The number
+ * stays taken until then. 0, or negative errno: then close(2) it yourself. */
+int wh__cq_close(wh_loop *loop, int fd);
+/* Asks the kernel to cancel op (cookie, kind); its last completion follows. */
+int wh__cq_cancel(wh_loop *loop, void *cookie, unsigned kind);
+/* Teardown: cancels every op in flight and runs their last completions
+ * before it returns (on any thread; the loop is not running). */
+void wh__cq_quiesce(wh_loop *loop);
+/* Ops whose last completion has not run yet (tests, teardown checks). */
+uint64_t wh__cq_inflight(const wh_loop *loop);
+/* Recv/send ops submitted so far, and recvs ended by a dry buffer ring. */
+void wh__cq_counts(const wh_loop *loop, uint64_t *ops, uint64_t *nobufs);
+/* Sizes the loop's provided-buffer ring (count a power of two) before its
+ * first recv; -EBUSY after. Defaults: 512 buffers of 4 KiB. For tests. */
+int wh__cq_set_bufs(wh_loop *loop, unsigned count, unsigned size);
 
 /* ---- Test hooks -----------------------------------------------------------
  * Counters and a fake clock so tests check behaviour without strace or sleeps. */

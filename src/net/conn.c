@@ -18,11 +18,38 @@
  * sendmsg); writes made outside a frame are flushed by the end-of-iteration
  * task. We write first and ask for EPOLLOUT only after the kernel said EAGAIN
  * (seed 002's lesson: asking first costs a wake-up per reply).
+ *
+ * Completion mode (WH__Q_CQ: plain sockets on an io_uring loop, see
+ * docs/architecture.md). The per-request read/sendmsg syscalls were what an
+ * io_uring loop still paid (issue 16), so such a conn makes them completion
+ * ops (loop_internal.h, wh__cq_*), submitted and reaped by the loop's one
+ * io_uring_enter per iteration:
+ *  - one multishot recv while reading is wanted, into the loop's provided
+ *    buffers: an idle conn holds no buffer. Each completion's bytes go to
+ *    on_read straight from the buffer, and what on_read leaves is copied to
+ *    rbuf; the buffer returns to the ring when the callback ends. Pausing,
+ *    back-pressure or closing cancels the recv; bytes that were already on
+ *    their way are kept in rbuf (pause, back-pressure) or dropped (close, as
+ *    epoll's path would never have read them). -ENOBUFS (the ring ran dry)
+ *    re-arms it: the bytes wait in the socket.
+ *  - the queue's memory segments leave as one sendmsg (iovecs in
+ *    wq->tx) prepared when the frame flushes; its completion consumes what
+ *    the kernel took and prepares the next one (a short send). A file
+ *    segment at the head goes out with sendfile(2) as before, waiting for
+ *    writability with the watcher if the socket is full.
+ *  - finishing closes the fd at once (an op in flight holds the file, not
+ *    the number) and cancels the ops; the conn's memory is freed only after
+ *    the last completion of each (WH__Q_ZOMBIE: on_close already ran), and
+ *    a conn with a send in flight completes when that send's completion
+ *    comes back (the kernel may still read its queue).
+ * Not a socket (a pipe): the first op fails with -ENOTSOCK and the conn
+ * goes back to readiness.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "net/xport.h"
@@ -32,6 +59,18 @@
 /* Reads per readiness event: a fast sender fills the buffer again while we
  * work; reading a few times saves epoll round trips without starving others. */
 #define READS_PER_EVENT 4
+
+/* A completion-mode sendmsg carries up to TX_IOV_MAX iovecs (IOV_MAX): it is
+ * one op per loop iteration, so it must take a whole burst of small
+ * segments (a WebSocket broadcast queues one per message), where the
+ * readiness path simply calls sendmsg again. The array grows with the queue. */
+#define TX_IOV_MIN 16u
+#define TX_IOV_MAX 1024u
+struct wh__wq_tx {
+    struct msghdr mh;
+    unsigned cap;
+    struct iovec iov[];
+};
 
 static size_t queued(const wh_conn *c)
 {
@@ -75,15 +114,48 @@ wh_conn *wh__conn_new(wh__netloop *nl, int fd, const wh__prof *p, void *ud)
     c->ud = ud;
     wh__clink_init(&c->link);
     wh__clink_add_tail(&nl->untimed, &c->link);
+    if (nl->cq_recv && !p->tls && !p->proxy) c->io.spare = WH__Q_CQ;
     nl->nconns++;
     __atomic_store_n(&nl->ctr->conns_opened, nl->ctr->conns_opened + 1, __ATOMIC_RELAXED);
     return c;
+}
+
+/* Completion mode: a multishot recv while reading is wanted, none else. A
+ * recv being cancelled re-syncs at its last completion. */
+static void cq_recv_sync(wh_conn *c, bool want)
+{
+    wh__netloop *nl = NL(c);
+    if (want) {
+        if (c->io.spare & WH__Q_RECV) return;
+        if (wh__cq_recv(nl->loop, c->io.fd, c, nl->cq_recv) < 0) {
+            /* No buffer ring here (a kernel before 5.19), or no room: this
+             * conn reads on readiness instead. */
+            c->io.spare &= (uint8_t)~WH__Q_CQ;
+            wh__conn_update_io(c);
+            return;
+        }
+        c->io.spare |= WH__Q_RECV;
+    } else if ((c->io.spare & (WH__Q_RECV | WH__Q_RCANCEL)) == WH__Q_RECV) {
+        if (wh__cq_cancel(nl->loop, c, nl->cq_recv) == 0) c->io.spare |= WH__Q_RCANCEL;
+    }
 }
 
 void wh__conn_update_io(wh_conn *c)
 {
     unsigned f = c->flags, want = 0;
     if (f & WH__C_DEAD) return;
+    if (c->io.spare & WH__Q_CQ) {
+        /* The watcher only waits for a connect or for room for a file. */
+        int rc = wh__iow_set(NL(c)->loop, &c->io,
+                             (f & (WH__C_CONNECTING | WH__C_WOUT)) ? WH_IO_WRITE : 0);
+        if (rc < 0) {
+            wh__conn_finish(c, rc);
+            return;
+        }
+        cq_recv_sync(
+            c, !(f & (WH__C_CONNECTING | WH__C_PAUSED | WH__C_BP | WH__C_CLOSING | WH__C_EOF)));
+        return;
+    }
     if (f & WH__C_CONNECTING) {
         want = WH_IO_WRITE;
     } else {
@@ -96,16 +168,26 @@ void wh__conn_update_io(wh_conn *c)
 
 static void wq_put(wh__netloop *nl, wh__wq *q)
 {
-    if (nl->nwq_cache < sizeof(nl->wq_cache) / sizeof(nl->wq_cache[0]))
+    if (nl->nwq_cache < sizeof(nl->wq_cache) / sizeof(nl->wq_cache[0])) {
         nl->wq_cache[nl->nwq_cache++] = q;
-    else
+    } else {
+        free(q->tx);
         free(q);
+    }
 }
 
 static wh__wq *wq_get(wh__netloop *nl)
 {
-    wh__wq *q = nl->nwq_cache ? nl->wq_cache[--nl->nwq_cache] : malloc(sizeof(*q));
-    if (q) wh__wq_init(q);
+    wh__wq *q;
+    struct wh__wq_tx *tx = NULL; /* a cached queue keeps its sendmsg header */
+    if (nl->nwq_cache) {
+        q = nl->wq_cache[--nl->nwq_cache];
+        tx = q->tx;
+    } else if (!(q = malloc(sizeof(*q)))) {
+        return NULL;
+    }
+    wh__wq_init(q);
+    q->tx = tx;
     return q;
 }
 
@@ -128,7 +210,8 @@ void wh__conn_finish(wh_conn *c, int err)
          * data instead of a FIN after it (socket(7)). */
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    } else if (err == 0 && !(c->flags & WH__C_EOF) && nl->drained != c) {
+    } else if (err == 0 && !(c->flags & WH__C_EOF) && !(c->io.spare & WH__Q_DRAINED) &&
+               nl->drained != c) {
         /* Orderly close while the peer may still be sending (e.g. pipelined
          * requests after a "Connection: close" reply): close(2) with unread
          * bytes in the receive queue sends RST instead of FIN, and an RST
@@ -143,7 +226,14 @@ void wh__conn_finish(wh_conn *c, int err)
         for (int i = 0; i < 8 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
             ;
     }
-    close(fd);
+    /* Completion mode: the close rides on the next io_uring_enter. */
+    if (!(c->io.spare & WH__Q_CQ) || wh__cq_close(nl->loop, fd) < 0) close(fd);
+    /* Ops in flight hold the file (not the number): cancelling them lets it
+     * go; their last completions free the conn (complete()). */
+    if ((c->io.spare & (WH__Q_RECV | WH__Q_RCANCEL)) == WH__Q_RECV &&
+        wh__cq_cancel(nl->loop, c, nl->cq_recv) == 0)
+        c->io.spare |= WH__Q_RCANCEL;
+    if (c->io.spare & WH__Q_SEND) (void)wh__cq_cancel(nl->loop, c, nl->cq_send);
     /* Buffers are released in complete(): a user callback further up the
      * stack may still be looking at the read buffer. */
     schedule(c);
@@ -152,6 +242,8 @@ void wh__conn_finish(wh_conn *c, int err)
 static void complete(wh_conn *c)
 {
     wh__netloop *nl = NL(c);
+    /* The kernel may still read the queue: the send's completion completes c. */
+    if (c->io.spare & WH__Q_SEND) return;
     c->flags |= WH__C_HELD; /* calls from on_close must not re-schedule c */
     if (c->wq) {
         wh__wq_clear(c->wq); /* runs done() of reference segments */
@@ -170,16 +262,66 @@ static void complete(wh_conn *c)
     if (c->flags & WH__C_EXT) free(c->ud);
     nl->nconns--;
     __atomic_store_n(&nl->ctr->conns_closed, nl->ctr->conns_closed + 1, __ATOMIC_RELAXED);
-    wh__conn_dealloc(nl, c);
+    if (c->io.spare & WH__Q_RECV)
+        c->io.spare |= WH__Q_ZOMBIE; /* the recv's last completion frees it */
+    else
+        wh__conn_dealloc(nl, c);
     if (nl->backoff.n) wh__listeners_fd_freed(nl);
 }
 
-static void do_flush(wh_conn *c, bool writable);
+static void do_flush(wh_conn *c, bool writable, bool now);
+
+/* Completion mode: prepares one sendmsg of the queue's memory head. 0 when
+ * submitted, 1 when the head is a file (or only empty chunks before one):
+ * the caller writes that itself; negative errno. */
+static int cq_send(wh_conn *c)
+{
+    wh__wq *q = c->wq;
+    if (wh__wq_head_is_file(q)) return 1;
+    unsigned need = q->nsegs < TX_IOV_MAX ? q->nsegs : TX_IOV_MAX;
+    if (!q->tx || q->tx->cap < need) {
+        unsigned cap = q->tx ? q->tx->cap : TX_IOV_MIN;
+        while (cap < need)
+            cap *= 2;
+        struct wh__wq_tx *t = realloc(q->tx, sizeof(*t) + cap * sizeof(t->iov[0]));
+        if (!t) return -ENOMEM;
+        t->cap = cap;
+        q->tx = t;
+    }
+    struct wh__wq_tx *tx = q->tx;
+    int n = wh__wq_iov(q, tx->iov, (int)tx->cap);
+    if (n == 0) return 1;
+    size_t want = 0;
+    for (int i = 0; i < n; i++)
+        want += tx->iov[i].iov_len;
+    memset(&tx->mh, 0, sizeof(tx->mh));
+    tx->mh.msg_iov = tx->iov;
+    tx->mh.msg_iovlen = (size_t)n;
+    /* MSG_MORE as wh__wq_write: a file follows this batch, or the FIN
+     * (fin_follows: the close that follows sends both). */
+    wh__netloop *nl = NL(c);
+    int r = wh__cq_sendmsg(nl->loop, c->io.fd, &tx->mh,
+                           want < q->queued || q->fin_follows ? MSG_MORE : 0, c, nl->cq_send);
+    if (r < 0) return r;
+    c->io.spare |= WH__Q_SEND;
+    return 0;
+}
+
+/* Completion mode: bytes kept while reading was off are offered once it is
+ * on again (no readiness event will come for bytes already taken). */
+static void cq_offer_kept(wh_conn *c)
+{
+    if ((c->io.spare & WH__Q_CQ) && c->rbuf &&
+        !(c->flags & (WH__C_DEAD | WH__C_PAUSED | WH__C_BP))) {
+        c->flags |= WH__C_OFFER;
+        schedule_always(c);
+    }
+}
 
 void wh__conn_release(wh_conn *c, unsigned prev_held)
 {
     if (prev_held) return;
-    if (!(c->flags & WH__C_DEAD) && (c->flags & WH__C_FLUSH)) do_flush(c, false);
+    if (!(c->flags & WH__C_DEAD) && (c->flags & WH__C_FLUSH)) do_flush(c, false, false);
     c->flags &= (uint16_t)~WH__C_HELD;
     if ((c->flags & (WH__C_DEAD | WH__C_PENDING)) == WH__C_DEAD) complete(c);
 }
@@ -196,7 +338,9 @@ static void after_drain(wh_conn *c)
     }
 }
 
-static void do_flush(wh_conn *c, bool writable)
+/* now: write with a syscall even in completion mode (wh_conn_flush says
+ * "writes now"). */
+static void do_flush(wh_conn *c, bool writable, bool now)
 {
     wh__netloop *nl = NL(c);
     c->flags &= (uint16_t)~WH__C_FLUSH;
@@ -204,6 +348,7 @@ static void do_flush(wh_conn *c, bool writable)
         if (c->flags & WH__C_DEAD) return;
         bool again = false;
         if (c->wq && c->wq->queued) {
+            if (c->io.spare & WH__Q_SEND) return; /* its completion goes on from here */
             if ((c->flags & WH__C_WOUT) && !writable)
                 return; /* EPOLLOUT will tell us when there is room */
             /* The last reply of an orderly close waits (MSG_MORE) for the
@@ -214,6 +359,11 @@ static void do_flush(wh_conn *c, bool writable)
             bool fin = !WH__XP(c) && (c->flags & (WH__C_CLOSING | WH__C_ABORT | WH__C_SHUT_DONE)) ==
                                          WH__C_CLOSING;
             c->wq->fin_follows = fin;
+            if ((c->io.spare & WH__Q_CQ) && !now) {
+                int r = cq_send(c); /* its completion shuts down after a fin */
+                if (r < 0) wh__conn_finish(c, r);
+                if (r <= 0) return; /* submitted (or failed) */
+            }
             ssize_t w = WH__XP(c) ? WH__XP(c)->ops->write(c, c->wq, &again)
                                   : wh__wq_write(c->wq, c->io.fd, &again);
             if (w < 0) {
@@ -239,6 +389,7 @@ static void do_flush(wh_conn *c, bool writable)
             c->flags &= (uint16_t)~WH__C_BP;
             wh__conn_update_io(c);
             if (WH__XP(c)) wh__conn_read_pending(c);
+            cq_offer_kept(c);
             if (c->prof->cbs.on_drain) {
                 c->prof->cbs.on_drain(c, wh__conn_ud(c));
                 c->flags &= (uint16_t)~WH__C_FLUSH;
@@ -404,6 +555,147 @@ static bool do_read(wh_conn *c)
     return true;
 }
 
+/* ---- Completion mode: the ops' callbacks ---------------------------------- */
+
+/* Appends bytes to c's read buffer (made or grown as needed). */
+static int rbuf_append(wh_conn *c, const char *data, size_t len)
+{
+    wh__rbuf *rb = c->rbuf;
+    if (!rb) return keep_rest(c, data, len);
+    if (rb->cap - rb->end < len && rb->start > 0) {
+        memmove(rb->data, rb->data + rb->start, rb->end - rb->start);
+        rb->end -= rb->start;
+        rb->start = 0;
+    }
+    if (rb->cap - rb->end < len) {
+        size_t cap = rb->cap * 2;
+        while (cap < rb->end + len)
+            cap *= 2;
+        wh__rbuf *nrb = realloc(rb, sizeof(*rb) + cap);
+        if (!nrb) return -ENOMEM;
+        rb = c->rbuf = nrb;
+        rb->cap = cap;
+    }
+    memcpy(rb->data + rb->end, data, len);
+    rb->end += len;
+    return 0;
+}
+
+/* n bytes a recv brought in buf (the loop's buffer, back in the ring when
+ * this returns). */
+static void cq_take(wh_conn *c, const char *buf, size_t n)
+{
+    if (c->flags & (WH__C_CLOSING | WH__C_EOF)) return; /* epoll's path would not read them */
+    if (!c->rbuf && !(c->flags & (WH__C_PAUSED | WH__C_BP))) {
+        size_t used = deliver(c, (char *)buf, n);
+        if (used < n && !(c->flags & WH__C_DEAD) && keep_rest(c, buf + used, n - used) < 0)
+            wh__conn_finish(c, -ENOMEM);
+        return;
+    }
+    /* Bytes already on their way when reading stopped are kept, not lost. */
+    if (rbuf_append(c, buf, n) < 0) {
+        wh__conn_finish(c, -ENOMEM);
+        return;
+    }
+    if (c->flags & (WH__C_PAUSED | WH__C_BP)) return;
+    offer_buffered(c);
+    wh__rbuf *rb = c->rbuf;
+    if (rb && !(c->flags & WH__C_DEAD) && rb->end - rb->start >= c->prof->read_buf_max)
+        wh__conn_finish(c, -EMSGSIZE); /* on_read keeps refusing a message above the limit */
+}
+
+void wh__conn_cq_recv(void *cookie, int res, unsigned flags, const char *buf)
+{
+    wh_conn *c = cookie;
+    wh__netloop *nl = NL(c);
+    bool last = !(flags & WH__CQ_MORE);
+    if (last) c->io.spare &= (uint8_t) ~(WH__Q_RECV | WH__Q_RCANCEL);
+    if (c->io.spare & WH__Q_ZOMBIE) {
+        if (last) wh__conn_dealloc(nl, c);
+        return;
+    }
+    if (c->flags & WH__C_DEAD) return; /* complete() is still to run and sees RECV gone */
+    unsigned held = c->flags & WH__C_HELD;
+    c->flags |= WH__C_HELD;
+    if ((c->flags & WH__C_OFFER) && res >= 0 && !(c->flags & (WH__C_PAUSED | WH__C_BP))) {
+        /* Kept bytes still to offer (a resume): before what came after them. */
+        c->flags &= (uint16_t)~WH__C_OFFER;
+        offer_buffered(c);
+    }
+    if (c->flags & WH__C_DEAD) {
+        /* on_read closed it */
+    } else if (res > 0) {
+        if (flags & WH__CQ_NONEMPTY) {
+            c->io.spare &= (uint8_t)~WH__Q_DRAINED;
+        } else {
+            c->io.spare |= WH__Q_DRAINED;
+            nl->drained = c;
+        }
+        __atomic_store_n(&nl->ctr->bytes_in, nl->ctr->bytes_in + (uint64_t)res, __ATOMIC_RELAXED);
+        touch(c);
+        cq_take(c, buf, (size_t)res);
+    } else if (res == 0) {
+        /* EOF. While reading is off it waits: the recv made when reading
+         * resumes finds it again. */
+        if (!(c->flags & (WH__C_PAUSED | WH__C_BP | WH__C_CLOSING | WH__C_EOF))) {
+            c->io.spare |= WH__Q_DRAINED;
+            peer_eof(c);
+        }
+    } else if (res == -ENOTSOCK || res == -EINVAL) {
+        c->io.spare &= (uint8_t)~WH__Q_CQ; /* not a socket: readiness, as before */
+    } else if (res != -ECANCELED && res != -ENOBUFS) {
+        wh__conn_finish(c, res);
+    }
+    /* The multishot ended (cancelled, ring dry, EOF while paused, ...): a
+     * new one if reading is still wanted. */
+    if (last && !(c->flags & WH__C_DEAD)) wh__conn_update_io(c);
+    wh__conn_release(c, held);
+    nl->drained = NULL;
+}
+
+void wh__conn_cq_send(void *cookie, int res, unsigned flags, const char *buf)
+{
+    wh_conn *c = cookie;
+    wh__netloop *nl = NL(c);
+    (void)flags;
+    (void)buf;
+    c->io.spare &= (uint8_t)~WH__Q_SEND;
+    unsigned held = c->flags & WH__C_HELD;
+    c->flags |= WH__C_HELD;
+    if (c->flags & WH__C_DEAD) {
+        /* finished meanwhile: release() completes it now */
+    } else if (res == -ENOTSOCK) {
+        c->io.spare &= (uint8_t)~WH__Q_CQ; /* a pipe: readiness, as before */
+        wh__conn_update_io(c);
+        do_flush(c, false, false);
+    } else if (res < 0) {
+        wh__conn_finish(c, res == -ECANCELED ? -EPIPE : res);
+    } else {
+        bool fin = c->wq->fin_follows;
+        wh__wq_consume(c->wq, (size_t)res);
+        __atomic_store_n(&nl->ctr->bytes_out, nl->ctr->bytes_out + (uint64_t)res, __ATOMIC_RELAXED);
+        touch(c);
+        if (!c->wq->queued) {
+            wq_put(nl, c->wq);
+            c->wq = NULL;
+            /* The closing reply went out corked: its FIN goes with it now,
+             * as on the readiness path (do_flush). */
+            if (fin && !(c->flags & WH__C_SHUT_DONE) && shutdown(c->io.fd, SHUT_WR) == 0)
+                c->flags |= WH__C_SHUT_DONE;
+        }
+        if ((c->flags & WH__C_BP) && queued(c) <= c->prof->low_wm) {
+            c->flags &= (uint16_t)~WH__C_BP;
+            wh__conn_update_io(c);
+            cq_offer_kept(c);
+            if (c->prof->cbs.on_drain && !(c->flags & WH__C_DEAD))
+                c->prof->cbs.on_drain(c, wh__conn_ud(c));
+        }
+        do_flush(c, false,
+                 false); /* the rest of a short send, or what came meanwhile; then close/shutdown */
+    }
+    wh__conn_release(c, held);
+}
+
 void wh__conn_read_pending(wh_conn *c)
 {
     if (!(c->flags & (WH__C_DEAD | WH__C_PAUSED | WH__C_BP | WH__C_CLOSING | WH__C_EOF)) &&
@@ -455,7 +747,7 @@ void wh__conn_io_cb(wh__iow *w, unsigned events, void *nlp)
     } else if (WH__XP(c) && WH__XP(c)->hs) {
         WH__XP(c)->ops->handshake(c);
     } else {
-        if ((events & WH_IO_WRITE) && (c->flags & WH__C_WOUT)) do_flush(c, true);
+        if ((events & WH_IO_WRITE) && (c->flags & WH__C_WOUT)) do_flush(c, true, false);
         if (reading && (events & (WH_IO_READ | WH_IO_HUP | WH_IO_ERR)))
             do_read(c); /* read() reports EOF or the error itself */
         else if ((events & (WH_IO_HUP | WH_IO_ERR)) && !(c->flags & WH__C_DEAD)) {
@@ -556,7 +848,7 @@ int wh_conn_adopt(wh_loop *loop, int fd, const wh_net_opts *opts, const wh_conn_
     /* Do not complete here even if on_open closed c: the caller holds *out
      * until this returns, so on_close and free wait for the end-of-iteration
      * task. */
-    if (!(c->flags & WH__C_DEAD) && (c->flags & WH__C_FLUSH)) do_flush(c, false);
+    if (!(c->flags & WH__C_DEAD) && (c->flags & WH__C_FLUSH)) do_flush(c, false, false);
     c->flags &= (uint16_t)~WH__C_HELD;
     if (c->flags & WH__C_DEAD) schedule(c);
     return 0;
@@ -585,12 +877,14 @@ int wh__conn_adopt_accepted(wh_loop *loop, int fd, const wh_net_opts *opts, cons
      * interest is left (none for a closed conn). */
     c->flags |= WH__C_HELD;
     if (c->prof->cbs.on_open) c->prof->cbs.on_open(c, wh__conn_ud(c));
-    if (!(c->flags & WH__C_DEAD)) {
+    if (!(c->flags & WH__C_DEAD) && !(c->io.spare & WH__Q_CQ)) {
+        /* (Completion mode needs no such read: the recv submitted at the
+         * end of the iteration completes at once when bytes are there.) */
         bool got = do_read(c);
         if (got && *spec < 3) (*spec)++;
         if (!got && *spec > 0) (*spec)--;
     }
-    if (!(c->flags & WH__C_DEAD) && (c->flags & WH__C_FLUSH)) do_flush(c, false);
+    if (!(c->flags & WH__C_DEAD) && (c->flags & WH__C_FLUSH)) do_flush(c, false, false);
     wh__conn_update_io(c);
     nl->drained = NULL;
     c->flags &= (uint16_t)~WH__C_HELD;
@@ -647,7 +941,7 @@ int wh_conn_sendfile(wh_conn *c, int fd, off_t offset, size_t len, bool close_fd
 int wh_conn_flush(wh_conn *c)
 {
     if (c->flags & WH__C_DEAD) return c->err ? c->err : -EPIPE;
-    do_flush(c, false);
+    do_flush(c, false, true); /* now: no op to wait for */
     if (c->flags & WH__C_DEAD) {
         schedule(c);
         return c->err ? c->err : -EPIPE;

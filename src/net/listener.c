@@ -6,6 +6,13 @@
  * watching the fd and retry from a timer, 10 ms doubling up to 1 s, and at
  * once when a connection on this loop closes (it freed a descriptor). The
  * next successful accept resets the delay.
+ *
+ * On an io_uring loop with completion I/O (conn.c) a listener that is not
+ * shared between loops (no EXCLUSIVE) accepts with one multishot accept op
+ * instead: each connection is one completion, no accept4 and no poll
+ * re-arm per connection. "Watching" is then having the op in the kernel;
+ * -EMFILE and the like end it and start the same back-off, which re-arms
+ * it. A freed listener's memory waits for the op's last completion.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +49,27 @@ struct wh_listener {
     uint8_t full;   /* readiness events in a row whose burst was used up whole */
     unsigned burst; /* accepts to try on the next readiness event */
     uint64_t accepted, backoffs;
+    /* Completion mode (see the top): */
+    bool cq;        /* accepts with a multishot accept op */
+    bool cq_armed;  /* the op is in the kernel */
+    bool cq_cancel; /* ... and its cancel was asked for */
+    bool dead;      /* destroyed: freed at the op's last completion */
 };
 
 static void accept_cb(wh_io *io, unsigned events, void *ud);
 
 static int watch(wh_listener *l)
 {
+    if (l->cq) {
+        /* A cancelled op that is still in the kernel re-arms itself at its
+         * last completion (accept_done), when watching is wanted. */
+        if (l->cq_armed) return 0;
+        if (wh__cq_accept(l->nl->loop, l->fd, l, l->nl->cq_accept) == 0) {
+            l->cq_armed = true;
+            return 0;
+        }
+        l->cq = false; /* no room for the op: readiness, as before */
+    }
     if (l->io) return 0;
     /* A fresh watcher each time rather than wh_io_set(0)/(READ): an
      * EPOLLEXCLUSIVE registration cannot be modified, only deleted and added,
@@ -64,6 +86,8 @@ static int watch(wh_listener *l)
 
 static void unwatch(wh_listener *l)
 {
+    if (l->cq_armed && !l->cq_cancel && wh__cq_cancel(l->nl->loop, l, l->nl->cq_accept) == 0)
+        l->cq_cancel = true;
     if (l->io) {
         wh_io_free(l->io);
         l->io = NULL;
@@ -134,7 +158,11 @@ static void listener_destroy(wh_listener *l)
             if (a.len > offsetof(struct sockaddr_un, sun_path) + 1 && un->sun_path[0] == '/')
                 unlink(un->sun_path);
         }
-        close(l->fd);
+        close(l->fd); /* a pending accept op holds the file until its cancel */
+    }
+    if (l->cq_armed) {
+        l->dead = true; /* accept_done frees it */
+        return;
     }
     free(l);
 }
@@ -150,6 +178,56 @@ static void apply_accepted(wh_listener *l, int fd)
         if ((l->inherits = wh__sock_inherited(fd, &l->opts))) return;
     }
     (void)wh__sock_apply_accepted(fd, l->family, &l->opts);
+}
+
+/* One accepted fd: options, then the callback or a conn. */
+static void take(wh_listener *l, int fd)
+{
+    l->accepted++;
+    l->delay_ms = BACKOFF_MIN_MS;
+    apply_accepted(l, fd);
+    if (l->on_accept) {
+        l->on_accept(l, fd, l->ud);
+    } else {
+        wh_conn *c;
+        if (wh__conn_adopt_accepted(l->nl->loop, fd, &l->opts, &l->prof->cbs, l->ud, &c) < 0)
+            close(fd);
+    }
+}
+
+void wh__listener_accept_done(void *cookie, int res, unsigned flags, const char *buf)
+{
+    wh_listener *l = cookie;
+    (void)buf;
+    bool last = !(flags & WH__CQ_MORE);
+    if (last) l->cq_armed = l->cq_cancel = false;
+    if (l->nl->tearing || l->dead) {
+        /* Destroyed, or the loop is being freed. A connection accepted just
+         * before the cancel still gets a conn of ours in adopt mode (closing
+         * it would reset it); a callback's owner may be gone. */
+        wh_conn *c;
+        if (res >= 0 &&
+            (l->nl->tearing || l->on_accept ||
+             wh__conn_adopt_accepted(l->nl->loop, res, &l->opts, &l->prof->cbs, l->ud, &c) < 0))
+            close(res);
+        if (last && l->dead) free(l);
+        return;
+    }
+    l->in_cb = true;
+    if (res >= 0) {
+        take(l, res);
+    } else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+        backoff_start(l); /* the op ended (or is cancelled): re-armed after the delay */
+    } else if (res == -EINVAL && last) {
+        l->cq = false; /* a kernel without multishot accept (before 5.19): readiness */
+    }
+    /* Other errors concern one connection (as accept_cb), or are our cancel. */
+    l->in_cb = false;
+    if (l->want_free) {
+        listener_destroy(l);
+        return;
+    }
+    if (last && !l->paused && !l->backing) (void)watch(l); /* the kernel ended it: again */
 }
 
 static void accept_cb(wh_io *io, unsigned events, void *ud)
@@ -191,22 +269,13 @@ static void accept_cb(wh_io *io, unsigned events, void *ud)
             continue;
         }
         got++;
-        l->accepted++;
-        l->delay_ms = BACKOFF_MIN_MS;
-        apply_accepted(l, fd);
         /* Reading at accept time pays while it finds requests (spec >= 2);
          * every 32nd accept tries anyway, so the score can recover. */
         wh__netloop *nl = l->nl;
         bool spec = l->tcp && (l->spec >= 2 || l->opts.defer_accept_s > 0 || !(l->accepted & 31));
         nl->accept_fd = fd;
         nl->accept_spec = spec ? &l->spec : NULL;
-        if (l->on_accept) {
-            l->on_accept(l, fd, l->ud);
-        } else {
-            wh_conn *c;
-            if (wh__conn_adopt_accepted(nl->loop, fd, &l->opts, &l->prof->cbs, l->ud, &c) < 0)
-                close(fd);
-        }
+        take(l, fd);
         nl->accept_fd = -1;
         nl->accept_spec = NULL;
     }
@@ -245,6 +314,9 @@ int wh__listener_new(wh_loop *loop, int fd, unsigned io_flags, const wh_net_opts
     if (wh__sock_local(fd, &local) == 0) l->family = local.u.sa.family;
     l->tcp = l->family == AF_INET || l->family == AF_INET6;
     l->spec = 3;
+    /* Shared (EXCLUSIVE) listening fds stay on readiness: one loop's op
+     * would take every connection. */
+    l->cq = nl->cq_accept && !(io_flags & WH_IO_EXCLUSIVE);
     /* Set on the listener so accepted sockets inherit them (apply_accepted). */
     if (l->tcp) (void)wh__sock_apply_accepted(fd, l->family, &l->opts);
     if (!on_accept && !(l->prof = wh__prof_get(nl, cbs, &l->opts))) {
@@ -293,15 +365,7 @@ unsigned wh__listener_drain(wh_listener *l)
             break; /* EAGAIN: empty; EMFILE and the like: nothing more we can take */
         }
         n++;
-        l->accepted++;
-        apply_accepted(l, fd);
-        if (l->on_accept) {
-            l->on_accept(l, fd, l->ud);
-        } else {
-            wh_conn *c;
-            if (wh__conn_adopt_accepted(l->nl->loop, fd, &l->opts, &l->prof->cbs, l->ud, &c) < 0)
-                close(fd);
-        }
+        take(l, fd);
         if (l->want_free) break;
     }
     l->in_cb = false;

@@ -14,7 +14,8 @@ bool wh__conn_movable(const wh_conn *c)
     const unsigned active = WH__C_HELD | WH__C_PENDING | WH__C_DEAD | WH__C_PAUSED | WH__C_BP |
                             WH__C_CLOSING | WH__C_SHUT | WH__C_EOF | WH__C_WOUT | WH__C_CONNECTING |
                             WH__C_OFFER | WH__C_FLUSH | WH__C_ABORT | WH__C_BUSY;
-    return !(c->flags & active) && !c->rbuf && !(c->wq && c->wq->queued) &&
+    return !(c->flags & active) && !(c->io.spare & WH__Q_CQ) /* an op names this loop */ &&
+           !c->rbuf && !(c->wq && c->wq->queued) &&
            !(WH__XP(c) && (WH__XP(c)->hs || WH__XP(c)->ops->pending(c)));
 }
 

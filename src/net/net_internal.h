@@ -144,6 +144,14 @@ bool wh__conn_quiet(const wh_conn *c);
 /* True once wh_conn_close/abort/shutdown ran or the peer sent EOF/error. */
 bool wh__conn_closing(const wh_conn *c);
 
+/* Keeps every connection on loop on readiness (no completion I/O even on
+ * io_uring): the runtime's ONESHOT model moves conns between loops, which
+ * an op in flight would pin. Call before the loop has connections. */
+void wh__net_readiness_only(wh_loop *loop);
+/* True when plain conns on loop do their I/O as completion ops (io_uring,
+ * conn.c "Completion mode"), false when they use readiness. */
+bool wh__net_completion(wh_loop *loop);
+
 /* Calls fn(c, ud) on loop's thread whenever a connection of loop stops being
  * busy (wh_conn_set_busy(c, false)); the runtime closes such a conn at once
  * while it drains. fn NULL removes the hook. 0 or -ENOMEM. */
@@ -207,6 +215,7 @@ typedef struct wh__wq {
     /* The socket closes (or shuts its write side) once the queue drains, so
      * the last bytes may wait for that FIN and leave in its segment. */
     bool fin_follows;
+    struct wh__wq_tx *tx; /* conn.c: a sendmsg's header and iovecs (completion mode) */
 } wh__wq;
 
 /* Empty queue. */

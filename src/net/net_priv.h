@@ -70,6 +70,17 @@ enum {
     WH__C_BUSY = 1u << 15,       /* wh_conn_set_busy: mid-exchange for the protocol above */
 };
 
+/* Completion-mode state of a conn (conn.c "Completion mode"), kept in
+ * io.spare (the watcher's byte for its embedder: no extra bytes per conn). */
+enum {
+    WH__Q_CQ = 1u << 0,      /* reads and memory writes are completion ops, not readiness */
+    WH__Q_RECV = 1u << 1,    /* a multishot recv is in the kernel */
+    WH__Q_RCANCEL = 1u << 2, /* ... and its cancel was asked for */
+    WH__Q_SEND = 1u << 3,    /* a sendmsg is in the kernel (the queue's head is its) */
+    WH__Q_DRAINED = 1u << 4, /* the last recv left the socket empty */
+    WH__Q_ZOMBIE = 1u << 5,  /* completed (on_close ran); freed at the recv's last completion */
+};
+
 /* What a few conns need beyond struct wh_conn, which stays small for the
  * many that do not (an idle conn's memory is what 100k conns cost). When
  * WH__C_EXT is set, c->ud points here and the user's ud moves to x->ud
@@ -192,6 +203,10 @@ struct wh__netloop {
     unsigned nwq_cache;
     char *xbuf;     /* transports' shared buffer (xport.h), made on first use */
     uint8_t io_cls; /* the loop's watcher class for conns (wh__conn_io_cb) */
+    /* Completion I/O (conn.c, listener.c): the kinds of the recv, send and
+     * accept ops; 0 when this loop uses readiness only. */
+    uint8_t cq_recv, cq_send, cq_accept;
+    bool tearing; /* netloop_free runs: completions arm nothing new */
 };
 
 /* The loop's net state, created on first use; NULL only on -ENOMEM. */
@@ -235,6 +250,9 @@ void wh__conn_release(wh_conn *c, unsigned prev_held);
 void wh__conn_update_io(wh_conn *c);
 /* Event callback for connections. */
 void wh__conn_io_cb(wh__iow *w, unsigned events, void *nl);
+/* Completion callbacks of a conn's recv and send ops (wh__cq_*). */
+void wh__conn_cq_recv(void *cookie, int res, unsigned flags, const char *buf);
+void wh__conn_cq_send(void *cookie, int res, unsigned flags, const char *buf);
 /* Starts a fresh conn: watch + on_open (HELD by the caller). */
 void wh__conn_start(wh_conn *c);
 /* Starts an accepted conn once nothing comes before its protocol any more
@@ -258,6 +276,8 @@ bool wh__proxy_stage_io(wh_conn *c, unsigned events);
 
 /* listener.c: a conn closed on nl, retry listeners in back-off. */
 void wh__listeners_fd_freed(wh__netloop *nl);
+/* listener.c: completion of a listener's multishot accept op. */
+void wh__listener_accept_done(void *cookie, int res, unsigned flags, const char *buf);
 /* udp.c: flush queued datagrams of u (end of iteration). */
 void wh__udp_flush_pending(void *u);
 

@@ -118,6 +118,12 @@ static void netloop_free(void *ptr)
     /* Run the completions the aborts queued (and any earlier ones). */
     for (int rounds = 0; nl->pend.n && rounds < 8; rounds++)
         run_pending(nl->loop, nl);
+    /* Ops still in the kernel (io_uring): cancelled and waited for, so the
+     * conns they name are freed below, not after. */
+    nl->tearing = true;
+    wh__cq_quiesce(nl->loop);
+    for (int rounds = 0; nl->pend.n && rounds < 8; rounds++)
+        run_pending(nl->loop, nl);
     if (nl->timer_on) wh_timer_stop(&nl->timer);
     wh__timer_deinit(&nl->timer);
     for (wh__prof *p = nl->profs; p;) {
@@ -126,8 +132,10 @@ static void netloop_free(void *ptr)
         free(p);
         p = n;
     }
-    for (unsigned i = 0; i < nl->nwq_cache; i++)
+    for (unsigned i = 0; i < nl->nwq_cache; i++) {
+        free(nl->wq_cache[i]->tx);
         free(nl->wq_cache[i]);
+    }
     for (uint32_t i = 0; i < nl->conn_blocks.n; i++)
         free(nl->conn_blocks.v[i]);
     free(nl->conn_blocks.v);
@@ -141,6 +149,23 @@ static void netloop_free(void *ptr)
 }
 
 static void wheel_tick(wh_timer *t, void *ud);
+
+/* Completion I/O where the loop has it, unless WH_NET_READINESS is set.
+ * Under ThreadSanitizer it is off unless WH_NET_COMPLETION=1: TSan orders
+ * threads that talk through sockets by intercepting the socket calls
+ * (send on one side, recv on the other), and a completion has no call to
+ * intercept, so every hand-over through a socket would be reported as a
+ * race (the kernel orders them; TSan cannot see it). */
+static bool completion_wanted(void)
+{
+    if (getenv("WH_NET_READINESS")) return false;
+#if defined(__SANITIZE_THREAD__)
+    const char *on = getenv("WH_NET_COMPLETION");
+    return on && *on == '1';
+#else
+    return true;
+#endif
+}
 
 wh__netloop *wh__netloop_get(wh_loop *loop)
 {
@@ -171,8 +196,29 @@ wh__netloop *wh__netloop_get(wh_loop *loop)
         sa.sa_handler = SIG_IGN;
         sigaction(SIGPIPE, &sa, NULL);
     }
+    /* Completion I/O when the loop has it (io_uring): conn.c. */
+    int kr = wh__cq_kind(loop, wh__conn_cq_recv), ks = wh__cq_kind(loop, wh__conn_cq_send);
+    int ka = wh__cq_kind(loop, wh__listener_accept_done);
+    if (kr > 0 && ks > 0 && ka > 0 && completion_wanted()) {
+        nl->cq_recv = (uint8_t)kr;
+        nl->cq_send = (uint8_t)ks;
+        nl->cq_accept = (uint8_t)ka;
+    }
     wh__loop_set_slot(loop, WH__SLOT_NET, nl, netloop_free);
     return nl;
+}
+
+bool wh__net_completion(wh_loop *loop)
+{
+    wh__netloop *nl = wh__netloop_get(loop);
+    return nl && nl->cq_recv;
+}
+
+void wh__net_readiness_only(wh_loop *loop)
+{
+    wh__netloop *nl = wh__netloop_get(loop);
+    if (!nl) return;
+    nl->cq_recv = nl->cq_send = nl->cq_accept = 0;
 }
 
 const wh__prof *wh__prof_like(wh__netloop *nl, const wh_conn_cbs *cbs, const wh__prof *like)

@@ -301,6 +301,9 @@ static void os_timer_cb(wh_timer *tm, void *ud)
 int wh__oneshot_worker_start(struct wh__worker *w)
 {
     wh_server *s = w->srv;
+    /* Conns here move between loops: they stay on readiness (no op in
+     * flight may pin one to this loop's ring). */
+    wh__net_readiness_only(w->loop);
     int rc = wh_io_new(w->loop, wh__poller_fd(s->shared), shared_cb, w, &w->shared_io);
     if (rc == 0) rc = wh_io_set(w->shared_io, WH_IO_READ);
     if (rc == 0) rc = wh_timer_new(w->loop, os_timer_cb, w, &w->os_timer);

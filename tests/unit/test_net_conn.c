@@ -209,7 +209,10 @@ TEST(echo_100k)
     CHECK_EQ(x.io.in_len, sizeof(out));
     CHECK(memcmp(in, out, sizeof(out)) == 0);
     CHECK_EQ(f.s.opens, 1);
-    /* idle again: nothing buffered on the server side */
+    /* idle again: nothing buffered on the server side (on io_uring the last
+     * send's completion may be reaped one iteration after the peer read it) */
+    for (int i = 0; i < 10 && !(f.s.conn && wh__conn_idle(f.s.conn)); i++)
+        wh_loop_run(f.loop, WH_RUN_NOWAIT);
     CHECK(f.s.conn && wh__conn_idle(f.s.conn));
     CHECK_EQ(wh_net_conn_count(f.loop), 1);
     close(x.io.fd);
@@ -271,7 +274,9 @@ TEST(close_needs_no_ctl)
         wh__loop_get_stats(loop, &b);
         CHECK_EQ(s.closes, 1);
         CHECK_EQ(s.last_err, 0);
-        bool uring = strcmp(wh_loop_backend(loop), "io_uring") == 0;
+        /* io_uring with completion I/O: the conn never had a poll (its recv
+         * is cancelled, which is no ctl) */
+        bool uring = strcmp(wh_loop_backend(loop), "io_uring") == 0 && !wh__net_completion(loop);
         CHECK_EQ(b.ctl_calls, a.ctl_calls + (uring ? 1 : 0));
         char in[8];
         if (!peer_eof) {

@@ -681,6 +681,9 @@ TEST(write_outside_callback_is_deferred)
     char b[32];
     CHECK_EQ(recv(sv[1], b, sizeof(b), MSG_DONTWAIT), -1); /* nothing sent yet */
     wh_loop_run(loop, WH_RUN_NOWAIT);
+    /* io_uring: the sendmsg left with the iteration's end; the kernel's
+     * answer is reaped by the next one */
+    if (wh__net_completion(loop)) wh_loop_run(loop, WH_RUN_NOWAIT);
     CHECK_EQ(wh_conn_queued(c), 0);
     CHECK_EQ(recv(sv[1], b, sizeof(b), MSG_DONTWAIT), 13);
     CHECK(memcmp(b, "one two three", 13) == 0);

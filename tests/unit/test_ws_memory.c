@@ -297,6 +297,10 @@ TEST(loop_budget_sheds_silent_members)
     CHECK(!r.eof);
     wh__ws_loop *wl = wh__loop_slot(f.loop, WH__SLOT_WS);
     CHECK(wl && wl->hubs);
+    /* io_uring: the last sends' completions come one iteration after the
+     * reader saw their bytes */
+    for (int i = 0; i < 10 && wl->hubs->mem; i++)
+        tnu_pump_n(f.loop, 1);
     CHECK_EQ(wl->hubs->mem, 0);
     for (int i = 0; i < 4; i++)
         close(silent[i]);

@@ -1,0 +1,603 @@
+/* Completion I/O of plain conns on an io_uring loop (conn.c "Completion
+ * mode", loop_internal.h wh__cq_*): reads from the loop's provided-buffer
+ * ring, the write queue as sendmsg ops, and teardown with ops in flight.
+ * Every case asks for io_uring explicitly; where this machine cannot make
+ * rings the cases say so and check nothing (the fallback is
+ * test_loop_backend's). WH_TEST_LABELS: uring */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net/net_priv.h"
+#include "test.h"
+#include "test_net_util.h"
+
+/* A loop on io_uring with completion I/O, or NULL (noted once). */
+static wh_loop *cq_loop(unsigned nbufs, unsigned buf_size)
+{
+    wh_loop *loop;
+    wh_loop_opts o = {.backend = "io_uring"};
+    if (wh_loop_new(&loop, &o) != 0) return NULL;
+    if (!wh__cq_able(loop)) {
+        static bool said;
+        if (!said)
+            fprintf(stderr, "note: io_uring is not available here (%s): cases skipped\n",
+                    wh_strerror(wh_loop_backend_error(loop)));
+        said = true;
+        wh_loop_free(loop);
+        return NULL;
+    }
+    if (!wh__net_completion(loop)) {
+        static bool said;
+        if (!said)
+            fprintf(stderr, "note: conns stay on readiness in this build or environment "
+                            "(WH_NET_READINESS, or TSan without WH_NET_COMPLETION=1): cases "
+                            "skipped\n");
+        said = true;
+        wh_loop_free(loop);
+        return NULL;
+    }
+    if (nbufs && wh__cq_set_bufs(loop, nbufs, buf_size) != 0) {
+        wh_loop_free(loop);
+        return NULL;
+    }
+    wh_timer *t; /* a 5 ms heartbeat: WH_RUN_ONCE never blocks for long */
+    wh_timer_new(loop, tnu_tick, NULL, &t);
+    wh_timer_start(t, 5, 5);
+    return loop;
+}
+
+typedef struct rec {
+    char in[1 << 16];
+    size_t in_len;
+    size_t calls, max_call;
+    size_t line_mode; /* consume only whole lines ending in '\n' */
+    int opens, closes, drains, eofs, last_err;
+    bool pause_on_open;
+    wh_conn *conn;
+} rec;
+
+static void r_open(wh_conn *c, void *ud)
+{
+    rec *r = ud;
+    r->opens++;
+    r->conn = c;
+    if (r->pause_on_open) wh_conn_pause(c);
+}
+
+static size_t r_read(wh_conn *c, char *data, size_t len, void *ud)
+{
+    (void)c;
+    rec *r = ud;
+    r->calls++;
+    if (len > r->max_call) r->max_call = len;
+    size_t take = len;
+    if (r->line_mode) {
+        take = 0;
+        for (size_t i = len; i > 0; i--)
+            if (data[i - 1] == '\n') {
+                take = i;
+                break;
+            }
+    }
+    if (r->in_len + take <= sizeof r->in) {
+        memcpy(r->in + r->in_len, data, take);
+        r->in_len += take;
+    }
+    return take;
+}
+
+static void r_drain(wh_conn *c, void *ud)
+{
+    (void)c;
+    ((rec *)ud)->drains++;
+}
+
+static void r_eof(wh_conn *c, void *ud)
+{
+    ((rec *)ud)->eofs++;
+    wh_conn_close(c);
+}
+
+static void r_close(wh_conn *c, int err, void *ud)
+{
+    (void)c;
+    rec *r = ud;
+    r->closes++;
+    r->last_err = err;
+    r->conn = NULL;
+}
+
+static const wh_conn_cbs rcbs = {.on_open = r_open,
+                                 .on_read = r_read,
+                                 .on_drain = r_drain,
+                                 .on_eof = r_eof,
+                                 .on_close = r_close};
+
+/* A conn on loop over one end of a socket pair, recording into r; returns
+ * the other end, or -1. */
+static int adopt_pair(wh_loop *loop, rec *r, const wh_net_opts *o, wh_conn **c)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) return -1;
+    if (wh_conn_adopt(loop, sv[0], o, &rcbs, r, c) != 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return -1;
+    }
+    return sv[1];
+}
+
+static int pump_until(wh_loop *loop, const size_t *v, size_t want)
+{
+    double end = tnu_now() + 10;
+    while (*v < want && tnu_now() < end)
+        wh_loop_run(loop, WH_RUN_ONCE);
+    return *v >= want;
+}
+
+static int pump_until_int(wh_loop *loop, const int *v, int want)
+{
+    double end = tnu_now() + 10;
+    while (*v < want && tnu_now() < end)
+        wh_loop_run(loop, WH_RUN_ONCE);
+    return *v >= want;
+}
+
+static void pattern(char *b, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        b[i] = (char)('a' + (i * 7 + seed) % 26);
+}
+
+/* One write larger than a buffer: several completions, each at most one
+ * buffer, the bytes in order. */
+TEST(recv_spans_several_buffers)
+{
+    wh_loop *loop = cq_loop(8, 64);
+    if (!loop) return;
+    static rec r;
+    memset(&r, 0, sizeof r);
+    int peer = adopt_pair(loop, &r, NULL, NULL);
+    CHECK(peer >= 0);
+    char out[300];
+    pattern(out, sizeof out, 1);
+    CHECK_EQ(write(peer, out, sizeof out), (ssize_t)sizeof out);
+    CHECK(pump_until(loop, &r.in_len, sizeof out));
+    CHECK_EQ(r.in_len, sizeof out);
+    CHECK(memcmp(r.in, out, sizeof out) == 0);
+    CHECK(r.calls >= 300 / 64);
+    CHECK(r.max_call <= 64); /* straight from the buffers: nothing was kept */
+    CHECK(r.conn && r.conn->rbuf == NULL);
+    close(peer);
+    CHECK(pump_until_int(loop, &r.closes, 1));
+    CHECK_EQ(r.last_err, 0);
+    wh_loop_free(loop);
+}
+
+/* on_read leaves a partial line: the rest is copied out and the buffer goes
+ * back, so two buffers carry any number of messages. */
+TEST(on_read_leaving_bytes_returns_the_buffer)
+{
+    wh_loop *loop = cq_loop(2, 32);
+    if (!loop) return;
+    static rec r;
+    memset(&r, 0, sizeof r);
+    r.line_mode = 1;
+    int peer = adopt_pair(loop, &r, NULL, NULL);
+    CHECK(peer >= 0);
+    static char expect[8192];
+    size_t elen = 0;
+    for (int i = 0; i < 200; i++) {
+        char msg[64];
+        int n = snprintf(msg, sizeof msg, "message number %d, a bit long\n", i);
+        /* in two pieces, the first without its newline */
+        CHECK_EQ(write(peer, msg, 10), 10);
+        wh_loop_run(loop, WH_RUN_NOWAIT);
+        wh_loop_run(loop, WH_RUN_NOWAIT);
+        CHECK_EQ(write(peer, msg + 10, (size_t)n - 10), n - 10);
+        memcpy(expect + elen, msg, (size_t)n);
+        elen += (size_t)n;
+    }
+    CHECK(pump_until(loop, &r.in_len, elen));
+    CHECK_EQ(r.in_len, elen);
+    CHECK(memcmp(r.in, expect, elen) == 0);
+    uint64_t ops, nobufs;
+    wh__cq_counts(loop, &ops, &nobufs);
+    fprintf(stderr, "     %zu on_read calls, %llu ops, %llu ENOBUFS\n", r.calls,
+            (unsigned long long)ops, (unsigned long long)nobufs);
+    close(peer);
+    CHECK(pump_until_int(loop, &r.closes, 1));
+    wh_loop_free(loop);
+}
+
+/* Two 16-byte buffers for eight busy conns: the ring runs dry, the recvs end
+ * with ENOBUFS and are re-armed, and no byte is lost or reordered. */
+TEST(buffer_ring_running_dry_loses_nothing)
+{
+    wh_loop *loop = cq_loop(2, 16);
+    if (!loop) return;
+    enum { N = 8, LEN = 2000 };
+    static rec r[N];
+    memset(r, 0, sizeof r);
+    int peer[N];
+    static char out[N][LEN];
+    for (int i = 0; i < N; i++) {
+        peer[i] = adopt_pair(loop, &r[i], NULL, NULL);
+        CHECK(peer[i] >= 0);
+        pattern(out[i], LEN, (unsigned)i);
+    }
+    wh_loop_run(loop, WH_RUN_NOWAIT); /* the recvs are in the kernel */
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(write(peer[i], out[i], LEN), LEN);
+    double end = tnu_now() + 10;
+    for (;;) {
+        int done = 0;
+        for (int i = 0; i < N; i++)
+            done += r[i].in_len == LEN;
+        if (done == N || tnu_now() > end) break;
+        wh_loop_run(loop, WH_RUN_ONCE);
+    }
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(r[i].in_len, (size_t)LEN);
+        CHECK(memcmp(r[i].in, out[i], LEN) == 0);
+    }
+    uint64_t ops, nobufs;
+    wh__cq_counts(loop, &ops, &nobufs);
+    fprintf(stderr, "     %llu ops, %llu recvs ended by ENOBUFS\n", (unsigned long long)ops,
+            (unsigned long long)nobufs);
+    CHECK(nobufs > 0);
+    for (int i = 0; i < N; i++)
+        close(peer[i]);
+    wh_loop_free(loop);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(r[i].closes, 1);
+}
+
+/* 4 MiB through a small send buffer: sendmsg completes short, the rest is
+ * resubmitted, back-pressure pauses and on_drain fires, all bytes arrive in
+ * order. */
+TEST(short_send_resubmits_and_drains)
+{
+    wh_loop *loop = cq_loop(0, 0);
+    if (!loop) return;
+    static rec r;
+    memset(&r, 0, sizeof r);
+    wh_net_opts o;
+    wh_net_opts_init(&o);
+    o.high_watermark = 1 << 20;
+    o.low_watermark = 64 << 10;
+    wh_conn *c;
+    int peer = adopt_pair(loop, &r, &o, &c);
+    CHECK(peer >= 0);
+    int small = 16384; /* before the first send, which goes with the next enter */
+    setsockopt(wh_conn_fd(c), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    enum { TOTAL = 4 << 20 };
+    static char out[TOTAL], in[TOTAL];
+    pattern(out, TOTAL, 3);
+    CHECK_EQ(wh_conn_write(c, out, TOTAL), 0);
+    CHECK(!wh_conn_writable(c)); /* above the high watermark */
+    size_t got = 0;
+    double end = tnu_now() + 20;
+    while (got < TOTAL && tnu_now() < end) {
+        wh_loop_run(loop, WH_RUN_NOWAIT);
+        ssize_t n = read(peer, in + got, TOTAL - got);
+        if (n > 0) got += (size_t)n;
+        if (n <= 0) wh_loop_run(loop, WH_RUN_ONCE);
+    }
+    CHECK_EQ(got, (size_t)TOTAL);
+    CHECK(memcmp(in, out, TOTAL) == 0);
+    for (int i = 0; i < 10 && wh_conn_queued(c); i++)
+        wh_loop_run(loop, WH_RUN_NOWAIT);
+    CHECK_EQ(wh_conn_queued(c), 0);
+    CHECK_EQ(r.drains, 1);
+    CHECK(wh_conn_writable(c));
+    uint64_t ops, nobufs;
+    wh__cq_counts(loop, &ops, &nobufs);
+    fprintf(stderr, "     %llu ops for 4 MiB\n", (unsigned long long)ops);
+    CHECK(ops > 2); /* the recv, and more than one sendmsg */
+    close(peer);
+    CHECK(pump_until_int(loop, &r.closes, 1));
+    wh_loop_free(loop);
+}
+
+static int ref_done;
+static void on_ref_done(void *arg)
+{
+    (void)arg;
+    ref_done++;
+}
+
+/* A conn aborted with its recv in flight and a sendmsg blocked in the
+ * kernel: on_close once, the reference segment's done() once, and the conn
+ * freed only after both ops' last completions (ASan checks the rest). */
+TEST(close_with_recv_and_send_in_flight)
+{
+    wh_loop *loop = cq_loop(0, 0);
+    if (!loop) return;
+    static rec r;
+    memset(&r, 0, sizeof r);
+    wh_conn *c;
+    int peer = adopt_pair(loop, &r, NULL, &c);
+    CHECK(peer >= 0);
+    static char big[1 << 20];
+    ref_done = 0;
+    CHECK_EQ(wh_conn_write_ref(c, big, sizeof big, on_ref_done, NULL), 0);
+    tnu_pump_n(loop, 3); /* the peer reads nothing: the sendmsg waits in the kernel */
+    CHECK(c->io.spare & WH__Q_SEND);
+    CHECK(c->io.spare & WH__Q_RECV);
+    CHECK_EQ(ref_done, 0);
+    wh_conn_abort(c);
+    /* on_close waits for the send's completion: the kernel may read big */
+    CHECK_EQ(r.closes, 0);
+    CHECK(pump_until_int(loop, &r.closes, 1));
+    CHECK_EQ(r.last_err, -ECONNABORTED);
+    CHECK_EQ(ref_done, 1);
+    for (int i = 0; i < 10 && wh__cq_inflight(loop); i++)
+        wh_loop_run(loop, WH_RUN_NOWAIT);
+    CHECK_EQ(wh__cq_inflight(loop), 0);
+    CHECK_EQ(wh_net_conn_count(loop), 0);
+    char b[16];
+    ssize_t n;
+    while ((n = read(peer, b, sizeof b)) > 0)
+        ;
+    CHECK(n == 0 || errno == ECONNRESET); /* the socket is really closed */
+    close(peer);
+    tnu_pump_n(loop, 2);
+    CHECK_EQ(r.closes, 1);
+    CHECK_EQ(ref_done, 1);
+    wh_loop_free(loop);
+}
+
+/* Orderly close with only the recv in flight: on_close at once (the usual
+ * time), the memory after the recv's cancellation. */
+TEST(close_with_recv_in_flight)
+{
+    wh_loop *loop = cq_loop(0, 0);
+    if (!loop) return;
+    static rec r;
+    memset(&r, 0, sizeof r);
+    wh_conn *c;
+    int peer = adopt_pair(loop, &r, NULL, &c);
+    CHECK(peer >= 0);
+    tnu_pump_n(loop, 2);
+    CHECK(c->io.spare & WH__Q_RECV);
+    CHECK_EQ(wh__cq_inflight(loop), 1);
+    wh_conn_close(c);
+    wh_loop_run(loop, WH_RUN_NOWAIT);
+    CHECK_EQ(r.closes, 1);
+    CHECK_EQ(r.last_err, 0);
+    for (int i = 0; i < 10 && wh__cq_inflight(loop); i++)
+        wh_loop_run(loop, WH_RUN_NOWAIT);
+    CHECK_EQ(wh__cq_inflight(loop), 0);
+    char b[4];
+    CHECK_EQ(read(peer, b, sizeof b), 0); /* FIN once the cancel let the file go */
+    close(peer);
+    wh_loop_free(loop);
+}
+
+/* wh_loop_free with recvs and a blocked send in flight: every on_close runs,
+ * the done() too, nothing leaks or is used after free (ASan). */
+static void make_busy(wh_loop *loop, rec *r, int n, int *peers, wh_conn **cs)
+{
+    for (int i = 0; i < n; i++) {
+        peers[i] = adopt_pair(loop, &r[i], NULL, &cs[i]);
+        CHECK(peers[i] >= 0);
+    }
+    static char big[1 << 20];
+    CHECK_EQ(wh_conn_write_ref(cs[0], big, sizeof big, on_ref_done, NULL), 0);
+}
+
+TEST(loop_free_with_ops_in_flight)
+{
+    wh_loop *loop = cq_loop(0, 0);
+    if (!loop) return;
+    static rec r[4];
+    memset(r, 0, sizeof r);
+    int peers[4];
+    wh_conn *cs[4];
+    ref_done = 0;
+    make_busy(loop, r, 4, peers, cs);
+    tnu_pump_n(loop, 3);
+    CHECK(wh__cq_inflight(loop) >= 5); /* 4 recvs + the send */
+    /* one more op queued but not yet submitted */
+    CHECK_EQ(wh_conn_write(cs[1], "x", 1), 0);
+    wh_loop_free(loop);
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(r[i].closes, 1);
+        close(peers[i]);
+    }
+    CHECK_EQ(ref_done, 1);
+}
+
+/* The same, freed by another thread than the one that ran it (as
+ * wh_server_free does with its workers' loops). */
+typedef struct thr_arg {
+    wh_loop *loop;
+    rec *r;
+    int *peers;
+} thr_arg;
+
+static void *run_then_leave(void *p)
+{
+    thr_arg *a = p;
+    wh_conn *cs[4];
+    make_busy(a->loop, a->r, 4, a->peers, cs);
+    tnu_pump_n(a->loop, 3);
+    if (wh_conn_write(cs[2], "y", 1) != 0) /* queued, not submitted */
+        a->peers[0] = -1;
+    return NULL;
+}
+
+TEST(loop_free_on_another_thread_with_ops_in_flight)
+{
+    wh_loop *loop = cq_loop(0, 0);
+    if (!loop) return;
+    static rec r[4];
+    memset(r, 0, sizeof r);
+    int peers[4];
+    ref_done = 0;
+    thr_arg a = {loop, r, peers};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, run_then_leave, &a), 0);
+    pthread_join(t, NULL);
+    CHECK(peers[0] >= 0);
+    CHECK(wh__cq_inflight(loop) >= 5);
+    wh_loop_free(loop);
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(r[i].closes, 1);
+        close(peers[i]);
+    }
+    CHECK_EQ(ref_done, 1);
+}
+
+/* The peer resets the connection while a large send is in flight: the conn
+ * ends with an error, once, and nothing leaks. TCP for a real RST. */
+TEST(peer_reset_mid_send)
+{
+    wh_loop *loop = cq_loop(0, 0);
+    if (!loop) return;
+    static rec r;
+    memset(&r, 0, sizeof r);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    CHECK_EQ(listen(lfd, 4), 0);
+    socklen_t sl = sizeof sa;
+    getsockname(lfd, (struct sockaddr *)&sa, &sl);
+    int cl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_EQ(connect(cl, (struct sockaddr *)&sa, sizeof sa), 0);
+    int sfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    CHECK(sfd >= 0);
+    wh_conn *c;
+    CHECK_EQ(wh_conn_adopt(loop, sfd, NULL, &rcbs, &r, &c), 0);
+    static char big[8 << 20];
+    CHECK_EQ(wh_conn_write_ref(c, big, sizeof big, NULL, NULL), 0);
+    tnu_pump_n(loop, 3);
+    char b[4096];
+    CHECK(read(cl, b, sizeof b) > 0);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(cl, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(cl); /* RST */
+    CHECK(pump_until_int(loop, &r.closes, 1));
+    CHECK_EQ(r.closes, 1);
+    CHECK(r.last_err == -ECONNRESET || r.last_err == -EPIPE);
+    fprintf(stderr, "     on_close(%s)\n", wh_strerror(r.last_err));
+    for (int i = 0; i < 10 && wh__cq_inflight(loop); i++)
+        wh_loop_run(loop, WH_RUN_NOWAIT);
+    CHECK_EQ(wh__cq_inflight(loop), 0);
+    close(lfd);
+    wh_loop_free(loop);
+}
+
+/* Bytes and EOF that come while the conn is paused wait (in rbuf, or in
+ * the socket) and are delivered after wh_conn_resume, in order. */
+TEST(pause_keeps_bytes_and_eof)
+{
+    wh_loop *loop = cq_loop(0, 0);
+    if (!loop) return;
+    static rec r;
+    memset(&r, 0, sizeof r);
+    wh_conn *c;
+    int peer = adopt_pair(loop, &r, NULL, &c);
+    CHECK(peer >= 0);
+    CHECK_EQ(write(peer, "hello ", 6), 6);
+    CHECK(pump_until(loop, &r.in_len, 6));
+    wh_conn_pause(c);
+    CHECK_EQ(write(peer, "world", 5), 5);
+    shutdown(peer, SHUT_WR);
+    tnu_pump_n(loop, 5);
+    CHECK_EQ(r.in_len, 6);
+    CHECK_EQ(r.eofs, 0);
+    wh_conn_resume(c);
+    CHECK(pump_until_int(loop, &r.eofs, 1));
+    CHECK_EQ(r.in_len, 11);
+    CHECK(memcmp(r.in, "hello world", 11) == 0);
+    CHECK(pump_until_int(loop, &r.closes, 1));
+    close(peer);
+    wh_loop_free(loop);
+}
+
+/* A pipe is no socket: the first recv fails with ENOTSOCK and the conn goes
+ * back to readiness; its bytes still arrive. */
+TEST(pipe_falls_back_to_readiness)
+{
+    wh_loop *loop = cq_loop(0, 0);
+    if (!loop) return;
+    static rec r;
+    memset(&r, 0, sizeof r);
+    int p[2];
+    CHECK_EQ(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    wh_conn *c;
+    CHECK_EQ(wh_conn_adopt(loop, p[0], NULL, &rcbs, &r, &c), 0);
+    CHECK_EQ(write(p[1], "abc", 3), 3);
+    CHECK(pump_until(loop, &r.in_len, 3));
+    CHECK(memcmp(r.in, "abc", 3) == 0);
+    CHECK(!(c->io.spare & WH__Q_CQ));
+    close(p[1]);
+    CHECK(pump_until_int(loop, &r.closes, 1));
+    wh_loop_free(loop);
+}
+
+/* A listener accepts with one multishot accept op: twenty connections, no
+ * poll request and no accept4 per connection; freed with the op in flight,
+ * its memory waits for the cancel (ASan). */
+static size_t echo_read(wh_conn *c, char *data, size_t len, void *ud)
+{
+    (void)ud;
+    wh_conn_write(c, data, len);
+    return len;
+}
+
+TEST(listener_uses_one_accept_op)
+{
+    wh_loop *loop = cq_loop(0, 0);
+    if (!loop) return;
+    wh_conn_cbs cb = {.on_read = echo_read};
+    int lfd = -1;
+    wh_listener *l = tnu_listen(loop, "127.0.0.1:0", NULL, &cb, NULL, &lfd);
+    CHECK(l != NULL);
+    tnu_pump_n(loop, 2);
+    wh__loop_stats st0, st1;
+    wh__loop_get_stats(loop, &st0);
+    uint64_t ops0, ops1, nb;
+    wh__cq_counts(loop, &ops0, &nb);
+    enum { N = 20 };
+    int cl[N];
+    for (int i = 0; i < N; i++) {
+        cl[i] = tnu_client(lfd);
+        CHECK(cl[i] >= 0);
+        CHECK_EQ(send(cl[i], "ping", 4, 0), 4);
+    }
+    int got = 0;
+    double end = tnu_now() + 10;
+    bool seen[N] = {false};
+    while (got < N && tnu_now() < end) {
+        wh_loop_run(loop, WH_RUN_ONCE);
+        for (int i = 0; i < N; i++) {
+            char b[8];
+            if (!seen[i] && recv(cl[i], b, sizeof b, MSG_DONTWAIT) == 4) {
+                seen[i] = true;
+                got++;
+            }
+        }
+    }
+    CHECK_EQ(got, N);
+    CHECK_EQ(wh__listener_accepted(l), N);
+    wh__loop_get_stats(loop, &st1);
+    wh__cq_counts(loop, &ops1, &nb);
+    CHECK_EQ(st1.ctl_calls, st0.ctl_calls); /* no poll for the listener or the conns */
+    CHECK_EQ(ops1 - ops0, 2 * N);           /* a recv and a sendmsg each; the accept op stays */
+    wh__listener_free(l);                   /* op in flight: freed at its last completion */
+    for (int i = 0; i < N; i++)
+        close(cl[i]);
+    for (int i = 0; i < 20 && wh_net_conn_count(loop); i++)
+        wh_loop_run(loop, WH_RUN_ONCE);
+    CHECK_EQ(wh_net_conn_count(loop), 0);
+    close(lfd);
+    wh_loop_free(loop);
+}
+
+WH_TEST_MAIN()
