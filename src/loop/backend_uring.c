@@ -659,6 +659,23 @@ int wh__cq_cancel(wh_loop *loop, void *cookie, unsigned kind)
     return 0;
 }
 
+int wh__cq_cancel_now(wh_loop *loop, void *cookie, unsigned kind)
+{
+    ur_state *s = cq_state(loop);
+    if (!s) return -ENOTSUP;
+    /* An op in the kernel stops before this returns (a register call: no
+     * submission, no wait for the loop); one still in the SQ is caught by
+     * the cancel queued behind it. Its last completion comes as usual. */
+    struct io_uring_sync_cancel_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.addr = op_ud(cookie, kind);
+    reg.fd = -1;
+    reg.timeout.tv_sec = -1;
+    reg.timeout.tv_nsec = -1;
+    (void)io_uring_register_sync_cancel(&s->ring, &reg);
+    return wh__cq_cancel(loop, cookie, kind);
+}
+
 uint64_t wh__cq_inflight(const wh_loop *loop)
 {
     ur_state *s = cq_state(loop);
@@ -794,6 +811,13 @@ int wh__cq_close(wh_loop *loop, int fd)
     return -ENOTSUP;
 }
 int wh__cq_cancel(wh_loop *loop, void *cookie, unsigned kind)
+{
+    (void)loop;
+    (void)cookie;
+    (void)kind;
+    return -ENOTSUP;
+}
+int wh__cq_cancel_now(wh_loop *loop, void *cookie, unsigned kind)
 {
     (void)loop;
     (void)cookie;

@@ -178,6 +178,9 @@ int wh__cq_accept(wh_loop *loop, int fd, void *cookie, unsigned kind);
 int wh__cq_close(wh_loop *loop, int fd);
 /* Asks the kernel to cancel op (cookie, kind); its last completion follows. */
 int wh__cq_cancel(wh_loop *loop, void *cookie, unsigned kind);
+/* wh__cq_cancel that has taken effect when it returns (the op does nothing
+ * more, e.g. accepts no more connections); its last completion follows. */
+int wh__cq_cancel_now(wh_loop *loop, void *cookie, unsigned kind);
 /* Teardown: cancels every op in flight and runs their last completions
  * before it returns (on any thread; the loop is not running). */
 void wh__cq_quiesce(wh_loop *loop);

@@ -86,7 +86,9 @@ static int watch(wh_listener *l)
 
 static void unwatch(wh_listener *l)
 {
-    if (l->cq_armed && !l->cq_cancel && wh__cq_cancel(l->nl->loop, l, l->nl->cq_accept) == 0)
+    /* At once: a pause or a free is followed by a drain and a close, or by
+     * a hand-over of the socket (an upgrade): the op must take no more. */
+    if (l->cq_armed && !l->cq_cancel && wh__cq_cancel_now(l->nl->loop, l, l->nl->cq_accept) == 0)
         l->cq_cancel = true;
     if (l->io) {
         wh_io_free(l->io);
@@ -203,12 +205,15 @@ void wh__listener_accept_done(void *cookie, int res, unsigned flags, const char 
     if (last) l->cq_armed = l->cq_cancel = false;
     if (l->nl->tearing || l->dead) {
         /* Destroyed, or the loop is being freed. A connection accepted just
-         * before the cancel still gets a conn of ours in adopt mode (closing
-         * it would reset it); a callback's owner may be gone. */
+         * before the cancel is still served (closing it would reset it): by
+         * the callback, whose owner outlives the listener on this loop (the
+         * runtime's worker), or as a conn of ours. */
         wh_conn *c;
-        if (res >= 0 &&
-            (l->nl->tearing || l->on_accept ||
-             wh__conn_adopt_accepted(l->nl->loop, res, &l->opts, &l->prof->cbs, l->ud, &c) < 0))
+        if (res >= 0 && !l->nl->tearing && l->on_accept)
+            l->on_accept(l, res, l->ud);
+        else if (res >= 0 &&
+                 (l->nl->tearing || wh__conn_adopt_accepted(l->nl->loop, res, &l->opts,
+                                                            &l->prof->cbs, l->ud, &c) < 0))
             close(res);
         if (last && l->dead) free(l);
         return;
