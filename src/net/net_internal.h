@@ -90,7 +90,11 @@ int wh__listener_new(wh_loop *loop, int fd, unsigned io_flags, const wh_net_opts
 void wh__listener_pause(wh_listener *l);
 /* Watches again after wh__listener_pause. */
 int wh__listener_resume(wh_listener *l);
-/* Stops and frees (safe inside on_accept). Does not close the fd. */
+/* Stops and frees (safe inside on_accept). Does not close the fd. On an
+ * io_uring loop with completion I/O, on_accept may still run once more, in
+ * this loop's next iteration, for a connection the kernel accepted before
+ * the free (its owner must outlive the listener on this loop, as the
+ * runtime's worker does). */
 void wh__listener_free(wh_listener *l);
 /* Accepts every connection waiting in the socket's queue now, ignoring
  * accept_batch, handing each to the accept callback (or adopting it). Call
