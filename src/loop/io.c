@@ -208,6 +208,11 @@ void wh__iow_forget(wh_loop *loop, wh__iow *io)
     io->flags = 0;
 }
 
+void wh__loop_flush(wh_loop *loop)
+{
+    if (loop->be_ops->flush && wh_loop_on_thread(loop)) loop->be_ops->flush(loop->be);
+}
+
 void wh__io_forget(wh_io *io)
 {
     wh__iow_forget(io->loop, &io->w);

@@ -80,6 +80,11 @@ void wh__io_deinit(wh_io *io);
  * the registration itself, so no epoll_ctl is made. Pending events are
  * dropped as with wh__io_deinit. */
 void wh__io_forget(wh_io *io);
+/* Hands the watcher removals queued so far to the kernel now, inside a
+ * callback too (io_uring: a removed poll holds its file open until then, so
+ * a close(2) right after this is the file's last); no-op on epoll. Only on
+ * the loop's thread. */
+void wh__loop_flush(wh_loop *loop);
 
 /* ---- Class watchers --------------------------------------------------------
  * For a layer with many watchers that share a callback (net: one per

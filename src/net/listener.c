@@ -93,6 +93,9 @@ static void unwatch(wh_listener *l)
     if (l->io) {
         wh_io_free(l->io);
         l->io = NULL;
+        /* A close(2) that follows must be the file's last: a socket that
+         * lingers listening still takes connections nobody accepts. */
+        wh__loop_flush(l->nl->loop);
     }
 }
 

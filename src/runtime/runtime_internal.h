@@ -160,6 +160,9 @@ struct wh_server {
 
     /* Lifecycle: mu/cv guard ready/running/start_err/ctl/all_done. */
     pthread_mutex_t mu;
+    /* Held by a worker while it empties and closes its sockets of a
+     * REUSEPORT group (wh__worker_close_listener), so no two close at once. */
+    pthread_mutex_t close_mu;
     pthread_cond_t cv;
     unsigned ready;
     unsigned running;

@@ -95,6 +95,7 @@ int wh_server_new(wh_server **out, const wh_server_opts *opts, const wh_conn_cbs
     s->acc.cpu = -1;
     atomic_init(&s->acc_done, true);
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->close_mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     *out = s;
     return 0;
@@ -400,7 +401,10 @@ void wh__listen_release(wh_server *s, unsigned i, int k)
     struct wh__rt_listen *ls = &s->ls[i];
     if (k >= 0) {
         /* Each worker closes its own sockets of a group as soon as it has
-         * emptied their queues: nothing lands in them afterwards. */
+         * emptied their queues (under close_mu): what lands in one between
+         * its last accept and this close, the kernel moves to another
+         * socket of the group if net.ipv4.tcp_migrate_req is 1, and resets
+         * otherwise. */
         if ((unsigned)k < ls->nfds && ls->fds[k] >= 0) {
             close(ls->fds[k]);
             ls->fds[k] = -1;
@@ -735,6 +739,7 @@ void wh_server_free(wh_server *s)
     }
     wh__oneshot_free(s);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->close_mu);
     pthread_cond_destroy(&s->cv);
     free(s->w);
     free(s);

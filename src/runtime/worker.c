@@ -139,13 +139,23 @@ void wh__worker_close_listener(struct wh__worker *w, unsigned i, bool drain)
         if (i != UINT_MAX && e->ls != i) continue;
         /* Empty the queue first: the kernel resets what is still queued on
          * a listening socket that closes. Stop watching before that, so
-         * that the close follows the last accept with nothing in between. */
+         * that the close follows the last accept with nothing in between.
+         * A group's sockets close one at a time: what arrives after the
+         * last accept is moved by the kernel (net.ipv4.tcp_migrate_req) to
+         * another socket of the group, and a move that picks a socket
+         * closing at that instant on another thread resets the
+         * connection. */
+        bool own = e->k >= 0; /* its own socket of a group */
+        if (own) pthread_mutex_lock(&s->close_mu);
         if (drain) {
             wh__listener_pause(e->l);
             wh__listener_drain(e->l);
         }
         wh__listener_free(e->l);
-        if (e->k >= 0) wh__listen_release(s, e->ls, e->k); /* its own socket of a group */
+        if (own) {
+            wh__listen_release(s, e->ls, e->k);
+            pthread_mutex_unlock(&s->close_mu);
+        }
         w->wl[j] = w->wl[--w->nwl];
     }
     for (unsigned k = 0; k < WH__RT_MAX_LISTENERS; k++) {

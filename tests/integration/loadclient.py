@@ -87,12 +87,13 @@ class Load:
         return status, headers, rest[:n], rest[n:]
 
     def _ka(self):
-        s, buf = None, b""
+        s, buf, used = None, b"", 0
         req = ("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % self.path).encode()
         while not self.stop_ev.is_set():
             try:
                 if s is None:
-                    s, buf = self._connect(), b""
+                    s, buf, used = self._connect(), b"", 0
+                used += 1
                 s.sendall(req)
                 status, headers, body, buf = self._read_response(s, buf)
                 close = "close" in headers.get("connection", "").lower()
@@ -104,7 +105,11 @@ class Load:
                     s.close()
                     s = None
             except (OSError, ValueError, IndexError) as e:
-                self._count(False, "keep-alive", repr(e))
+                # Which request of its connection failed, and when: a reset
+                # on a fresh connection points at the listeners, one on a
+                # reused connection at the server's closing of idle ones.
+                self._count(False, "keep-alive", "%r on request %d of its connection at %.6f"
+                            % (e, used, time.time()))
                 if s:
                     s.close()
                 s = None
@@ -124,7 +129,7 @@ class Load:
                 else:
                     self._count(True, body=body)
             except (OSError, ValueError, IndexError) as e:
-                self._count(False, "new-conn", repr(e))
+                self._count(False, "new-conn", "%r at %.6f" % (e, time.time()))
             finally:
                 if s:
                     s.close()

@@ -138,6 +138,28 @@ def start(port, log):
     return p
 
 
+def tcp_counters():
+    """TcpExt counters of this network namespace (/proc/net/netstat)."""
+    out = {}
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = f.read().split("\n")
+    except OSError:
+        return out
+    for i in range(0, len(lines) - 1, 2):
+        names, vals = lines[i].split(), lines[i + 1].split()
+        if names and names[0] == "TcpExt:":
+            out.update(zip(names[1:], (int(v) for v in vals[1:])))
+    return out
+
+
+# What tells a reset's origin apart: the kernel failing to move a queued
+# connection (MigrateReqFailure), a listener's queue overflowing, or a close
+# with unread input (AbortOnData/AbortOnClose).
+WATCH = ("TCPMigrateReqSuccess", "TCPMigrateReqFailure", "ListenOverflows", "ListenDrops",
+         "TCPAbortOnData", "TCPAbortOnClose", "TCPAbortOnTimeout")
+
+
 def reuseport_part():
     migrate = "unknown"
     try:
@@ -147,20 +169,27 @@ def reuseport_part():
         pass
     print("net.ipv4.tcp_migrate_req = %s" % migrate)
     port = free_port()
+    before = tcp_counters()
     a = start(port, os.path.join(tmp, "a.log"))
     b = None
     try:
         with Load(port) as load:
             time.sleep(1.0)
             b = start(port, os.path.join(tmp, "b.log"))  # joins the SO_REUSEPORT group
+            print("second instance started at %.6f" % time.time())
             time.sleep(1.0)
             a.send_signal(signal.SIGTERM)
+            print("SIGTERM to the first at %.6f" % time.time())
             try:
                 rc = a.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 rc = None
+            print("first exited at %.6f" % time.time())
             time.sleep(1.0)
         print(load.summary())
+        after = tcp_counters()
+        print("TcpExt deltas: " + ", ".join("%s %d" % (k, after.get(k, 0) - before.get(k, 0))
+                                            for k in WATCH))
         c.eq(rc, 0, "first instance exits 0")
         if migrate == "1":
             c.eq(load.failed, 0, "failed requests: second instance + SIGTERM to the first")
@@ -172,6 +201,10 @@ def reuseport_part():
             c.check(load.failed <= 1, "failed requests without tcp_migrate_req: %d (at most "
                     "the kernel's window, README)" % load.failed)
         c.check(load.ok > 200, "requests served (%d)" % load.ok)
+        if load.failed:
+            for name in ("a.log", "b.log"):
+                with open(os.path.join(tmp, name)) as f:
+                    print("--- %s\n%s" % (name, f.read()[-3000:]))
     finally:
         for p in (a, b):
             if p and p.poll() is None:
