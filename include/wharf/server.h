@@ -44,6 +44,14 @@ typedef struct wh_server_opts {
     /* The worker loops' backend (wh_loop_opts.backend): "epoll", "io_uring",
      * or NULL (WH_LOOP_BACKEND, else epoll). Default NULL. */
     const char *loop_backend;
+    /* Sockets the server binds itself (wh_server_listen, _listen_add) start
+     * listening only when a worker thread is ready to accept on them, not at
+     * bind time: a second instance started beside a running one on the same
+     * SO_REUSEPORT address takes no connection before it can serve it (the
+     * kernel keeps sending them to the first). Until wh_server_start a
+     * connection to such an address is refused instead of queued. Default
+     * false. */
+    bool listen_when_ready;
 } wh_server_opts;
 
 /* Per-thread counters; read with wh_server_stats (no lock on the hot path). */

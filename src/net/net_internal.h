@@ -29,6 +29,12 @@ extern const wh_net_opts wh__net_defaults;
  * *fd_out is set on success; on failure nothing is left open.
  * Errors: -EADDRINUSE, -EACCES, -EAFNOSUPPORT, -EINVAL, ... */
 int wh__listen_fd(const wh_sockaddr *a, enum wh_addr_kind k, const wh_net_opts *o, int *fd_out);
+/* wh__listen_fd without the listen(2): a socket bound (its address taken,
+ * errors reported now) that takes no connection until wh__listen_start. */
+int wh__bind_fd(const wh_sockaddr *a, enum wh_addr_kind k, const wh_net_opts *o, int *fd_out);
+/* listen(2) with o's backlog (SOMAXCONN by default); again on a listening
+ * socket only changes the backlog. 0 or negative errno. */
+int wh__listen_start(int fd, const wh_net_opts *o);
 
 /* Parses addr (wh_addr_parse) then wh__listen_fd. */
 int wh__listen_str(const char *addr, const wh_net_opts *o, enum wh_addr_kind *kind, int *fd_out);

@@ -102,7 +102,7 @@ static int tune_tcp_listening(int fd, const wh_net_opts *o)
     return 0;
 }
 
-int wh__listen_fd(const wh_sockaddr *a, enum wh_addr_kind k, const wh_net_opts *o, int *fd_out)
+int wh__bind_fd(const wh_sockaddr *a, enum wh_addr_kind k, const wh_net_opts *o, int *fd_out)
 {
     wh_net_opts defaults;
     if (!o) {
@@ -124,19 +124,31 @@ int wh__listen_fd(const wh_sockaddr *a, enum wh_addr_kind k, const wh_net_opts *
         rc = -errno;
         goto fail;
     }
-    if (type == SOCK_STREAM) {
-        if (family != AF_UNIX && (rc = tune_tcp_listening(fd, o)) < 0) goto fail;
-        /* The kernel silently caps backlog at net.core.somaxconn. */
-        if (listen(fd, o->backlog > 0 ? o->backlog : SOMAXCONN) < 0) {
-            rc = -errno;
-            goto fail;
-        }
-    }
+    if (type == SOCK_STREAM && family != AF_UNIX && (rc = tune_tcp_listening(fd, o)) < 0) goto fail;
     *fd_out = fd;
     return 0;
 fail:
     close(fd);
     return rc;
+}
+
+int wh__listen_start(int fd, const wh_net_opts *o)
+{
+    /* The kernel silently caps backlog at net.core.somaxconn. */
+    int backlog = o && o->backlog > 0 ? o->backlog : SOMAXCONN;
+    return listen(fd, backlog) < 0 ? -errno : 0;
+}
+
+int wh__listen_fd(const wh_sockaddr *a, enum wh_addr_kind k, const wh_net_opts *o, int *fd_out)
+{
+    int fd, rc = wh__bind_fd(a, k, o, &fd);
+    if (rc < 0) return rc;
+    if (k != WH_ADDR_UDP && (rc = wh__listen_start(fd, o)) < 0) {
+        close(fd);
+        return rc;
+    }
+    *fd_out = fd;
+    return 0;
 }
 
 int wh__listen_str(const char *addr, const wh_net_opts *o, enum wh_addr_kind *kind, int *fd_out)

@@ -76,6 +76,11 @@ struct wh__rt_listen {
     int fd;                 /* bound in wh_server_listen; for UDP a placeholder closed at start */
     bool shared;            /* TCP: one fd for all threads (EXCLUSIVE/DISPATCH/ONESHOT, Unix) */
     bool removed;           /* wh_server_unlisten: on its way out */
+    /* Sockets the server bound itself listen only when a worker starts
+     * watching them (add_wl): until a thread can accept, the kernel sends
+     * connections elsewhere (another process of the SO_REUSEPORT group)
+     * or refuses them, instead of queueing them where nobody serves. */
+    bool late_listen;
     /* REUSEPORT TCP: the sockets of the group, fds[0] == fd. Worker t serves
      * fds[t], fds[t + threads], ...: normally one each; more when a program
      * handed over more sockets (wh_server_listen_fd) than it has threads.

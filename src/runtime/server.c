@@ -44,6 +44,7 @@ static const wh_server_opts server_defaults = {
     .handle_signals = true,
     .offload_threads = 0,
     .offload_queue = 1024,
+    .listen_when_ready = false,
 };
 
 void wh_server_opts_init(wh_server_opts *o)
@@ -143,7 +144,8 @@ static int fill_group(wh_server *s, struct wh__rt_listen *ls)
     o.reuseport = 1;
     while (ls->nfds < s->nthreads) {
         int fd;
-        int rc = wh__listen_fd(&ls->local, ls->kind, &o, &fd);
+        int rc = s->opts.listen_when_ready ? wh__bind_fd(&ls->local, ls->kind, &o, &fd)
+                                           : wh__listen_fd(&ls->local, ls->kind, &o, &fd);
         if (rc < 0) return rc;
         if ((rc = fds_push(ls, fd)) < 0) {
             close(fd);
@@ -265,7 +267,8 @@ int wh_server_listen_add_tls(wh_server *s, const char *addr, struct wh_tls_ctx *
     bool group = kind == WH_ADDR_TCP && s->opts.model == WH_MODEL_REUSEPORT;
     if (group || kind == WH_ADDR_UDP) o.reuseport = 1;
     int fd;
-    rc = wh__listen_fd(&sa, kind, &o, &fd);
+    rc = s->opts.listen_when_ready ? wh__bind_fd(&sa, kind, &o, &fd)
+                                   : wh__listen_fd(&sa, kind, &o, &fd);
     if (rc < 0) return rc;
     int i = free_slot(s);
     if (i < 0) {
@@ -275,6 +278,7 @@ int wh_server_listen_add_tls(wh_server *s, const char *addr, struct wh_tls_ctx *
     struct wh__rt_listen *ls = &s->ls[i];
     ls->kind = kind;
     ls->shared = !group && kind != WH_ADDR_UDP;
+    ls->late_listen = kind != WH_ADDR_UDP && s->opts.listen_when_ready;
     ls->net = s->opts.net;
     ls->net.tls = tls;
     if ((rc = wh__sock_local(fd, &ls->local)) < 0 || (rc = fds_push(ls, fd)) < 0) {

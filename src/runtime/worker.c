@@ -89,7 +89,10 @@ static int add_wl(struct wh__worker *w, unsigned i, int k, int fd, unsigned flag
 {
     if (w->nwl == WH__RT_MAX_WLISTEN) return -ENOSPC;
     struct wh__wlisten *e = &w->wl[w->nwl];
-    int rc = wh__listener_new(w->loop, fd, flags, &w->srv->ls[i].net, cb, NULL, ud, &e->l);
+    const struct wh__rt_listen *ls = &w->srv->ls[i];
+    int rc;
+    if (ls->late_listen && (rc = wh__listen_start(fd, &ls->net)) < 0) return rc;
+    rc = wh__listener_new(w->loop, fd, flags, &w->srv->ls[i].net, cb, NULL, ud, &e->l);
     if (rc < 0) return rc;
     e->ls = i;
     e->k = k;

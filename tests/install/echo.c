@@ -6,6 +6,7 @@
 
 #include <wharf/loop.h>
 #include <wharf/net.h>
+#include <wharf/server.h>
 
 static const char message[] = "ping from an installed libwharf\n";
 
@@ -76,6 +77,15 @@ static void on_deadline(wh_timer *t, void *ud)
 
 int main(void)
 {
+    /* The runtime's options as installed: defaults, and the restart option
+     * a program beside an older instance of itself sets. */
+    wh_server_opts so;
+    wh_server_opts_init(&so);
+    if (so.listen_when_ready || so.model != WH_MODEL_REUSEPORT) {
+        fprintf(stderr, "echo: unexpected wh_server_opts defaults\n");
+        return 1;
+    }
+    so.listen_when_ready = true;
     struct state st;
     memset(&st, 0, sizeof st);
     int rc = wh_loop_new(&st.loop, NULL);

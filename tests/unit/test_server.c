@@ -968,3 +968,93 @@ TEST(listen_fd_group)
     CHECK_EQ(wh_server_wait(s), 0);
     wh_server_free(s);
 }
+
+/* How many connections are queued on a listening socket (accepts them all). */
+static int take_all(int lfd)
+{
+    int n = 0, fd;
+    while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+        close(fd);
+        n++;
+    }
+    return n;
+}
+
+static wh_server *ready_server(int port, bool when_ready)
+{
+    wh_server_opts o;
+    wh_server_opts_init(&o);
+    o.threads = 2;
+    o.handle_signals = false;
+    o.listen_when_ready = when_ready;
+    static const wh_conn_cbs cbs = {.on_read = echo_read};
+    wh_server *s;
+    if (wh_server_new(&s, &o, &cbs, NULL) != 0) return NULL;
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    if (wh_server_listen(s, addr) != 0) {
+        wh_server_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* A second instance bound beside a running one (the restart of wharfd): with
+ * listen_when_ready its sockets take nothing until its threads run, so the
+ * connections made meanwhile all reach the running one; without it the
+ * kernel spreads them over the not-yet-served sockets too. */
+TEST(listen_when_ready_group)
+{
+    for (int when_ready = 1; when_ready >= 0; when_ready--) {
+        int a = reuseport_socket(0);
+        CHECK(a >= 0);
+        struct sockaddr_in sin;
+        socklen_t sl = sizeof sin;
+        getsockname(a, (struct sockaddr *)&sin, &sl);
+        int port = ntohs(sin.sin_port);
+        fcntl(a, F_SETFL, O_NONBLOCK);
+        wh_server *s = ready_server(port, when_ready);
+        CHECK(s);
+        int fds[40];
+        for (int i = 0; i < 40; i++)
+            CHECK((fds[i] = cli_connect(port)) >= 0);
+        int at_a = take_all(a);
+        if (when_ready)
+            CHECK_EQ(at_a, 40);
+        else
+            CHECK(at_a < 40); /* 2 of the group's 3 sockets are the server's */
+        CHECK_EQ(wh_server_start(s), 0);
+        close(a); /* the first instance goes: the server alone serves now */
+        for (int i = 0; i < 10; i++) {
+            int fd = cli_connect(port);
+            CHECK(fd >= 0);
+            CHECK(echo_once(fd, "ready"));
+            close(fd);
+        }
+        for (int i = 0; i < 40; i++)
+            close(fds[i]);
+        wh_server_stop(s, true);
+        CHECK_EQ(wh_server_wait(s), 0);
+        wh_server_free(s);
+    }
+}
+
+/* Alone on its address, a listen_when_ready server refuses connections until
+ * it starts (nothing would serve them), then serves them. */
+TEST(listen_when_ready_refuses_before_start)
+{
+    wh_server *s = ready_server(0, true);
+    CHECK(s);
+    int port = server_port(s, 0);
+    CHECK(port > 0);
+    CHECK_EQ(cli_connect(port), -1);
+    CHECK_EQ(errno, ECONNREFUSED);
+    CHECK_EQ(wh_server_start(s), 0);
+    int fd = cli_connect(port);
+    CHECK(fd >= 0);
+    CHECK(echo_once(fd, "now"));
+    close(fd);
+    wh_server_stop(s, true);
+    CHECK_EQ(wh_server_wait(s), 0);
+    wh_server_free(s);
+}

@@ -129,7 +129,10 @@ static int build_main_server(wharfd_app *app)
     sopts.loop_backend = app->backend = pick_backend(cfg->backend);
     sopts.max_conns = cfg->max_conns;
     sopts.shutdown_timeout_ms = cfg->shutdown_timeout_ms;
-    sopts.handle_signals = false;                           /* main's loop does it (signals.c) */
+    sopts.handle_signals = false; /* main's loop does it (signals.c) */
+    /* A second instance beside a running one (a restart) takes no
+     * connection before its threads can serve it. */
+    sopts.listen_when_ready = true;
     bool front = cfg->tls.redirect_port || cfg->tls.hsts_s; /* tls_config.c */
     if ((rc = wh_http_server_new(&app->http, &ho, front ? wharfd_tls_front : wh_router_handle,
                                  front ? (void *)app : (void *)app->router)) != 0) {
@@ -195,6 +198,7 @@ static int build_admin(wharfd_app *app)
     aso.threads = 1;
     aso.pin_threads = false;
     aso.handle_signals = false;
+    aso.listen_when_ready = true;
     aso.offload_threads = 1;
     aso.shutdown_timeout_ms = cfg->shutdown_timeout_ms;
     aso.loop_backend = app->backend;
