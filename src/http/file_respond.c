@@ -73,8 +73,14 @@ int wh_http_respond_plan(wh_http_req *r, wh_static_plan *plan)
             plan->fd_owned = true;
         }
     }
-    wh__field f[WH__PLAN_FIELDS_MAX];
-    int rc = wh__http_resp_fields_plain(r, f, wh__static_plan_fields(plan, f));
+    int rc;
+    if (plan->fields && plan->status == 200) {
+        /* Prepared with the cached representation: one copy, no checks. */
+        rc = wh__http_resp_fields_raw(r, plan->fields->text, plan->fields->len);
+    } else {
+        wh__field f[WH__PLAN_FIELDS_MAX];
+        rc = wh__http_resp_fields_plain(r, f, wh__static_plan_fields(plan, f));
+    }
     if (rc != 0) {
         /* Out of memory, or a field the engine refuses (a Cache-Control
          * with a control character): the fields added so far cannot be

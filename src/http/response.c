@@ -140,6 +140,13 @@ int wh__http_resp_fields_plain(wh_http_req *r, const wh__field *f, size_t n)
     return wh__resp_lines_put(&l, f, n);
 }
 
+int wh__http_resp_fields_raw(wh_http_req *r, const char *text, size_t n)
+{
+    if (r->state != WH__R_NEW) return -EINVAL;
+    wh__resp_lines l = {&r->hdrs, &r->hlen, &r->hcap, r->hbuf};
+    return wh__resp_lines_raw(&l, text, n);
+}
+
 /* ---- writing ---- */
 
 /* Common checks before a response starts: a dead connection frees r. */

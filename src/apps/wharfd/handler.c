@@ -3,7 +3,8 @@
  * Hot path for a cached file (no allocation, no lock, no open/stat):
  * clean the path into a stack buffer, look it up in this thread's fd cache,
  * let the library's planner evaluate the conditionals/range against the
- * cached validators (wh_static_plan_rep), and answer through
+ * cached validators (wh_static_plan_rep; a full answer takes the fields
+ * the cache formatted once per file version), and answer through
  * wh_http_respond_plan - the same fields as every other wharf file server -
  * from the cached content (small files: one writev for head + body) or from
  * the cached fd (the responder sends from a dup, so the transfer does not
@@ -174,13 +175,7 @@ void wharfd_static_handler(wh_http_req *r, void *ud)
         if (er) rep = er;
     }
     wh_static_rep sr;
-    memset(&sr, 0, sizeof sr);
-    sr.content_type = e->mime;
-    sr.encoding = enc;
-    sr.etag = rep->etag;
-    sr.last_modified = e->last_modified;
-    sr.mtime = e->mtime;
-    sr.size = (uint64_t)rep->st.st_size;
+    wh_fdcache_static_rep(e, rep, enc, &sr);
     wh_static_plan_rep(root, &q, &sr, &plan);
     if (plan.status == 200 || plan.status == 206) {
         if (rep->data || plan.length == 0) {
