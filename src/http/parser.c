@@ -488,14 +488,17 @@ ALWAYS_INLINE int field_lines(const char *buf, size_t len, size_t *ip, size_t hl
         }
         size_t v0 = i, v1 = i;
         for (;;) {
+            /* A run of field-vchars in a tight loop (most values have no
+             * inner whitespace); it ends at a byte to look at or at hend,
+             * where NEED_HB answers as it would have for that byte. */
+            size_t r0 = i;
+            while (i < hend && (wh__http_cls[u[i]] & C_VALUE))
+                i++;
+            if (i > r0) v1 = i;
             if (__builtin_expect(i >= hend, 0)) NEED_HB(i);
             c = u[i];
-            if (wh__http_cls[c] & C_VALUE)
-                v1 = ++i;
-            else if (c == ' ' || c == '\t')
-                i++;
-            else
-                break;
+            if (c != ' ' && c != '\t') break;
+            i++;
         }
         if (c == '\r') {
             NEED_HB(i + 1);
@@ -549,10 +552,14 @@ static int parse_full(const char *buf, size_t len, wh_http_parsed *o, const wh_h
     size_t t0 = i;
     unsigned dots = 0;
     for (;;) {
+        /* Target bytes other than '/' in a tight loop; then the byte that
+         * stopped it: a '/' (note what follows it), the end, or hend. */
+        while (i < rend && (wh__http_cls[u[i]] & (C_TARGET | C_SLASH)) == C_TARGET)
+            i++;
         if (__builtin_expect(i >= rend, 0)) NEED_RL(i);
         unsigned k = wh__http_cls[u[i]];
         if (!(k & C_TARGET)) break;
-        if (__builtin_expect(k & C_SLASH, 0) && i + 1 < len) dots |= wh__http_cls[u[i + 1]];
+        if (i + 1 < len) dots |= wh__http_cls[u[i + 1]];
         i++;
     }
     if (u[i] != ' ' || i == t0) return fail(o, 400, "invalid request-target");
