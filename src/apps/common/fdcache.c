@@ -84,11 +84,15 @@ void wh_fdcache_stats_get(const wh_fdcache *c, wh_fdcache_stats *out)
     *out = c->stats;
 }
 
-static uint32_t hash(const char *s, size_t n, bool slash)
+/* FNV-1a of the NUL-terminated s, its length in *len: one pass instead of
+ * strlen and then the hash, as every request looks a path up. */
+static uint32_t hash(const char *s, bool slash, size_t *len)
 {
     uint32_t h = 2166136261u ^ (slash ? 0x9e3779b9u : 0);
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    for (; s[i]; i++)
         h = (h ^ (unsigned char)s[i]) * 16777619u;
+    *len = i;
     return h | 1; /* 0 marks an empty way */
 }
 
@@ -156,12 +160,12 @@ int wh_fdcache_get(wh_fdcache *c, const char *rel, bool slash, uint64_t now_ms,
                    wh_fdcache_ent **ent, wh_static_file *tmp)
 {
     *ent = NULL;
-    size_t n = strlen(rel);
+    size_t n;
+    uint32_t h = hash(rel, slash, &n);
     if (n >= WH_FDCACHE_KEY_MAX) {
         c->stats.misses++;
         return wh_static_resolve(c->root, rel, slash, tmp);
     }
-    uint32_t h = hash(rel, n, slash);
     wh_fdcache_ent *set = &c->ents[(size_t)(h & (c->nsets - 1)) * WAYS];
     wh_fdcache_ent *e = NULL;
     for (int i = 0; i < WAYS; i++) {

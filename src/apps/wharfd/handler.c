@@ -105,8 +105,11 @@ void wharfd_thread_free(wharfd_thread *t)
 
 /* ---- the static-file handler ---- */
 
+/* plan is uninitialised here: the planner initialises it on the hot path,
+ * so the handler does not do it twice per request. */
 static void respond_status(wh_http_req *r, wh_static_plan *plan, int status)
 {
+    wh_static_plan_init(plan);
     wh_static_plan_error(plan, status);
     wh_http_respond_plan(r, plan);
 }
@@ -119,8 +122,7 @@ void wharfd_static_handler(wh_http_req *r, void *ud)
      * serves the current one without a cache. */
     wh_static_root *root =
         t && t->site ? &t->site->root : &__atomic_load_n(&app->site, __ATOMIC_ACQUIRE)->root;
-    wh_static_plan plan;
-    wh_static_plan_init(&plan);
+    wh_static_plan plan; /* initialised by whichever call answers */
     wh_str m = wh_http_req_method(r);
     bool head = m.len == 4 && memcmp(m.p, "HEAD", 4) == 0;
     if (!head && !(m.len == 3 && memcmp(m.p, "GET", 3) == 0)) {
@@ -146,6 +148,7 @@ void wharfd_static_handler(wh_http_req *r, void *ud)
         st = wh_fdcache_get(t->cache, rel, slash, wh_loop_now(wh_http_req_loop(r)), &e, &tmp);
     }
     if (st == 301) {
+        wh_static_plan_init(&plan);
         wh_static_plan_redirect(&plan, rel, wh_http_req_query(r));
         wh_http_respond_plan(r, &plan);
         return;
