@@ -97,10 +97,12 @@ static bool plan_method(const wh_static_req *req, wh_static_plan *plan)
 
 static void copy_field(char *dst, size_t cap, const char *src)
 {
-    size_t n = src ? strlen(src) : 0;
-    if (n >= cap) n = 0; /* a validator cut short would never match: send none */
-    memcpy(dst, src ? src : "", n);
-    dst[n] = '\0';
+    size_t n = src ? strlen(src) : cap;
+    if (n >= cap) { /* a validator cut short would never match: send none */
+        dst[0] = '\0';
+        return;
+    }
+    memcpy(dst, src, n + 1); /* with its NUL */
 }
 
 /* The part shared by files and cached representations: validators,

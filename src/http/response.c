@@ -181,7 +181,10 @@ static int head_into(wh_http_req *r, char *buf, size_t cap, char **heap, int sta
         .extra = r->hdrs,
         .extra_len = r->hlen,
     };
-    if (h.extra_len) wh__resp_head_own(&h); /* most responses add no field */
+    /* A handler's own Server or Date is the first line (wh__resp_lines_add
+     * puts it there): extra lines starting otherwise (a file's prepared
+     * fields, most responses' fields) need no look. */
+    if (h.extra_len && (r->hdrs[0] == 'S' || r->hdrs[0] == 'D')) wh__resp_head_own(&h);
     *heap = NULL;
     int n = wh_http_format_head(buf, cap, &h);
     if (n == -ENOSPC) {
