@@ -107,6 +107,21 @@ typedef struct wh_static_file {
     char rel[WH_STATIC_PATH_MAX]; /* relative path opened ("" = root), index appended */
 } wh_static_file;
 
+/* Most bytes of a prepared field block (wh_static_fields). */
+#define WH_STATIC_FIELDS_MAX 256
+
+/* The fields a root adds to a representation's full answer (a 200 to GET or
+ * HEAD: ETag, Last-Modified, Accept-Ranges, Vary, Content-Encoding,
+ * Cache-Control), formatted and checked once by wh_static_fields_make, so
+ * that a cache keeps them with the representation and a hit sends them as
+ * one copy. Any other answer (304, 206, 412, ...) is formatted field by
+ * field as before. Stale as soon as the representation or the root's
+ * options change: make it again then. */
+typedef struct wh_static_fields {
+    uint16_t len; /* bytes of text; 0: none prepared (plans ignore it) */
+    char text[WH_STATIC_FIELDS_MAX];
+} wh_static_fields;
+
 /* One representation of a file (the file itself or a precompressed
  * sibling) with the validators a request is compared against: what a cache
  * of open files keeps so it can plan without open/stat. */
@@ -117,6 +132,8 @@ typedef struct wh_static_rep {
     const char *last_modified; /* IMF-fixdate of mtime; NULL: formatted from mtime */
     time_t mtime;
     uint64_t size;
+    const wh_static_fields *fields; /* NULL, or made by wh_static_fields_make from this very rep
+                                       and root, unchanged since */
 } wh_static_rep;
 
 /* The answer to a request, ready to be written as a response. */
@@ -140,14 +157,17 @@ typedef struct wh_static_plan {
     char location[WH_STATIC_PATH_MAX * 3 + 8]; /* 301 target, "" = none */
     bool accept_ranges;                        /* add "Accept-Ranges: bytes" */
     time_t mtime;
+    /* The rep's prepared fields when they are exactly this plan's (a 200),
+     * else NULL; wh_http_respond_plan then copies them as one block. */
+    const wh_static_fields *fields;
 } wh_static_plan;
 
 /* ---- root ---- */
 
 /* Fills opts with the defaults documented in wh_static_opts. */
 void wh_static_opts_init(wh_static_opts *opts);
-/* Opens dir as a root (opts NULL = defaults): 0 or -errno (-ENOENT, -ENOTDIR, -EACCES; -EINVAL for a
- * bad index name or a cache_control with a control character). */
+/* Opens dir as a root (opts NULL = defaults): 0 or -errno (-ENOENT, -ENOTDIR, -EACCES; -EINVAL for
+ * a bad index name or a cache_control with a control character). */
 int wh_static_root_open(wh_static_root *root, const char *dir, const wh_static_opts *opts);
 /* Closes the root's fd and frees what it owns; a closed root may be closed again. */
 void wh_static_root_close(wh_static_root *root);
@@ -218,6 +238,11 @@ void wh_static_plan_make(wh_static_root *root, const wh_static_req *req, wh_stat
 /* Plans req for resolved f (f's fd is the plan's if fd_owned): listing, or sibling + plan_rep. */
 void wh_static_plan_file(wh_static_root *root, const wh_static_req *req, const wh_static_file *f,
                          bool fd_owned, wh_static_plan *plan);
+/* Formats into f the fields root adds to a full answer of rep (rep->fields is ignored): 0, or
+ * -ENOSPC (longer than WH_STATIC_FIELDS_MAX) or -EINVAL (a value with a control character), both
+ * leaving f->len 0, so plans format field by field. */
+int wh_static_fields_make(const wh_static_root *root, const wh_static_rep *rep,
+                          wh_static_fields *f);
 /* Plans req for a chosen representation: all but the body, which the caller adds on 200/206. */
 void wh_static_plan_rep(wh_static_root *root, const wh_static_req *req, const wh_static_rep *rep,
                         wh_static_plan *plan);

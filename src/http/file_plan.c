@@ -24,6 +24,7 @@ void wh_static_plan_init(wh_static_plan *plan)
     plan->etag[0] = plan->last_modified[0] = plan->content_range[0] = plan->location[0] = '\0';
     plan->accept_ranges = false;
     plan->mtime = 0;
+    plan->fields = NULL;
     plan->fd = -1;
 }
 
@@ -47,6 +48,7 @@ void wh_static_plan_error(wh_static_plan *plan, int status)
     plan->etag[0] = plan->last_modified[0] = '\0';
     plan->content_range[0] = plan->location[0] = '\0';
     plan->accept_ranges = false;
+    plan->fields = NULL;
     plan->offset = 0;
     plan->length = 0;
     char *b = malloc(WH__HTTP_ERROR_PAGE_MAX);
@@ -95,10 +97,12 @@ static bool plan_method(const wh_static_req *req, wh_static_plan *plan)
 
 static void copy_field(char *dst, size_t cap, const char *src)
 {
-    size_t n = src ? strlen(src) : 0;
-    if (n >= cap) n = 0; /* a validator cut short would never match: send none */
-    memcpy(dst, src ? src : "", n);
-    dst[n] = '\0';
+    size_t n = src ? strlen(src) : cap;
+    if (n >= cap) { /* a validator cut short would never match: send none */
+        dst[0] = '\0';
+        return;
+    }
+    memcpy(dst, src, n + 1); /* with its NUL */
 }
 
 /* The part shared by files and cached representations: validators,
@@ -155,6 +159,40 @@ static void evaluate(const wh_static_root *root, const wh_static_req *req, const
     }
     plan->offset = (off_t)start;
     plan->length = len;
+    /* A full answer has exactly the fields wh_static_fields_make prepared
+     * (it plans this very case): they go out as one block. */
+    if (r == 200 && rep->fields && rep->fields->len) plan->fields = rep->fields;
+}
+
+int wh_static_fields_make(const wh_static_root *root, const wh_static_rep *rep, wh_static_fields *f)
+{
+    f->len = 0;
+    /* The block is what the field-by-field path sends for a plain GET: the
+     * same planner and the same field list, so the two cannot drift. */
+    wh_static_rep r = *rep;
+    r.fields = NULL;
+    wh_static_req q;
+    memset(&q, 0, sizeof q);
+    q.method = (wh_str){"GET", 3};
+    wh_static_plan plan;
+    wh_static_plan_init(&plan);
+    evaluate(root, &q, &r, &plan);
+    wh__field fl[WH__PLAN_FIELDS_MAX];
+    size_t n = wh__static_plan_fields(&plan, fl), len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t vl;
+        /* Checked here once, as wh__resp_lines_put checks every response. */
+        if (!wh__resp_value_len(fl[i].value, &vl)) return -EINVAL;
+        size_t need = fl[i].nl + vl + 4;
+        if (need > sizeof f->text - len) return -ENOSPC;
+        memcpy(f->text + len, fl[i].name, fl[i].nl);
+        memcpy(f->text + len + fl[i].nl, ": ", 2);
+        memcpy(f->text + len + fl[i].nl + 2, fl[i].value, vl);
+        memcpy(f->text + len + fl[i].nl + 2 + vl, "\r\n", 2);
+        len += need;
+    }
+    f->len = (uint16_t)len;
+    return 0;
 }
 
 void wh_static_plan_rep(wh_static_root *root, const wh_static_req *req, const wh_static_rep *rep,

@@ -17,10 +17,12 @@ static bool name_is(wh_str n, const char *lit, size_t len)
 
 void wh_static_req_from_http(wh_static_req *q, const wh_http_req *r)
 {
-    memset(q, 0, sizeof *q);
-    q->method = wh_http_req_method(r);
-    q->path = wh_http_req_path(r);
-    q->query = wh_http_req_query(r);
+    /* A compound literal: inline stores, no memset call, per request. */
+    *q = (wh_static_req){
+        .method = wh_http_req_method(r),
+        .path = wh_http_req_path(r),
+        .query = wh_http_req_query(r),
+    };
     /* One pass over the fields instead of seven lookups by name; dispatch
      * on the length first, as most fields of a browser request are none of
      * these. */
@@ -73,8 +75,14 @@ int wh_http_respond_plan(wh_http_req *r, wh_static_plan *plan)
             plan->fd_owned = true;
         }
     }
-    wh__field f[WH__PLAN_FIELDS_MAX];
-    int rc = wh__http_resp_fields_plain(r, f, wh__static_plan_fields(plan, f));
+    int rc;
+    if (plan->fields && plan->status == 200) {
+        /* Prepared with the cached representation: one copy, no checks. */
+        rc = wh__http_resp_fields_raw(r, plan->fields->text, plan->fields->len);
+    } else {
+        wh__field f[WH__PLAN_FIELDS_MAX];
+        rc = wh__http_resp_fields_plain(r, f, wh__static_plan_fields(plan, f));
+    }
     if (rc != 0) {
         /* Out of memory, or a field the engine refuses (a Cache-Control
          * with a control character): the fields added so far cannot be

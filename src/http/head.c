@@ -27,7 +27,8 @@ static char *put_u64(char *p, uint64_t v)
 int wh_http_format_head(char *buf, size_t cap, const wh_http_head_spec *h)
 {
     const char *reason = wh_http_reason(h->status);
-    size_t need = 64 + strlen(reason); /* status line, framing, connection */
+    size_t rl = strlen(reason);
+    size_t need = 64 + rl; /* status line, framing, connection */
     size_t ctl = h->content_type ? strlen(h->content_type) : 0;
     size_t sl = h->server ? strlen(h->server) : 0;
     need += ctl + 16 + sl + 12 + (h->date ? 29 + 10 : 0) + h->extra_len + 40;
@@ -38,7 +39,7 @@ int wh_http_format_head(char *buf, size_t cap, const wh_http_head_spec *h)
     *p++ = (char)('0' + h->status / 10 % 10);
     *p++ = (char)('0' + h->status % 10);
     *p++ = ' ';
-    p = put(p, reason, strlen(reason));
+    p = put(p, reason, rl);
     p = PUTLIT(p, "\r\n");
     if (h->server) {
         p = PUTLIT(p, "Server: ");

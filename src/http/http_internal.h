@@ -17,6 +17,8 @@ struct wh__field;
  * a time cost a fifth of a static response's user-space instructions.
  * 0, -EINVAL (nothing added) or -ENOMEM. */
 int wh__http_resp_fields_plain(wh_http_req *r, const struct wh__field *f, size_t n);
+/* Appends prepared, already checked field lines (a wh_static_fields block). */
+int wh__http_resp_fields_raw(wh_http_req *r, const char *text, size_t n);
 
 struct wh_http_server {
     wh_conn_cbs cbs; /* what a host runs this server's connections with (ud = the server) */

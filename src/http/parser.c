@@ -315,6 +315,19 @@ static int expect_elem(wh_str e, void *arg)
     return 0;
 }
 
+/* A field name (tchar only: field_lines checked it) equals lit, a lowercase
+ * literal of letters and '-', ignoring case. Within tchar, | 0x20 changes
+ * only letters, and no tchar becomes '-' under it (0x0d is not one), so this
+ * is exact without wh_str_ieq's strlen and two-sided lowering: semantics
+ * runs it for every field of every request. */
+static inline bool name_is(wh_str n, const char *lit, size_t len)
+{
+    if (n.len != len) return false;
+    for (size_t k = 0; k < len; k++)
+        if (((unsigned char)n.p[k] | 0x20) != (unsigned char)lit[k]) return false;
+    return true;
+}
+
 /* Framing and connection semantics of a complete head (RFC 9112 §6, §9). */
 static int semantics(wh_http_parsed *o, const wh_http_limits *lim)
 {
@@ -326,7 +339,7 @@ static int semantics(wh_http_parsed *o, const wh_http_limits *lim)
         wh_str n = o->headers[i].name, v = o->headers[i].value;
         switch (n.len) {
         case 4:
-            if (wh_str_ieq(n, "host")) {
+            if (name_is(n, "host", 4)) {
                 s.host_count++;
                 o->host = v;
                 for (size_t k = 0; k < v.len; k++)
@@ -335,16 +348,16 @@ static int semantics(wh_http_parsed *o, const wh_http_limits *lim)
             }
             break;
         case 6:
-            if (wh_str_ieq(n, "expect")) each_elem(v, expect_elem, &s);
+            if (name_is(n, "expect", 6)) each_elem(v, expect_elem, &s);
             break;
         case 7:
-            if (wh_str_ieq(n, "upgrade")) s.upgrade_field = true;
+            if (name_is(n, "upgrade", 7)) s.upgrade_field = true;
             break;
         case 10:
-            if (wh_str_ieq(n, "connection")) each_elem(v, conn_elem, &s);
+            if (name_is(n, "connection", 10)) each_elem(v, conn_elem, &s);
             break;
         case 14:
-            if (wh_str_ieq(n, "content-length")) {
+            if (name_is(n, "content-length", 14)) {
                 /* A list of equal values is allowed by RFC 9110 §8.6, but
                  * any repetition is where smuggling hides: reject it. */
                 if (++s.cl_count > 1) return fail(o, 400, "repeated Content-Length");
@@ -357,7 +370,7 @@ static int semantics(wh_http_parsed *o, const wh_http_limits *lim)
             }
             break;
         case 17:
-            if (wh_str_ieq(n, "transfer-encoding")) {
+            if (name_is(n, "transfer-encoding", 17)) {
                 s.te_seen = true;
                 each_elem(v, te_elem, &s);
             }
@@ -442,6 +455,9 @@ ALWAYS_INLINE int field_lines(const char *buf, size_t len, size_t *ip, size_t hl
     const unsigned char *u = (const unsigned char *)buf;
     size_t i = *ip;
     unsigned n = 0;
+    /* NEED_HB(i) can only fire from here on: the inner loops compare once
+     * per byte and let NEED_HB tell "incomplete" from "too large". */
+    size_t hend = len < hlim ? len : hlim;
     for (;;) {
         NEED_HB(i);
         unsigned char c = u[i];
@@ -455,7 +471,7 @@ ALWAYS_INLINE int field_lines(const char *buf, size_t len, size_t *ip, size_t hl
         if (n == maxh) return ERR(431, "too many header fields");
         size_t n0 = i;
         for (;;) {
-            NEED_HB(i);
+            if (__builtin_expect(i >= hend, 0)) NEED_HB(i);
             if (!(wh__http_cls[u[i]] & C_TCHAR)) break;
             i++;
         }
@@ -466,20 +482,23 @@ ALWAYS_INLINE int field_lines(const char *buf, size_t len, size_t *ip, size_t hl
         if (i == n0) return ERR(400, "empty field name");
         size_t n1 = i++;
         for (;;) {
-            NEED_HB(i);
+            if (__builtin_expect(i >= hend, 0)) NEED_HB(i);
             if (u[i] != ' ' && u[i] != '\t') break;
             i++;
         }
         size_t v0 = i, v1 = i;
         for (;;) {
-            NEED_HB(i);
-            c = u[i];
-            if (wh__http_cls[c] & C_VALUE)
-                v1 = ++i;
-            else if (c == ' ' || c == '\t')
+            /* A run of field-vchars in a tight loop (most values have no
+             * inner whitespace); it ends at a byte to look at or at hend,
+             * where NEED_HB answers as it would have for that byte. */
+            size_t r0 = i;
+            while (i < hend && (wh__http_cls[u[i]] & C_VALUE))
                 i++;
-            else
-                break;
+            if (i > r0) v1 = i;
+            if (__builtin_expect(i >= hend, 0)) NEED_HB(i);
+            c = u[i];
+            if (c != ' ' && c != '\t') break;
+            i++;
         }
         if (c == '\r') {
             NEED_HB(i + 1);
@@ -514,10 +533,11 @@ static int parse_full(const char *buf, size_t len, wh_http_parsed *o, const wh_h
         if (i > rlim) return fail(o, 414, "request line too long");
     }
 
-    /* method SP */
+    /* method SP; NEED_RL(i) can only fire from rend on (see field_lines) */
+    size_t rend = len < rlim ? len : rlim;
     size_t m0 = i;
     for (;;) {
-        NEED_RL(i);
+        if (__builtin_expect(i >= rend, 0)) NEED_RL(i);
         if (!(wh__http_cls[u[i]] & C_TCHAR)) break;
         i++;
     }
@@ -532,10 +552,14 @@ static int parse_full(const char *buf, size_t len, wh_http_parsed *o, const wh_h
     size_t t0 = i;
     unsigned dots = 0;
     for (;;) {
-        NEED_RL(i);
+        /* Target bytes other than '/' in a tight loop; then the byte that
+         * stopped it: a '/' (note what follows it), the end, or hend. */
+        while (i < rend && (wh__http_cls[u[i]] & (C_TARGET | C_SLASH)) == C_TARGET)
+            i++;
+        if (__builtin_expect(i >= rend, 0)) NEED_RL(i);
         unsigned k = wh__http_cls[u[i]];
         if (!(k & C_TARGET)) break;
-        if (__builtin_expect(k & C_SLASH, 0) && i + 1 < len) dots |= wh__http_cls[u[i + 1]];
+        if (i + 1 < len) dots |= wh__http_cls[u[i + 1]];
         i++;
     }
     if (u[i] != ' ' || i == t0) return fail(o, 400, "invalid request-target");
@@ -544,11 +568,20 @@ static int parse_full(const char *buf, size_t len, wh_http_parsed *o, const wh_h
 
     /* HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive (§2.3). */
     static const char pat[] = "HTTP/";
-    for (int k = 0; k < 8; k++, i++) {
-        NEED_RL(i);
-        unsigned char c = u[i];
-        bool ok = k < 5 ? c == (unsigned char)pat[k] : k == 6 ? c == '.' : (c >= '0' && c <= '9');
-        if (!ok) return fail(o, 400, "invalid HTTP-version");
+    if (i + 8 <= len && i + 8 <= rlim && memcmp(u + i, pat, 5) == 0 &&
+        (unsigned)(u[i + 5] - '0') < 10 && u[i + 6] == '.' && (unsigned)(u[i + 7] - '0') < 10) {
+        /* All eight bytes are here and within the limit, so the loop below
+         * would only compare them: the common case in one go. */
+        i += 8;
+    } else {
+        for (int k = 0; k < 8; k++, i++) {
+            NEED_RL(i);
+            unsigned char c = u[i];
+            bool ok = k < 5    ? c == (unsigned char)pat[k]
+                      : k == 6 ? c == '.'
+                               : (c >= '0' && c <= '9');
+            if (!ok) return fail(o, 400, "invalid HTTP-version");
+        }
     }
     NEED_ANY(i);
     if (u[i] != '\r') return fail(o, 400, u[i] == '\n' ? "bare LF" : "invalid request line");

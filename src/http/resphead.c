@@ -184,6 +184,15 @@ int wh__resp_lines_put(const wh__resp_lines *l, const wh__field *f, size_t n)
     return 0;
 }
 
+int wh__resp_lines_raw(const wh__resp_lines *l, const char *text, size_t n)
+{
+    size_t len = *l->len;
+    if (len + n > *l->cap && lines_grow(l, len + n) < 0) return -ENOMEM;
+    memcpy(*l->p + len, text, n);
+    *l->len = len + n;
+    return 0;
+}
+
 int wh__resp_lines_add(const wh__resp_lines *l, int kind, const char *name, size_t nl,
                        const char *value, size_t vl)
 {

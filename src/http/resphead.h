@@ -68,6 +68,10 @@ typedef struct wh__field {
  * response. 0, -EINVAL (a bad value: nothing appended) or -ENOMEM. */
 int wh__resp_lines_put(const wh__resp_lines *l, const wh__field *f, size_t n);
 
+/* Appends n bytes of "Name: value\r\n" lines that were checked when they
+ * were made (wh_static_fields_make): one copy. 0 or -ENOMEM. */
+int wh__resp_lines_raw(const wh__resp_lines *l, const char *text, size_t n);
+
 /* Drops h->server and h->date where h->extra (built by wh__resp_lines_add)
  * carries the handler's own. */
 void wh__resp_head_own(wh_http_head_spec *h);

@@ -140,6 +140,13 @@ int wh__http_resp_fields_plain(wh_http_req *r, const wh__field *f, size_t n)
     return wh__resp_lines_put(&l, f, n);
 }
 
+int wh__http_resp_fields_raw(wh_http_req *r, const char *text, size_t n)
+{
+    if (r->state != WH__R_NEW) return -EINVAL;
+    wh__resp_lines l = {&r->hdrs, &r->hlen, &r->hcap, r->hbuf};
+    return wh__resp_lines_raw(&l, text, n);
+}
+
 /* ---- writing ---- */
 
 /* Common checks before a response starts: a dead connection frees r. */
@@ -174,7 +181,10 @@ static int head_into(wh_http_req *r, char *buf, size_t cap, char **heap, int sta
         .extra = r->hdrs,
         .extra_len = r->hlen,
     };
-    if (h.extra_len) wh__resp_head_own(&h); /* most responses add no field */
+    /* A handler's own Server or Date is the first line (wh__resp_lines_add
+     * puts it there): extra lines starting otherwise (a file's prepared
+     * fields, most responses' fields) need no look. */
+    if (h.extra_len && (r->hdrs[0] == 'S' || r->hdrs[0] == 'D')) wh__resp_head_own(&h);
     *heap = NULL;
     int n = wh_http_format_head(buf, cap, &h);
     if (n == -ENOSPC) {

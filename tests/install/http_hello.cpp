@@ -2,7 +2,9 @@
 // wh_http_server) listening on a bare loop, 127.0.0.1 port 0, and a
 // blocking client on a std::thread that sends one request. Exits 0 when
 // GET /hello was answered 200 with the body "hello" (sent as two parts by
-// reference, wh_http_respond_parts, whose release ran exactly once).
+// reference, wh_http_respond_parts, whose release ran exactly once), and
+// after a file representation's prepared fields (wh_static_fields_make)
+// were made from C++.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -16,6 +18,7 @@
 #include <thread>
 
 #include <wharf/http.h>
+#include <wharf/http_file.h>
 #include <wharf/loop.h>
 #include <wharf/net.h>
 
@@ -95,6 +98,21 @@ int main()
 {
     State st;
     int rc;
+    {
+        // A cache's prepared block, as wharfd's fd cache makes it.
+        wh_static_root root;
+        if ((rc = wh_static_root_open(&root, ".", nullptr)) != 0)
+            return fail("wh_static_root_open", rc);
+        wh_static_rep rep{};
+        rep.etag = "\"1-2-3\"";
+        rep.size = 5;
+        static wh_static_fields f;
+        rc = wh_static_fields_make(&root, &rep, &f);
+        wh_static_root_close(&root);
+        if (rc != 0) return fail("wh_static_fields_make", rc);
+        if (std::string_view(f.text, f.len).find("ETag: \"1-2-3\"\r\n") == std::string_view::npos)
+            return fail("wh_static_fields_make", -EINVAL);
+    }
     if ((rc = wh_loop_new(&st.loop, nullptr)) != 0) return fail("wh_loop_new", rc);
 
     wh_router *rt;

@@ -163,6 +163,50 @@ TEST(clean_path_table)
     CHECK_EQ(wh_static_clean_path(big, sizeof big, false, out, sizeof out, &slash), 414);
 }
 
+TEST(clean_path_fast_matches_general)
+{
+    /* A path with no '%' takes the one-scan copy when it is already clean;
+     * the same path with one byte percent-encoded always takes the general
+     * loop, and decoding makes it the same path: both must agree on status,
+     * result and trailing slash, for every cap. */
+    static const char alpha[] = "ab./.\\~-_ /x%\x01\x7f";
+    unsigned seed = 12345;
+    int fast = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        char raw[24], enc[80];
+        size_t len = 1 + (seed = seed * 1103515245 + 12345) % 12;
+        raw[0] = '/';
+        for (size_t i = 1; i < len; i++)
+            raw[i] = alpha[(seed = seed * 1103515245 + 12345) >> 16 & 15];
+        if (memchr(raw, '%', len)) continue;
+        size_t at = 0;
+        for (size_t i = 1; i < len && !at; i++)
+            if (raw[i] != '/' && raw[i] != '\\') at = i; /* an encoded backslash is refused */
+        if (!at) continue;
+        size_t el = 0;
+        memcpy(enc, raw, at);
+        el = at + (size_t)snprintf(enc + at, 4, "%%%02X", (unsigned char)raw[at]);
+        memcpy(enc + el, raw + at + 1, len - at - 1);
+        el += len - at - 1;
+        size_t cap = 1 + (seed = seed * 1103515245 + 12345) % 16;
+        char o1[32], o2[32];
+        bool s1, s2;
+        int r1 = wh_static_clean_path(raw, len, false, o1, cap, &s1);
+        int r2 = wh_static_clean_path(enc, el, false, o2, cap, &s2);
+        CHECK_EQ(r1, r2);
+        if (r1 != r2) {
+            fprintf(stderr, "raw %.*s enc %.*s cap %zu\n", (int)len, raw, (int)el, enc, cap);
+            break;
+        }
+        if (r1 == 200) {
+            CHECK(strcmp(o1, o2) == 0);
+            CHECK_EQ(s1, s2);
+            fast += !s1;
+        }
+    }
+    CHECK(fast > 100); /* the fast path was taken */
+}
+
 static int resolve(wh_static_root *root, const char *raw, wh_static_file *f)
 {
     char rel[WH_STATIC_PATH_MAX];

@@ -1,5 +1,6 @@
 /* wharfd's pure helpers: the per-thread fd cache (hits without syscalls,
- * revalidation noticing edits/renames/deletes, eviction bound, siblings),
+ * revalidation noticing edits/renames/deletes, eviction bound, siblings,
+ * the full-answer fields it prepares per file version),
  * Prometheus metrics text, Combined Log Format lines. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,6 +163,100 @@ TEST(fdcache_siblings)
     CHECK(strcmp(r->etag, e->id.etag) != 0);
     CHECK(wh_fdcache_encoded(c, e, WH_ENC_BR, true, &enc) == NULL);
     CHECK(wh_fdcache_encoded(c, e, 0, false, &enc) == NULL);
+    wh_fdcache_free(c);
+    wh_static_root_close(&root);
+}
+
+static bool has(const wh_static_fields *f, const char *line)
+{
+    return f->len && memmem(f->text, f->len, line, strlen(line)) != NULL;
+}
+
+static void set_mtime(const char *rel, long sec)
+{
+    char p[300];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    struct timeval tv[2] = {{sec, 0}, {sec, 0}};
+    if (utimes(p, tv) != 0) abort();
+}
+
+TEST(fdcache_prepared_fields)
+{
+    setup();
+    put("f.txt", "0123456789");
+    put("f.txt.gz", "GZ");
+    set_mtime("f.txt", 1000);
+    wh_static_root root;
+    CHECK_EQ(wh_static_root_open(&root, dir, NULL), 0);
+    wh_fdcache *c;
+    CHECK_EQ(wh_fdcache_new(&c, &root, 8, 1024, 4096, 1000), 0);
+    wh_fdcache_ent *e;
+    wh_static_file tmp;
+    CHECK_EQ(wh_fdcache_get(c, "f.txt", false, 0, &e, &tmp), 200);
+    /* Made once with the entry, as the field-by-field path would send it. */
+    char line[96];
+    snprintf(line, sizeof line, "ETag: %s\r\n", e->id.etag);
+    CHECK(has(&e->id.fields, line));
+    CHECK(has(&e->id.fields, "Last-Modified: Thu, 01 Jan 1970 00:16:40 GMT\r\n"));
+    CHECK(!has(&e->id.fields, "Content-Encoding"));
+    wh_static_rep sr;
+    wh_fdcache_static_rep(e, &e->id, WH_ENC_IDENTITY, &sr);
+    CHECK(sr.fields == &e->id.fields);
+    wh_static_fields again;
+    CHECK_EQ(wh_static_fields_make(&root, &sr, &again), 0);
+    CHECK_EQ(again.len, e->id.fields.len);
+    CHECK(memcmp(again.text, e->id.fields.text, again.len) == 0);
+
+    /* From the cached entry: a full answer takes the block, a 304 and a
+     * 206 are planned field by field. */
+    wh_static_req q;
+    memset(&q, 0, sizeof q);
+    q.method = (wh_str){"GET", 3};
+    wh_static_plan pl;
+    wh_static_plan_rep(&root, &q, &sr, &pl);
+    CHECK_EQ(pl.status, 200);
+    CHECK(pl.fields == &e->id.fields);
+    q.if_none_match = (wh_str){e->id.etag, strlen(e->id.etag)};
+    wh_static_plan_rep(&root, &q, &sr, &pl);
+    CHECK_EQ(pl.status, 304);
+    CHECK(pl.fields == NULL);
+    q.if_none_match = (wh_str){NULL, 0};
+    q.range = (wh_str){"bytes=2-4", 9};
+    wh_static_plan_rep(&root, &q, &sr, &pl);
+    CHECK_EQ(pl.status, 206);
+    CHECK(pl.fields == NULL);
+    CHECK(strcmp(pl.content_range, "bytes 2-4/10") == 0);
+
+    /* The sibling has its own block, with its coding. */
+    unsigned enc;
+    const wh_fdcache_rep *gz = wh_fdcache_encoded(c, e, WH_ENC_GZIP, false, &enc);
+    CHECK(gz != NULL);
+    CHECK(has(&gz->fields, "Content-Encoding: gzip\r\n"));
+    CHECK(has(&gz->fields, "Vary: Accept-Encoding\r\n"));
+
+    /* A new mtime, then a new size: the next revalidation makes the block
+     * again, with the new validators. */
+    char old[WH_STATIC_FIELDS_MAX];
+    memcpy(old, e->id.fields.text, e->id.fields.len);
+    set_mtime("f.txt", 2000);
+    CHECK_EQ(wh_fdcache_get(c, "f.txt", false, 1100, &e, &tmp), 200);
+    CHECK(has(&e->id.fields, "Last-Modified: Thu, 01 Jan 1970 00:33:20 GMT\r\n"));
+    CHECK(memcmp(old, e->id.fields.text, e->id.fields.len) != 0);
+    snprintf(line, sizeof line, "ETag: %s\r\n", e->id.etag);
+    char etag2[48];
+    snprintf(etag2, sizeof etag2, "%s", e->id.etag);
+    put("f.txt", "0123456789abc");
+    set_mtime("f.txt", 2000);
+    CHECK_EQ(wh_fdcache_get(c, "f.txt", false, 2200, &e, &tmp), 200);
+    CHECK_EQ(e->id.st.st_size, 13);
+    CHECK(strcmp(etag2, e->id.etag) != 0);
+    CHECK(!has(&e->id.fields, line));
+    snprintf(line, sizeof line, "ETag: %s\r\n", e->id.etag);
+    CHECK(has(&e->id.fields, line));
+
+    /* Bounded: a fixed block per representation, three per entry. */
+    CHECK_EQ(sizeof e->id.fields, sizeof(wh_static_fields));
+    CHECK(sizeof(wh_static_fields) <= WH_STATIC_FIELDS_MAX + 8);
     wh_fdcache_free(c);
     wh_static_root_close(&root);
 }

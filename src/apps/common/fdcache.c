@@ -51,6 +51,7 @@ static void rep_clear(wh_fdcache *c, wh_fdcache_rep *r)
 {
     if (r->fd >= 0) close(r->fd);
     r->fd = -1;
+    r->fields.len = 0;
     if (r->data) {
         c->content_used -= (size_t)r->st.st_size;
         free((void *)r->data);
@@ -83,11 +84,15 @@ void wh_fdcache_stats_get(const wh_fdcache *c, wh_fdcache_stats *out)
     *out = c->stats;
 }
 
-static uint32_t hash(const char *s, size_t n, bool slash)
+/* FNV-1a of the NUL-terminated s, its length in *len: one pass instead of
+ * strlen and then the hash, as every request looks a path up. */
+static uint32_t hash(const char *s, bool slash, size_t *len)
 {
     uint32_t h = 2166136261u ^ (slash ? 0x9e3779b9u : 0);
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    for (; s[i]; i++)
         h = (h ^ (unsigned char)s[i]) * 16777619u;
+    *len = i;
     return h | 1; /* 0 marks an empty way */
 }
 
@@ -98,6 +103,7 @@ static void rep_load(wh_fdcache *c, wh_fdcache_rep *r, int fd, const struct stat
     r->fd = fd;
     r->st = *st;
     r->data = NULL;
+    r->fields.len = 0;
     wh_static_etag(st, enc, r->etag, sizeof r->etag);
     size_t size = (size_t)st->st_size;
     if (size == 0 || size > c->content_max || c->content_used + size > c->content_budget) return;
@@ -118,6 +124,28 @@ static bool same_file(const struct stat *a, const struct stat *b)
            a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+void wh_fdcache_static_rep(const wh_fdcache_ent *e, const wh_fdcache_rep *r, unsigned enc,
+                           wh_static_rep *out)
+{
+    memset(out, 0, sizeof *out);
+    out->content_type = e->mime;
+    out->encoding = enc;
+    out->etag = r->etag;
+    out->last_modified = e->last_modified;
+    out->mtime = e->mtime;
+    out->size = (uint64_t)r->st.st_size;
+    out->fields = &r->fields;
+}
+
+/* Formats r's full-answer fields (after e's mime and dates are set). One
+ * that does not fit leaves len 0: its answers are formatted per request. */
+static void rep_fields(wh_fdcache *c, const wh_fdcache_ent *e, wh_fdcache_rep *r, unsigned enc)
+{
+    wh_static_rep sr;
+    wh_fdcache_static_rep(e, r, enc, &sr);
+    wh_static_fields_make(c->root, &sr, &r->fields);
+}
+
 static void ent_fill(wh_fdcache *c, wh_fdcache_ent *e, const wh_static_file *f)
 {
     rep_load(c, &e->id, f->fd, &f->st, WH_ENC_IDENTITY);
@@ -125,18 +153,19 @@ static void ent_fill(wh_fdcache *c, wh_fdcache_ent *e, const wh_static_file *f)
     e->mime = wh_mime_lookup(c->root->mime, e->rel);
     e->mtime = f->st.st_mtim.tv_sec;
     wh_http_format_date(e->mtime, e->last_modified);
+    rep_fields(c, e, &e->id, WH_ENC_IDENTITY);
 }
 
 int wh_fdcache_get(wh_fdcache *c, const char *rel, bool slash, uint64_t now_ms,
                    wh_fdcache_ent **ent, wh_static_file *tmp)
 {
     *ent = NULL;
-    size_t n = strlen(rel);
+    size_t n;
+    uint32_t h = hash(rel, slash, &n);
     if (n >= WH_FDCACHE_KEY_MAX) {
         c->stats.misses++;
         return wh_static_resolve(c->root, rel, slash, tmp);
     }
-    uint32_t h = hash(rel, n, slash);
     wh_fdcache_ent *set = &c->ents[(size_t)(h & (c->nsets - 1)) * WAYS];
     wh_fdcache_ent *e = NULL;
     for (int i = 0; i < WAYS; i++) {
@@ -230,6 +259,7 @@ const wh_fdcache_rep *wh_fdcache_encoded(wh_fdcache *c, wh_fdcache_ent *e, unsig
                  * original's, so a sibling edit alone does not change it;
                  * that is fine: siblings are regenerated from the original. */
                 wh_static_etag(&e->id.st, bits[k], e->enc[k].etag, sizeof e->enc[k].etag);
+                rep_fields(c, e, &e->enc[k], bits[k]);
                 e->enc_state[k] = 1;
             } else {
                 e->enc_state[k] = 2;

@@ -30,6 +30,10 @@ typedef struct wh_fdcache_rep {
     struct stat st;
     char etag[48];
     const char *data; /* whole content when small enough, else NULL */
+    /* The fields of its full (200) answer, formatted once per file version:
+     * made when the rep is loaded, so a reload (new inode, size or mtime)
+     * makes them again. Fixed size: WH_STATIC_FIELDS_MAX bytes per rep. */
+    wh_static_fields fields;
 } wh_fdcache_rep;
 
 typedef struct wh_fdcache_ent {
@@ -71,6 +75,10 @@ int wh_fdcache_get(wh_fdcache *c, const char *rel, bool slash, uint64_t now_ms,
  * codings (WH_ENC_* bits), or NULL for identity; *enc gets the coding. */
 const wh_fdcache_rep *wh_fdcache_encoded(wh_fdcache *c, wh_fdcache_ent *ent, unsigned accepted,
                                          bool prefer_br, unsigned *enc);
+/* The planner's view of rep (ent's identity or one of its siblings, whose
+ * coding is enc), prepared fields included. */
+void wh_fdcache_static_rep(const wh_fdcache_ent *ent, const wh_fdcache_rep *rep, unsigned enc,
+                           wh_static_rep *out);
 /* Counters since creation. */
 void wh_fdcache_stats_get(const wh_fdcache *c, wh_fdcache_stats *out);
 

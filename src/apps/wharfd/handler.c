@@ -3,7 +3,8 @@
  * Hot path for a cached file (no allocation, no lock, no open/stat):
  * clean the path into a stack buffer, look it up in this thread's fd cache,
  * let the library's planner evaluate the conditionals/range against the
- * cached validators (wh_static_plan_rep), and answer through
+ * cached validators (wh_static_plan_rep; a full answer takes the fields
+ * the cache formatted once per file version), and answer through
  * wh_http_respond_plan - the same fields as every other wharf file server -
  * from the cached content (small files: one writev for head + body) or from
  * the cached fd (the responder sends from a dup, so the transfer does not
@@ -104,8 +105,11 @@ void wharfd_thread_free(wharfd_thread *t)
 
 /* ---- the static-file handler ---- */
 
+/* plan is uninitialised here: the planner initialises it on the hot path,
+ * so the handler does not do it twice per request. */
 static void respond_status(wh_http_req *r, wh_static_plan *plan, int status)
 {
+    wh_static_plan_init(plan);
     wh_static_plan_error(plan, status);
     wh_http_respond_plan(r, plan);
 }
@@ -118,8 +122,7 @@ void wharfd_static_handler(wh_http_req *r, void *ud)
      * serves the current one without a cache. */
     wh_static_root *root =
         t && t->site ? &t->site->root : &__atomic_load_n(&app->site, __ATOMIC_ACQUIRE)->root;
-    wh_static_plan plan;
-    wh_static_plan_init(&plan);
+    wh_static_plan plan; /* initialised by whichever call answers */
     wh_str m = wh_http_req_method(r);
     bool head = m.len == 4 && memcmp(m.p, "HEAD", 4) == 0;
     if (!head && !(m.len == 3 && memcmp(m.p, "GET", 3) == 0)) {
@@ -145,6 +148,7 @@ void wharfd_static_handler(wh_http_req *r, void *ud)
         st = wh_fdcache_get(t->cache, rel, slash, wh_loop_now(wh_http_req_loop(r)), &e, &tmp);
     }
     if (st == 301) {
+        wh_static_plan_init(&plan);
         wh_static_plan_redirect(&plan, rel, wh_http_req_query(r));
         wh_http_respond_plan(r, &plan);
         return;
@@ -174,13 +178,7 @@ void wharfd_static_handler(wh_http_req *r, void *ud)
         if (er) rep = er;
     }
     wh_static_rep sr;
-    memset(&sr, 0, sizeof sr);
-    sr.content_type = e->mime;
-    sr.encoding = enc;
-    sr.etag = rep->etag;
-    sr.last_modified = e->last_modified;
-    sr.mtime = e->mtime;
-    sr.size = (uint64_t)rep->st.st_size;
+    wh_fdcache_static_rep(e, rep, enc, &sr);
     wh_static_plan_rep(root, &q, &sr, &plan);
     if (plan.status == 200 || plan.status == 206) {
         if (rep->data || plan.length == 0) {
