@@ -98,7 +98,9 @@ typedef struct ur_state {
     char *bufs;
     unsigned nbufs, buf_size;
     bool running_done;        /* complete() is running: a nested complete() waits */
+    bool skip_ok;             /* IORING_FEAT_CQE_SKIP: ud-0 ops post no CQE on success */
     uint64_t n_ops, n_nobufs; /* wh__cq_counts */
+    uint64_t n_sqes, n_cqes;  /* wh__cq_ring_counts */
 } ur_state;
 
 /* One op completion, copied out of the CQ so the ring head can advance
@@ -167,6 +169,7 @@ static int ur_init(void **state, unsigned max_events)
         free(s);
         return r;
     }
+    s->skip_ok = p.features & IORING_FEAT_CQE_SKIP;
     *state = s;
     return 0;
 }
@@ -214,15 +217,27 @@ static int reserve_fd(ur_state *s, int fd)
 static struct io_uring_sqe *get_sqe(ur_state *s, int *err)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
-    if (sqe) return sqe;
-    int r = io_uring_submit(&s->ring);
-    if (r < 0) {
-        *err = r;
-        return NULL;
+    if (!sqe) {
+        int r = io_uring_submit(&s->ring);
+        if (r < 0) {
+            *err = r;
+            return NULL;
+        }
+        sqe = io_uring_get_sqe(&s->ring);
+        if (!sqe) {
+            *err = -EBUSY;
+            return NULL;
+        }
     }
-    sqe = io_uring_get_sqe(&s->ring);
-    if (!sqe) *err = -EBUSY;
+    s->n_sqes++;
     return sqe;
+}
+
+/* For an op whose completion nobody reads (user_data 0: removes, cancels,
+ * plain closes): no CQE at all when it succeeds, one CQE fewer to reap. */
+static void skip_success(const ur_state *s, struct io_uring_sqe *sqe)
+{
+    if (s->skip_ok) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 }
 
 /* Bit 63 marks a poll's user_data: the completion ops (wh__cq_*) use a
@@ -243,6 +258,7 @@ static int disarm(ur_state *s, int fd, ur_fd *e)
     if (!sqe) return err;
     io_uring_prep_poll_remove(sqe, user_data(e, fd));
     io_uring_sqe_set_data64(sqe, 0); /* its own completion is ignored */
+    skip_success(s, sqe);
     e->st &= (uint16_t)~UR_ARMED;
     return 0;
 }
@@ -414,11 +430,13 @@ static int ur_poll(void *state, int timeout_ms, wh__fired *out, unsigned max)
     {
         if (n == max) break;
         seen++;
+        s->n_cqes++;
         uint64_t ud = cqe->user_data;
         if (!(ud & UR_POLL_BIT)) {
             if (ud == 0) continue; /* a remove's or a cancel's own completion */
             if (s->ndone == s->done_cap) {
                 seen--; /* left in the CQ for the next poll() */
+                s->n_cqes--;
                 break;
             }
             s->done[s->ndone++] = (ur_done){ud, cqe->res, cqe->flags};
@@ -589,7 +607,7 @@ static uint64_t op_ud(const void *cookie, unsigned kind)
     return (uint64_t)(uintptr_t)cookie | kind;
 }
 
-int wh__cq_recv(wh_loop *loop, int fd, void *cookie, unsigned kind)
+static int recv_op(wh_loop *loop, int fd, void *cookie, unsigned kind, bool multishot)
 {
     ur_state *s = cq_state(loop);
     if (!s) return -ENOTSUP;
@@ -597,13 +615,26 @@ int wh__cq_recv(wh_loop *loop, int fd, void *cookie, unsigned kind)
     if (err < 0) return err;
     struct io_uring_sqe *sqe = get_sqe(s, &err);
     if (!sqe) return err;
-    io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+    if (multishot)
+        io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+    else
+        io_uring_prep_recv(sqe, fd, NULL, s->buf_size, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = UR_BGID;
     io_uring_sqe_set_data64(sqe, op_ud(cookie, kind));
     s->inflight++;
     s->n_ops++;
     return 0;
+}
+
+int wh__cq_recv(wh_loop *loop, int fd, void *cookie, unsigned kind)
+{
+    return recv_op(loop, fd, cookie, kind, true);
+}
+
+int wh__cq_recv_once(wh_loop *loop, int fd, void *cookie, unsigned kind)
+{
+    return recv_op(loop, fd, cookie, kind, false);
 }
 
 int wh__cq_sendmsg(wh_loop *loop, int fd, const struct msghdr *mh, int flags, void *cookie,
@@ -617,6 +648,42 @@ int wh__cq_sendmsg(wh_loop *loop, int fd, const struct msghdr *mh, int flags, vo
     io_uring_prep_sendmsg(sqe, fd, mh, (unsigned)flags | MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, op_ud(cookie, kind));
     s->inflight++;
+    s->n_ops++;
+    return 0;
+}
+
+int wh__cq_send_close(wh_loop *loop, int fd, const struct msghdr *mh, int flags, void *cookie,
+                      unsigned send_kind, unsigned close_kind)
+{
+    ur_state *s = cq_state(loop);
+    if (!s) return -ENOTSUP;
+    /* The three SQEs go into one submission: a chain cut by a submission
+     * in the middle (get_sqe on a full SQ) would let the close run before
+     * the send is done. */
+    if (io_uring_sq_space_left(&s->ring) < 3) {
+        int r = io_uring_submit(&s->ring);
+        if (r < 0) return r;
+        if (io_uring_sq_space_left(&s->ring) < 3) return -EBUSY;
+    }
+    int err = 0;
+    struct io_uring_sqe *sqe = get_sqe(s, &err);
+    /* MSG_WAITALL: the kernel retries a short send until all of it is
+     * taken, and only an error ends it short; such a send fails and the
+     * rest of the chain completes with -ECANCELED. */
+    io_uring_prep_sendmsg(sqe, fd, mh, (unsigned)flags | MSG_NOSIGNAL | MSG_WAITALL);
+    io_uring_sqe_set_data64(sqe, op_ud(cookie, send_kind));
+    sqe->flags |= IOSQE_IO_LINK;
+    sqe = get_sqe(s, &err);
+    io_uring_prep_shutdown(sqe, fd, SHUT_WR);
+    io_uring_sqe_set_data64(sqe, 0);
+    /* A hard link: the close runs even when the shutdown fails (a peer
+     * that reset meanwhile: ENOTCONN). */
+    sqe->flags |= IOSQE_IO_HARDLINK;
+    skip_success(s, sqe);
+    sqe = get_sqe(s, &err);
+    io_uring_prep_close(sqe, fd);
+    io_uring_sqe_set_data64(sqe, op_ud(cookie, close_kind));
+    s->inflight += 2;
     s->n_ops++;
     return 0;
 }
@@ -644,6 +711,7 @@ int wh__cq_close(wh_loop *loop, int fd)
     if (!sqe) return err;
     io_uring_prep_close(sqe, fd);
     io_uring_sqe_set_data64(sqe, 0); /* nothing to report: close(2)'s errors mean nothing here */
+    skip_success(s, sqe);
     return 0;
 }
 
@@ -656,6 +724,7 @@ int wh__cq_cancel(wh_loop *loop, void *cookie, unsigned kind)
     if (!sqe) return err;
     io_uring_prep_cancel64(sqe, op_ud(cookie, kind), 0);
     io_uring_sqe_set_data64(sqe, 0); /* its own completion is ignored */
+    skip_success(s, sqe);
     return 0;
 }
 
@@ -689,6 +758,13 @@ void wh__cq_counts(const wh_loop *loop, uint64_t *ops, uint64_t *nobufs)
     *nobufs = s ? s->n_nobufs : 0;
 }
 
+void wh__cq_ring_counts(const wh_loop *loop, uint64_t *sqes, uint64_t *cqes)
+{
+    ur_state *s = cq_state(loop);
+    *sqes = s ? s->n_sqes : 0;
+    *cqes = s ? s->n_cqes : 0;
+}
+
 /* Takes the SQEs not handed to the kernel yet back out of the SQ: their ops
  * complete here with -ECANCELED (a thread other than the loop's must not
  * submit, see ur_free). */
@@ -701,10 +777,15 @@ static void unqueue(ur_state *s)
         uint64_t ud = sqe->user_data;
         if (ud && !(ud & UR_POLL_BIT) &&
             (sqe->opcode == IORING_OP_RECV || sqe->opcode == IORING_OP_SENDMSG ||
-             sqe->opcode == IORING_OP_ACCEPT))
+             sqe->opcode == IORING_OP_ACCEPT)) {
             run_one(s, ud, -ECANCELED, 0);
-        else if (sqe->opcode == IORING_OP_CLOSE)
-            close(sqe->fd); /* a close not submitted yet: done here */
+        } else if (sqe->opcode == IORING_OP_CLOSE) {
+            /* A close not submitted yet: done here. One ending a send
+             * chain reports it as done (the send before it reported
+             * -ECANCELED: its owner's bytes did not go out). */
+            close(sqe->fd);
+            if (ud) run_one(s, ud, 0, 0);
+        }
     }
     sq->sqe_tail = sq->sqe_head;
 }
@@ -738,6 +819,7 @@ void wh__cq_quiesce(wh_loop *loop)
         io_uring_for_each_cqe(&s->ring, head, cqe)
         {
             seen++;
+            s->n_cqes++;
             uint64_t ud = cqe->user_data;
             if (ud && !(ud & UR_POLL_BIT)) run_one(s, ud, cqe->res, cqe->flags);
         }
@@ -796,6 +878,26 @@ int wh__cq_sendmsg(wh_loop *loop, int fd, const struct msghdr *mh, int flags, vo
     (void)kind;
     return -ENOTSUP;
 }
+int wh__cq_recv_once(wh_loop *loop, int fd, void *cookie, unsigned kind)
+{
+    (void)loop;
+    (void)fd;
+    (void)cookie;
+    (void)kind;
+    return -ENOTSUP;
+}
+int wh__cq_send_close(wh_loop *loop, int fd, const struct msghdr *mh, int flags, void *cookie,
+                      unsigned send_kind, unsigned close_kind)
+{
+    (void)loop;
+    (void)fd;
+    (void)mh;
+    (void)flags;
+    (void)cookie;
+    (void)send_kind;
+    (void)close_kind;
+    return -ENOTSUP;
+}
 int wh__cq_accept(wh_loop *loop, int fd, void *cookie, unsigned kind)
 {
     (void)loop;
@@ -833,6 +935,11 @@ void wh__cq_counts(const wh_loop *loop, uint64_t *ops, uint64_t *nobufs)
 {
     (void)loop;
     *ops = *nobufs = 0;
+}
+void wh__cq_ring_counts(const wh_loop *loop, uint64_t *sqes, uint64_t *cqes)
+{
+    (void)loop;
+    *sqes = *cqes = 0;
 }
 void wh__cq_quiesce(wh_loop *loop)
 {

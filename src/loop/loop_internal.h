@@ -170,10 +170,24 @@ int wh__cq_kind(wh_loop *loop, wh__cq_cb cb);
  * per buffer filled; 0 at EOF; -ENOBUFS, its last, when the ring ran dry).
  * 0 or negative errno. */
 int wh__cq_recv(wh_loop *loop, int fd, void *cookie, unsigned kind);
+/* A single-shot recv into one provided buffer: its one completion is its
+ * last (a fresh connection's first request usually comes whole, and a recv
+ * that ends by itself needs no cancel when the connection closes next). */
+int wh__cq_recv_once(wh_loop *loop, int fd, void *cookie, unsigned kind);
 /* sendmsg(fd, mh, flags | MSG_NOSIGNAL); mh and what it points to must stay
  * valid until the completion. 0 or negative errno. */
 int wh__cq_sendmsg(wh_loop *loop, int fd, const struct msghdr *mh, int flags, void *cookie,
                    unsigned kind);
+/* A closing reply: sendmsg(fd, mh, flags | MSG_WAITALL | MSG_NOSIGNAL)
+ * linked to shutdown(fd, SHUT_WR) and close(fd), all in the next
+ * io_uring_enter (no syscall of its own). The send completes as
+ * (cookie, send_kind); then the close as (cookie, close_kind): -ECANCELED
+ * means the chain broke (the send failed or was cancelled) and fd is still
+ * open, the caller's to close; any other result means fd is closed. Only
+ * for a socket whose receive queue is empty: the close does not wait.
+ * 0 or negative errno (nothing queued). */
+int wh__cq_send_close(wh_loop *loop, int fd, const struct msghdr *mh, int flags, void *cookie,
+                      unsigned send_kind, unsigned close_kind);
 /* Multishot accept4(fd, SOCK_NONBLOCK | SOCK_CLOEXEC): one completion per
  * connection (res the new fd); it ends (no WH__CQ_MORE) on an error such as
  * -EMFILE. 0 or negative errno. */
@@ -193,6 +207,9 @@ void wh__cq_quiesce(wh_loop *loop);
 uint64_t wh__cq_inflight(const wh_loop *loop);
 /* Recv/send ops submitted so far, and recvs ended by a dry buffer ring. */
 void wh__cq_counts(const wh_loop *loop, uint64_t *ops, uint64_t *nobufs);
+/* Every SQE prepared (polls, removes and cancels too) and every CQE reaped
+ * so far: the per-connection price of completion I/O (tests, bench). */
+void wh__cq_ring_counts(const wh_loop *loop, uint64_t *sqes, uint64_t *cqes);
 /* Sizes the loop's provided-buffer ring (count a power of two) before its
  * first recv; -EBUSY after. Defaults: 512 buffers of 4 KiB. For tests. */
 int wh__cq_set_bufs(wh_loop *loop, unsigned count, unsigned size);

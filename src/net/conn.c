@@ -24,8 +24,11 @@
  * io_uring loop still paid (issue 16), so such a conn makes them completion
  * ops (loop_internal.h, wh__cq_*), submitted and reaped by the loop's one
  * io_uring_enter per iteration:
- *  - one multishot recv while reading is wanted, into the loop's provided
- *    buffers: an idle conn holds no buffer. Each completion's bytes go to
+ *  - one recv while reading is wanted, into the loop's provided buffers: an
+ *    idle conn holds no buffer. The first is single-shot (a fresh
+ *    connection's request usually comes whole, and a connection closed
+ *    after one answer then has no recv to cancel), the later ones
+ *    multishot. Each completion's bytes go to
  *    on_read straight from the buffer, and what on_read leaves is copied to
  *    rbuf; the buffer returns to the ring when the callback ends. Pausing,
  *    back-pressure or closing cancels the recv; bytes that were already on
@@ -37,6 +40,14 @@
  *    the kernel took and prepares the next one (a short send). A file
  *    segment at the head goes out with sendfile(2) as before, waiting for
  *    writability with the watcher if the socket is full.
+ *  - the closing reply of a conn whose receive queue is empty (the last
+ *    recv drained it, or EOF) leaves as one chain: sendmsg(MSG_WAITALL) ->
+ *    shutdown -> close, linked ops in the same io_uring_enter, no syscall
+ *    and no close one iteration later (WH__Q_CHAIN: the fd is the chain's
+ *    until its close completes; a send that fails breaks the chain and the
+ *    close's -ECANCELED hands the fd back to be closed here). With unread
+ *    input the reply takes the path below: close(2) with unread bytes
+ *    resets the connection and drops the reply.
  *  - finishing closes the fd at once (an op in flight holds the file, not
  *    the number) and cancels the ops; the conn's memory is freed only after
  *    the last completion of each (WH__Q_ZOMBIE: on_close already ran), and
@@ -127,14 +138,16 @@ static void cq_recv_sync(wh_conn *c, bool want)
     wh__netloop *nl = NL(c);
     if (want) {
         if (c->io.spare & WH__Q_RECV) return;
-        if (wh__cq_recv(nl->loop, c->io.fd, c, nl->cq_recv) < 0) {
+        int r = (c->io.spare & WH__Q_MULTI) ? wh__cq_recv(nl->loop, c->io.fd, c, nl->cq_recv)
+                                            : wh__cq_recv_once(nl->loop, c->io.fd, c, nl->cq_recv);
+        if (r < 0) {
             /* No buffer ring here (a kernel before 5.19), or no room: this
              * conn reads on readiness instead. */
             c->io.spare &= (uint8_t)~WH__Q_CQ;
             wh__conn_update_io(c);
             return;
         }
-        c->io.spare |= WH__Q_RECV;
+        c->io.spare |= WH__Q_RECV | WH__Q_MULTI;
     } else if ((c->io.spare & (WH__Q_RECV | WH__Q_RCANCEL)) == WH__Q_RECV) {
         if (wh__cq_cancel(nl->loop, c, nl->cq_recv) == 0) c->io.spare |= WH__Q_RCANCEL;
     }
@@ -205,7 +218,12 @@ void wh__conn_finish(wh_conn *c, int err)
     int fd = c->io.fd;
     if (WH__XP(c)) WH__XP(c)->ops->finish(c, err);
     wh__iow_forget(nl->loop, &c->io); /* close(2) below drops the registration */
-    if (c->flags & WH__C_ABORT) {
+    if (c->io.spare & WH__Q_CHAIN) {
+        /* A closing chain owns the fd, and its close may have run already
+         * (the number is then someone else's): no call on it here. The
+         * send is cancelled below; a broken chain's close completion
+         * closes the fd (wh__conn_cq_close). */
+    } else if (c->flags & WH__C_ABORT) {
         /* SO_LINGER with a zero timeout: close(2) sends RST and drops unsent
          * data instead of a FIN after it (socket(7)). */
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
@@ -227,7 +245,11 @@ void wh__conn_finish(wh_conn *c, int err)
             ;
     }
     /* Completion mode: the close rides on the next io_uring_enter. */
-    if (!(c->io.spare & WH__Q_CQ) || wh__cq_close(nl->loop, fd) < 0) close(fd);
+    if (c->io.spare & WH__Q_CHAIN) {
+        /* closed by the chain, or by its close completion */
+    } else if (!(c->io.spare & WH__Q_CQ) || wh__cq_close(nl->loop, fd) < 0) {
+        close(fd);
+    }
     /* Ops in flight hold the file (not the number): cancelling them lets it
      * go; their last completions free the conn (complete()). */
     if ((c->io.spare & (WH__Q_RECV | WH__Q_RCANCEL)) == WH__Q_RECV &&
@@ -262,8 +284,8 @@ static void complete(wh_conn *c)
     if (c->flags & WH__C_EXT) free(c->ud);
     nl->nconns--;
     __atomic_store_n(&nl->ctr->conns_closed, nl->ctr->conns_closed + 1, __ATOMIC_RELAXED);
-    if (c->io.spare & WH__Q_RECV)
-        c->io.spare |= WH__Q_ZOMBIE; /* the recv's last completion frees it */
+    if (c->io.spare & (WH__Q_RECV | WH__Q_CHAIN))
+        c->io.spare |= WH__Q_ZOMBIE; /* the ops' last completions free it */
     else
         wh__conn_dealloc(nl, c);
     if (nl->backoff.n) wh__listeners_fd_freed(nl);
@@ -274,6 +296,15 @@ static void do_flush(wh_conn *c, bool writable, bool now);
 /* Completion mode: prepares one sendmsg of the queue's memory head. 0 when
  * submitted, 1 when the head is a file (or only empty chunks before one):
  * the caller writes that itself; negative errno. */
+/* Bytes the completion-mode sendmsg in flight was given. */
+static size_t tx_bytes(const wh__wq *q)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < q->tx->mh.msg_iovlen; i++)
+        n += q->tx->iov[i].iov_len;
+    return n;
+}
+
 static int cq_send(wh_conn *c)
 {
     wh__wq *q = c->wq;
@@ -305,8 +336,19 @@ static int cq_send(wh_conn *c)
     /* MSG_MORE as wh__wq_write: a file follows this batch, or the FIN
      * (fin_follows: the close that follows sends both). */
     wh__netloop *nl = NL(c);
-    int r = wh__cq_sendmsg(nl->loop, c->io.fd, &tx->mh,
-                           want < q->queued || q->fin_follows ? MSG_MORE : 0, c, nl->cq_send);
+    int more = want < q->queued || q->fin_follows ? MSG_MORE : 0;
+    /* The closing reply, all of it in this op, with nothing unread in the
+     * socket (the last recv drained it, or the peer's FIN came): sendmsg,
+     * shutdown and close go in as one linked chain. Unread input would
+     * make the close reset the connection, so that keeps the path below
+     * (shutdown in the send's completion, then finish). */
+    if (q->fin_follows && (c->io.spare & WH__Q_DRAINED || c->flags & WH__C_EOF) &&
+        !(c->flags & WH__C_ABORT) &&
+        wh__cq_send_close(nl->loop, c->io.fd, &tx->mh, more, c, nl->cq_send, nl->cq_close) == 0) {
+        c->io.spare |= WH__Q_SEND | WH__Q_CHAIN;
+        return 0;
+    }
+    int r = wh__cq_sendmsg(nl->loop, c->io.fd, &tx->mh, more, c, nl->cq_send);
     if (r < 0) return r;
     c->io.spare |= WH__Q_SEND;
     return 0;
@@ -616,7 +658,7 @@ void wh__conn_cq_recv(void *cookie, int res, unsigned flags, const char *buf)
     bool last = !(flags & WH__CQ_MORE);
     if (last) c->io.spare &= (uint8_t) ~(WH__Q_RECV | WH__Q_RCANCEL);
     if (c->io.spare & WH__Q_ZOMBIE) {
-        if (last) wh__conn_dealloc(nl, c);
+        if (last && !(c->io.spare & WH__Q_CHAIN)) wh__conn_dealloc(nl, c);
         return;
     }
     if (c->flags & WH__C_DEAD) return; /* complete() is still to run and sees RECV gone */
@@ -675,6 +717,20 @@ void wh__conn_cq_send(void *cookie, int res, unsigned flags, const char *buf)
         do_flush(c, false, false);
     } else if (res < 0) {
         wh__conn_finish(c, res == -ECANCELED ? -EPIPE : res);
+    } else if ((c->io.spare & WH__Q_CHAIN) && (size_t)res < tx_bytes(c->wq)) {
+        /* MSG_WAITALL ended short: an error broke the chain (its close
+         * completes with -ECANCELED and hands the fd back). */
+        wh__conn_finish(c, -EPIPE);
+    } else if (c->io.spare & WH__Q_CHAIN) {
+        /* The whole closing reply went out (it was all of the queue); the
+         * chain's shutdown and close run after it, and the close's
+         * completion finishes the conn: on_close comes after the FIN, as
+         * on the other paths. */
+        wh__wq_consume(c->wq, (size_t)res);
+        __atomic_store_n(&nl->ctr->bytes_out, nl->ctr->bytes_out + (uint64_t)res, __ATOMIC_RELAXED);
+        wq_put(nl, c->wq);
+        c->wq = NULL;
+        c->flags |= WH__C_SHUT_DONE;
     } else {
         bool fin = c->wq->fin_follows;
         wh__wq_consume(c->wq, (size_t)res);
@@ -699,6 +755,30 @@ void wh__conn_cq_send(void *cookie, int res, unsigned flags, const char *buf)
                  false); /* the rest of a short send, or what came meanwhile; then close/shutdown */
     }
     wh__conn_release(c, held);
+}
+
+void wh__conn_cq_close(void *cookie, int res, unsigned flags, const char *buf)
+{
+    wh_conn *c = cookie;
+    wh__netloop *nl = NL(c);
+    (void)flags;
+    (void)buf;
+    if (!(c->flags & WH__C_DEAD)) {
+        /* The chain ran (the send's completion took the reply off the
+         * queue; its shutdown sent the FIN) or broke: the conn is done. */
+        unsigned held = c->flags & WH__C_HELD;
+        c->flags |= WH__C_HELD;
+        wh__conn_finish(c, res == -ECANCELED ? -EPIPE : 0); /* CHAIN still set: no fd call */
+        c->io.spare &= (uint8_t)~WH__Q_CHAIN;
+        if (res == -ECANCELED) close(c->io.fd);
+        wh__conn_release(c, held);
+        return;
+    }
+    c->io.spare &= (uint8_t)~WH__Q_CHAIN;
+    /* The chain broke (its send failed or was cancelled): the fd is still
+     * open and still ours. */
+    if (res == -ECANCELED) close(c->io.fd);
+    if ((c->io.spare & (WH__Q_ZOMBIE | WH__Q_RECV)) == WH__Q_ZOMBIE) wh__conn_dealloc(nl, c);
 }
 
 void wh__conn_read_pending(wh_conn *c)

@@ -74,11 +74,14 @@ enum {
  * io.spare (the watcher's byte for its embedder: no extra bytes per conn). */
 enum {
     WH__Q_CQ = 1u << 0,      /* reads and memory writes are completion ops, not readiness */
-    WH__Q_RECV = 1u << 1,    /* a multishot recv is in the kernel */
+    WH__Q_RECV = 1u << 1,    /* a recv is in the kernel */
     WH__Q_RCANCEL = 1u << 2, /* ... and its cancel was asked for */
     WH__Q_SEND = 1u << 3,    /* a sendmsg is in the kernel (the queue's head is its) */
     WH__Q_DRAINED = 1u << 4, /* the last recv left the socket empty */
-    WH__Q_ZOMBIE = 1u << 5,  /* completed (on_close ran); freed at the recv's last completion */
+    WH__Q_ZOMBIE = 1u << 5,  /* completed (on_close ran); freed at the ops' last completions */
+    WH__Q_CHAIN = 1u << 6,   /* a send -> shutdown -> close chain is in the kernel: the fd is
+                              * its, and its number may be reused once the close is done */
+    WH__Q_MULTI = 1u << 7,   /* the first recv (single-shot) was made: multishot from now on */
 };
 
 /* What a few conns need beyond struct wh_conn, which stays small for the
@@ -205,7 +208,7 @@ struct wh__netloop {
     uint8_t io_cls; /* the loop's watcher class for conns (wh__conn_io_cb) */
     /* Completion I/O (conn.c, listener.c): the kinds of the recv, send and
      * accept ops; 0 when this loop uses readiness only. */
-    uint8_t cq_recv, cq_send, cq_accept;
+    uint8_t cq_recv, cq_send, cq_accept, cq_close;
     bool tearing; /* netloop_free runs: completions arm nothing new */
 };
 
@@ -253,6 +256,7 @@ void wh__conn_io_cb(wh__iow *w, unsigned events, void *nl);
 /* Completion callbacks of a conn's recv and send ops (wh__cq_*). */
 void wh__conn_cq_recv(void *cookie, int res, unsigned flags, const char *buf);
 void wh__conn_cq_send(void *cookie, int res, unsigned flags, const char *buf);
+void wh__conn_cq_close(void *cookie, int res, unsigned flags, const char *buf);
 /* Starts a fresh conn: watch + on_open (HELD by the caller). */
 void wh__conn_start(wh_conn *c);
 /* Starts an accepted conn once nothing comes before its protocol any more

@@ -199,10 +199,12 @@ wh__netloop *wh__netloop_get(wh_loop *loop)
     /* Completion I/O when the loop has it (io_uring): conn.c. */
     int kr = wh__cq_kind(loop, wh__conn_cq_recv), ks = wh__cq_kind(loop, wh__conn_cq_send);
     int ka = wh__cq_kind(loop, wh__listener_accept_done);
-    if (kr > 0 && ks > 0 && ka > 0 && completion_wanted()) {
+    int kc = wh__cq_kind(loop, wh__conn_cq_close);
+    if (kr > 0 && ks > 0 && ka > 0 && kc > 0 && completion_wanted()) {
         nl->cq_recv = (uint8_t)kr;
         nl->cq_send = (uint8_t)ks;
         nl->cq_accept = (uint8_t)ka;
+        nl->cq_close = (uint8_t)kc;
     }
     wh__loop_set_slot(loop, WH__SLOT_NET, nl, netloop_free);
     return nl;
@@ -218,7 +220,7 @@ void wh__net_readiness_only(wh_loop *loop)
 {
     wh__netloop *nl = wh__netloop_get(loop);
     if (!nl) return;
-    nl->cq_recv = nl->cq_send = nl->cq_accept = 0;
+    nl->cq_recv = nl->cq_send = nl->cq_accept = nl->cq_close = 0;
 }
 
 const wh__prof *wh__prof_like(wh__netloop *nl, const wh_conn_cbs *cbs, const wh__prof *like)

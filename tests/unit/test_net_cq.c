@@ -4,6 +4,7 @@
  * Every case asks for io_uring explicitly; where this machine cannot make
  * rings the cases say so and check nothing (the fallback is
  * test_loop_backend's). WH_TEST_LABELS: uring */
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -589,8 +590,10 @@ TEST(listener_uses_one_accept_op)
     wh__loop_get_stats(loop, &st1);
     wh__cq_counts(loop, &ops1, &nb);
     CHECK_EQ(st1.ctl_calls, st0.ctl_calls); /* no poll for the listener or the conns */
-    CHECK_EQ(ops1 - ops0, 2 * N);           /* a recv and a sendmsg each; the accept op stays */
-    wh__listener_free(l);                   /* op in flight: freed at its last completion */
+    /* a single-shot recv for the first bytes, then a multishot one, and a
+     * sendmsg each; the accept op stays */
+    CHECK_EQ(ops1 - ops0, 3 * N);
+    wh__listener_free(l); /* op in flight: freed at its last completion */
     for (int i = 0; i < N; i++)
         close(cl[i]);
     for (int i = 0; i < 20 && wh_net_conn_count(loop); i++)
@@ -598,6 +601,270 @@ TEST(listener_uses_one_accept_op)
     CHECK_EQ(wh_net_conn_count(loop), 0);
     close(lfd);
     wh_loop_free(loop);
+}
+
+/* ---- Closing replies as one linked chain (sendmsg -> shutdown -> close) -- */
+
+/* A server that answers each conn's first bytes with cl_reply_len bytes and closes
+ * (an HTTP "Connection: close" exchange). */
+static char cl_reply[8 << 20];
+static size_t cl_reply_len;
+static size_t closer_read(wh_conn *c, char *data, size_t len, void *ud)
+{
+    (void)data;
+    rec *r = ud;
+    r->calls++;
+    {
+        if (wh_conn_write_ref(c, cl_reply, cl_reply_len, NULL, NULL) != 0) r->opens = -100;
+        wh_conn_close(c);
+    }
+    return len;
+}
+static const wh_conn_cbs closer_cbs = {
+    .on_open = r_open, .on_read = closer_read, .on_close = r_close};
+
+/* A connected TCP pair: *cl the blocking client, the returned fd the
+ * server's end (non-blocking), or -1. */
+static int tcp_pair(int *cl)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(lfd, 4) != 0 ||
+        getsockname(lfd, (struct sockaddr *)&sa, &sl) != 0)
+        return -1;
+    *cl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(*cl, (struct sockaddr *)&sa, sizeof sa) != 0) return -1;
+    int sfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    close(lfd);
+    return sfd;
+}
+
+static int open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* Reads from a non-blocking client until EOF or an error, pumping the loop:
+ * bytes read, with *err 0 at EOF, else the errno. */
+static size_t read_to_eof(wh_loop *loop, int fd, char *out, size_t cap, int *err)
+{
+    size_t got = 0;
+    char b[65536];
+    *err = ETIMEDOUT;
+    double end = tnu_now() + 10;
+    while (tnu_now() < end) {
+        ssize_t n = recv(fd, b, sizeof b, MSG_DONTWAIT);
+        if (n > 0) {
+            if (got + (size_t)n <= cap) memcpy(out + got, b, (size_t)n);
+            got += (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            *err = 0;
+            break;
+        }
+        if (errno != EAGAIN) {
+            *err = errno;
+            break;
+        }
+        wh_loop_run(loop, WH_RUN_ONCE);
+    }
+    return got;
+}
+
+/* The counts behind issue 16's connection-per-request scenario: per
+ * connection one single-shot recv, and one chain whose shutdown posts no
+ * completion: 4 SQEs, and 4 CQEs with the accept's. The client gets the
+ * whole reply and then a FIN, no reset. */
+TEST(closing_reply_is_one_chain)
+{
+    wh_loop *loop = cq_loop(0, 0);
+    if (!loop) return;
+    static rec r;
+    memset(&r, 0, sizeof r);
+    cl_reply_len = 100;
+    pattern(cl_reply, cl_reply_len, 3);
+    int lfd = -1;
+    wh_listener *l = tnu_listen(loop, "127.0.0.1:0", NULL, &closer_cbs, &r, &lfd);
+    CHECK(l != NULL);
+    tnu_pump_n(loop, 2);
+    uint64_t ops0, ops1, nb, sq0, sq1, cq0, cq1;
+    wh__cq_counts(loop, &ops0, &nb);
+    wh__cq_ring_counts(loop, &sq0, &cq0);
+    enum { N = 20 };
+    int cl[N];
+    for (int i = 0; i < N; i++) {
+        cl[i] = tnu_client(lfd);
+        CHECK(cl[i] >= 0);
+        CHECK_EQ(send(cl[i], "GET", 3, 0), 3);
+    }
+    for (int i = 0; i < N; i++) {
+        static char got[256];
+        int err;
+        size_t n = read_to_eof(loop, cl[i], got, sizeof got, &err);
+        CHECK_EQ(err, 0); /* a FIN, not a reset */
+        CHECK_EQ(n, cl_reply_len);
+        CHECK(memcmp(got, cl_reply, cl_reply_len) == 0);
+        close(cl[i]);
+    }
+    for (int i = 0; i < 50 && (wh_net_conn_count(loop) || wh__cq_inflight(loop) > 1); i++)
+        wh_loop_run(loop, WH_RUN_ONCE);
+    CHECK_EQ(wh_net_conn_count(loop), 0);
+    CHECK_EQ(wh__cq_inflight(loop), 1); /* the listener's accept op */
+    CHECK_EQ(r.closes, N);
+    CHECK_EQ(r.last_err, 0);
+    wh__cq_counts(loop, &ops1, &nb);
+    wh__cq_ring_counts(loop, &sq1, &cq1);
+    fprintf(stderr, "     per connection: %.2f ops, %.2f SQEs, %.2f CQEs\n",
+            (ops1 - ops0) / (double)N, (sq1 - sq0) / (double)N, (cq1 - cq0) / (double)N);
+    CHECK_EQ(ops1 - ops0, 2 * N);
+    CHECK_EQ(sq1 - sq0, 4 * N);
+    CHECK_EQ(cq1 - cq0, 4 * N);
+    wh__listener_free(l);
+    close(lfd);
+    wh_loop_free(loop);
+}
+
+/* A closing reply far larger than the socket buffer: the chain's sendmsg
+ * (MSG_WAITALL) goes on by itself until all of it is taken, and the FIN and
+ * the close come after the last byte, not before. */
+TEST(closing_chain_outlasts_a_short_send)
+{
+    wh_loop *loop = cq_loop(0, 0);
+    if (!loop) return;
+    static rec r;
+    memset(&r, 0, sizeof r);
+    cl_reply_len = 4 << 20;
+    pattern(cl_reply, cl_reply_len, 5);
+    int cl, sfd = tcp_pair(&cl);
+    CHECK(sfd >= 0);
+    int sb = 16384;
+    setsockopt(sfd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
+    setsockopt(cl, SOL_SOCKET, SO_RCVBUF, &sb, sizeof sb);
+    wh_conn *c;
+    CHECK_EQ(wh_conn_adopt(loop, sfd, NULL, &closer_cbs, &r, &c), 0);
+    uint64_t ops0, ops1, nb;
+    wh__cq_counts(loop, &ops0, &nb);
+    CHECK_EQ(send(cl, "GET", 3, 0), 3);
+    tnu_pump_n(loop, 5); /* the send blocks on a full socket meanwhile */
+    CHECK_EQ(r.closes, 0);
+    fcntl(cl, F_SETFL, O_NONBLOCK);
+    static char got[4 << 20];
+    int err;
+    size_t n = read_to_eof(loop, cl, got, sizeof got, &err);
+    CHECK_EQ(err, 0);
+    CHECK_EQ(n, cl_reply_len);
+    CHECK(memcmp(got, cl_reply, cl_reply_len) == 0);
+    CHECK(pump_until_int(loop, &r.closes, 1));
+    CHECK_EQ(r.last_err, 0);
+    wh__cq_counts(loop, &ops1, &nb);
+    CHECK_EQ(ops1 - ops0, 1); /* the chain: no resubmitted sends (the recv came before) */
+    for (int i = 0; i < 10 && wh__cq_inflight(loop); i++)
+        wh_loop_run(loop, WH_RUN_NOWAIT);
+    CHECK_EQ(wh__cq_inflight(loop), 0);
+    CHECK(fcntl(sfd, F_GETFD) < 0 && errno == EBADF); /* the chain closed it */
+    close(cl);
+    wh_loop_free(loop);
+}
+
+/* The peer resets while the chain's send is blocked: the send fails, the
+ * shutdown and close are cancelled with it, and the conn closes the fd
+ * itself; on_close once with the error, nothing in flight, no fd left. */
+TEST(peer_resets_mid_chain)
+{
+    wh_loop *loop = cq_loop(0, 0);
+    if (!loop) return;
+    static rec r;
+    memset(&r, 0, sizeof r);
+    cl_reply_len = 8 << 20;
+    int fds0 = open_fds();
+    int cl, sfd = tcp_pair(&cl);
+    CHECK(sfd >= 0);
+    wh_conn *c;
+    CHECK_EQ(wh_conn_adopt(loop, sfd, NULL, &closer_cbs, &r, &c), 0);
+    CHECK_EQ(send(cl, "GET", 3, 0), 3);
+    tnu_pump_n(loop, 5);
+    char b[4096];
+    CHECK(read(cl, b, sizeof b) > 0);
+    CHECK_EQ(r.closes, 0);
+    CHECK(c->io.spare & WH__Q_CHAIN);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(cl, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(cl); /* RST */
+    CHECK(pump_until_int(loop, &r.closes, 1));
+    CHECK_EQ(r.closes, 1);
+    CHECK(r.last_err == -ECONNRESET || r.last_err == -EPIPE);
+    fprintf(stderr, "     on_close(%s)\n", wh_strerror(r.last_err));
+    for (int i = 0; i < 10 && wh__cq_inflight(loop); i++)
+        wh_loop_run(loop, WH_RUN_NOWAIT);
+    CHECK_EQ(wh__cq_inflight(loop), 0);
+    CHECK(fcntl(sfd, F_GETFD) < 0 && errno == EBADF);
+    CHECK_EQ(open_fds(), fds0);
+    wh_loop_free(loop);
+}
+
+/* Input the server has not read when it closes (more than one buffer came):
+ * no chain, the shutdown-then-drain path of b79b251 instead, so the peer
+ * gets the reply and a FIN rather than a reset: sendmsg and close as two
+ * SQEs, where the chain makes 3. */
+TEST(unread_input_keeps_the_shutdown_path)
+{
+    wh_loop *loop = cq_loop(0, 0);
+    if (!loop) return;
+    static rec r;
+    memset(&r, 0, sizeof r);
+    cl_reply_len = 1000;
+    pattern(cl_reply, cl_reply_len, 9);
+    int cl, sfd = tcp_pair(&cl);
+    CHECK(sfd >= 0);
+    wh_conn *c;
+    CHECK_EQ(wh_conn_adopt(loop, sfd, NULL, &closer_cbs, &r, &c), 0);
+    tnu_pump_n(loop, 2);
+    uint64_t sq0, sq1, cq;
+    wh__cq_ring_counts(loop, &sq0, &cq);
+    static char req[6000];
+    memset(req, 'x', sizeof req);
+    CHECK_EQ(send(cl, req, sizeof req, 0), (ssize_t)sizeof req); /* > one 4 KiB buffer */
+    fcntl(cl, F_SETFL, O_NONBLOCK);
+    static char got[2000];
+    int err;
+    size_t n = read_to_eof(loop, cl, got, sizeof got, &err);
+    CHECK_EQ(err, 0);
+    CHECK_EQ(n, cl_reply_len);
+    CHECK(pump_until_int(loop, &r.closes, 1));
+    wh__cq_ring_counts(loop, &sq1, &cq);
+    CHECK_EQ(sq1 - sq0, 2); /* sendmsg and close (the recv came before); a chain is 3 */
+    close(cl);
+    wh_loop_free(loop);
+}
+
+/* The loop is freed while a chain's send is blocked: on_close once, the fd
+ * closed, nothing leaked (ASan). */
+TEST(loop_free_with_chain_in_flight)
+{
+    wh_loop *loop = cq_loop(0, 0);
+    if (!loop) return;
+    static rec r;
+    memset(&r, 0, sizeof r);
+    cl_reply_len = 8 << 20;
+    int cl, sfd = tcp_pair(&cl);
+    CHECK(sfd >= 0);
+    wh_conn *c;
+    CHECK_EQ(wh_conn_adopt(loop, sfd, NULL, &closer_cbs, &r, &c), 0);
+    CHECK_EQ(send(cl, "GET", 3, 0), 3);
+    tnu_pump_n(loop, 5);
+    CHECK(c->io.spare & WH__Q_CHAIN);
+    wh_loop_free(loop);
+    CHECK_EQ(r.closes, 1);
+    CHECK(fcntl(sfd, F_GETFD) < 0 && errno == EBADF);
+    close(cl);
 }
 
 WH_TEST_MAIN()
