@@ -338,12 +338,15 @@ static int cq_send(wh_conn *c)
     wh__netloop *nl = NL(c);
     int more = want < q->queued || q->fin_follows ? MSG_MORE : 0;
     /* The closing reply, all of it in this op, with nothing unread in the
-     * socket (the last recv drained it, or the peer's FIN came): sendmsg,
-     * shutdown and close go in as one linked chain. Unread input would
-     * make the close reset the connection, so that keeps the path below
-     * (shutdown in the send's completion, then finish). */
+     * socket (the last recv drained it, or the peer's FIN came) and no recv
+     * armed: sendmsg, shutdown and close go in as one linked chain. Unread
+     * input would make the close reset the connection and drop the reply,
+     * so that keeps the path below (shutdown in the send's completion,
+     * then finish, which drains what came). So does an armed (multishot)
+     * recv: a peer still sending (an upload answered early) is read and
+     * dropped by it until the close, where a chain would close at once. */
     if (q->fin_follows && (c->io.spare & WH__Q_DRAINED || c->flags & WH__C_EOF) &&
-        !(c->flags & WH__C_ABORT) &&
+        !(c->io.spare & WH__Q_RECV) && !(c->flags & WH__C_ABORT) &&
         wh__cq_send_close(nl->loop, c->io.fd, &tx->mh, more, c, nl->cq_send, nl->cq_close) == 0) {
         c->io.spare |= WH__Q_SEND | WH__Q_CHAIN;
         return 0;
