@@ -867,4 +867,58 @@ TEST(loop_free_with_chain_in_flight)
     close(cl);
 }
 
+/* Freed by another thread than the one that ran it, with one chain in the
+ * kernel (its send blocked) and one still in the SQ, not submitted (its
+ * close is done by hand and reported to the conn): on_close once each,
+ * both fds closed, nothing leaked (ASan). */
+typedef struct chain_arg {
+    wh_loop *loop;
+    rec *r;
+    int cl[2], sfd[2];
+    bool ok;
+} chain_arg;
+
+static void *chains_then_leave(void *p)
+{
+    chain_arg *a = p;
+    wh_conn *c;
+    a->ok = true;
+    for (int i = 0; i < 2; i++) {
+        a->sfd[i] = tcp_pair(&a->cl[i]);
+        if (a->sfd[i] < 0 ||
+            wh_conn_adopt(a->loop, a->sfd[i], NULL, &closer_cbs, &a->r[i], &c) != 0)
+            a->ok = false;
+    }
+    if (!a->ok) return NULL;
+    (void)!send(a->cl[0], "GET", 3, 0);
+    tnu_pump_n(a->loop, 5);
+    if (!(c = a->r[0].conn) || !(c->io.spare & WH__Q_CHAIN)) a->ok = false;
+    (void)!send(a->cl[1], "GET", 3, 0);
+    double end = tnu_now() + 10;
+    while (!a->r[1].calls && tnu_now() < end)
+        wh_loop_run(a->loop, WH_RUN_ONCE); /* ends with the chain queued */
+    if (!(c = a->r[1].conn) || !(c->io.spare & WH__Q_CHAIN)) a->ok = false;
+    return NULL;
+}
+
+TEST(loop_free_on_another_thread_with_chains)
+{
+    wh_loop *loop = cq_loop(0, 0);
+    if (!loop) return;
+    static rec r[2];
+    memset(r, 0, sizeof r);
+    cl_reply_len = 8 << 20;
+    chain_arg a = {.loop = loop, .r = r};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, chains_then_leave, &a), 0);
+    pthread_join(t, NULL);
+    CHECK(a.ok);
+    wh_loop_free(loop);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(r[i].closes, 1);
+        CHECK(fcntl(a.sfd[i], F_GETFD) < 0 && errno == EBADF);
+        close(a.cl[i]);
+    }
+}
+
 WH_TEST_MAIN()
