@@ -179,8 +179,8 @@ int wh__cq_recv_once(wh_loop *loop, int fd, void *cookie, unsigned kind);
 int wh__cq_sendmsg(wh_loop *loop, int fd, const struct msghdr *mh, int flags, void *cookie,
                    unsigned kind);
 /* A closing reply: sendmsg(fd, mh, flags | MSG_WAITALL | MSG_NOSIGNAL)
- * linked to shutdown(fd, SHUT_WR) and close(fd), all in the next
- * io_uring_enter (no syscall of its own). The send completes as
+ * linked to close(fd), both in the next io_uring_enter (no syscall of its
+ * own). The send completes as
  * (cookie, send_kind); then the close as (cookie, close_kind): -ECANCELED
  * means the chain broke (the send failed or was cancelled) and fd is still
  * open, the caller's to close; any other result means fd is closed. Only

@@ -41,13 +41,14 @@
  *    segment at the head goes out with sendfile(2) as before, waiting for
  *    writability with the watcher if the socket is full.
  *  - the closing reply of a conn whose receive queue is empty (the last
- *    recv drained it, or EOF) leaves as one chain: sendmsg(MSG_WAITALL) ->
- *    shutdown -> close, linked ops in the same io_uring_enter, no syscall
- *    and no close one iteration later (WH__Q_CHAIN: the fd is the chain's
- *    until its close completes; a send that fails breaks the chain and the
- *    close's -ECANCELED hands the fd back to be closed here). With unread
- *    input the reply takes the path below: close(2) with unread bytes
- *    resets the connection and drops the reply.
+ *    recv drained it, or EOF) and that has no recv armed leaves as one
+ *    chain: sendmsg(MSG_WAITALL, not corked) -> close, linked ops in the
+ *    same io_uring_enter, no shutdown(2) and no close one iteration later
+ *    (WH__Q_CHAIN: the fd is the chain's until its close completes; a send
+ *    that fails breaks the chain and the close's -ECANCELED hands the fd
+ *    back to be closed here). With unread input the reply takes the path
+ *    below: close(2) with unread bytes resets the connection and drops
+ *    what was not sent yet.
  *  - finishing closes the fd at once (an op in flight holds the file, not
  *    the number) and cancels the ops; the conn's memory is freed only after
  *    the last completion of each (WH__Q_ZOMBIE: on_close already ran), and
@@ -339,15 +340,20 @@ static int cq_send(wh_conn *c)
     int more = want < q->queued || q->fin_follows ? MSG_MORE : 0;
     /* The closing reply, all of it in this op, with nothing unread in the
      * socket (the last recv drained it, or the peer's FIN came) and no recv
-     * armed: sendmsg, shutdown and close go in as one linked chain. Unread
-     * input would make the close reset the connection and drop the reply,
-     * so that keeps the path below (shutdown in the send's completion,
-     * then finish, which drains what came). So does an armed (multishot)
-     * recv: a peer still sending (an upload answered early) is read and
-     * dropped by it until the close, where a chain would close at once. */
+     * armed: sendmsg and close go in as one linked chain. Unread input
+     * would make the close reset the connection and drop the reply, so
+     * that keeps the path below (shutdown in the send's completion, then
+     * finish, which drains what came). So does an armed (multishot) recv:
+     * a peer still sending (an upload answered early) is read and dropped
+     * by it until the close, where a chain would close at once. There is
+     * no shutdown op before the close (the kernel runs that op in a worker
+     * thread, see wh__cq_send_close), so the reply is not corked: it has
+     * left when the close runs, and bytes that came in the meantime, which
+     * make the close a reset, cannot drop it. The FIN is then a segment of
+     * its own. */
     if (q->fin_follows && (c->io.spare & WH__Q_DRAINED || c->flags & WH__C_EOF) &&
         !(c->io.spare & WH__Q_RECV) && !(c->flags & WH__C_ABORT) &&
-        wh__cq_send_close(nl->loop, c->io.fd, &tx->mh, more, c, nl->cq_send, nl->cq_close) == 0) {
+        wh__cq_send_close(nl->loop, c->io.fd, &tx->mh, 0, c, nl->cq_send, nl->cq_close) == 0) {
         c->io.spare |= WH__Q_SEND | WH__Q_CHAIN;
         return 0;
     }
@@ -726,7 +732,7 @@ void wh__conn_cq_send(void *cookie, int res, unsigned flags, const char *buf)
         wh__conn_finish(c, -EPIPE);
     } else if (c->io.spare & WH__Q_CHAIN) {
         /* The whole closing reply went out (it was all of the queue); the
-         * chain's shutdown and close run after it, and the close's
+         * chain's close runs after it (and sends the FIN), and the close's
          * completion finishes the conn: on_close comes after the FIN, as
          * on the other paths. */
         wh__wq_consume(c->wq, (size_t)res);
@@ -768,7 +774,7 @@ void wh__conn_cq_close(void *cookie, int res, unsigned flags, const char *buf)
     (void)buf;
     if (!(c->flags & WH__C_DEAD)) {
         /* The chain ran (the send's completion took the reply off the
-         * queue; its shutdown sent the FIN) or broke: the conn is done. */
+         * queue; the close sent the FIN) or broke: the conn is done. */
         unsigned held = c->flags & WH__C_HELD;
         c->flags |= WH__C_HELD;
         wh__conn_finish(c, res == -ECANCELED ? -EPIPE : 0); /* CHAIN still set: no fd call */

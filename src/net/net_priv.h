@@ -79,7 +79,7 @@ enum {
     WH__Q_SEND = 1u << 3,    /* a sendmsg is in the kernel (the queue's head is its) */
     WH__Q_DRAINED = 1u << 4, /* the last recv left the socket empty */
     WH__Q_ZOMBIE = 1u << 5,  /* completed (on_close ran); freed at the ops' last completions */
-    WH__Q_CHAIN = 1u << 6,   /* a send -> shutdown -> close chain is in the kernel: the fd is
+    WH__Q_CHAIN = 1u << 6,   /* a send -> close chain is in the kernel: the fd is
                               * its, and its number may be reused once the close is done */
     WH__Q_MULTI = 1u << 7,   /* the first recv (single-shot) was made: multishot from now on */
 };
