@@ -640,6 +640,16 @@ static int tcp_pair(int *cl)
     return sfd;
 }
 
+/* A closer conn (closer_cbs, recording into r) over a TCP pair: *cl the
+ * client, *sfd the server's fd. NULL on failure. */
+static wh_conn *closer_conn(wh_loop *loop, rec *r, int *cl, int *sfd)
+{
+    wh_conn *c;
+    *sfd = tcp_pair(cl);
+    if (*sfd < 0 || wh_conn_adopt(loop, *sfd, NULL, &closer_cbs, r, &c) != 0) return NULL;
+    return c;
+}
+
 static int open_fds(void)
 {
     int n = 0;
@@ -743,13 +753,11 @@ TEST(closing_chain_outlasts_a_short_send)
     memset(&r, 0, sizeof r);
     cl_reply_len = 4 << 20;
     pattern(cl_reply, cl_reply_len, 5);
-    int cl, sfd = tcp_pair(&cl);
-    CHECK(sfd >= 0);
+    int cl, sfd;
+    CHECK(closer_conn(loop, &r, &cl, &sfd) != NULL);
     int sb = 16384;
     setsockopt(sfd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
     setsockopt(cl, SOL_SOCKET, SO_RCVBUF, &sb, sizeof sb);
-    wh_conn *c;
-    CHECK_EQ(wh_conn_adopt(loop, sfd, NULL, &closer_cbs, &r, &c), 0);
     uint64_t ops0, ops1, nb;
     wh__cq_counts(loop, &ops0, &nb);
     CHECK_EQ(send(cl, "GET", 3, 0), 3);
@@ -785,10 +793,9 @@ TEST(peer_resets_mid_chain)
     memset(&r, 0, sizeof r);
     cl_reply_len = 8 << 20;
     int fds0 = open_fds();
-    int cl, sfd = tcp_pair(&cl);
-    CHECK(sfd >= 0);
-    wh_conn *c;
-    CHECK_EQ(wh_conn_adopt(loop, sfd, NULL, &closer_cbs, &r, &c), 0);
+    int cl, sfd;
+    wh_conn *c = closer_conn(loop, &r, &cl, &sfd);
+    CHECK(c != NULL);
     CHECK_EQ(send(cl, "GET", 3, 0), 3);
     tnu_pump_n(loop, 5);
     char b[4096];
@@ -822,10 +829,8 @@ TEST(unread_input_keeps_the_shutdown_path)
     memset(&r, 0, sizeof r);
     cl_reply_len = 1000;
     pattern(cl_reply, cl_reply_len, 9);
-    int cl, sfd = tcp_pair(&cl);
-    CHECK(sfd >= 0);
-    wh_conn *c;
-    CHECK_EQ(wh_conn_adopt(loop, sfd, NULL, &closer_cbs, &r, &c), 0);
+    int cl, sfd;
+    CHECK(closer_conn(loop, &r, &cl, &sfd) != NULL);
     tnu_pump_n(loop, 2);
     uint64_t sq, cq0, cq1;
     wh__cq_ring_counts(loop, &sq, &cq0);
@@ -857,10 +862,9 @@ TEST(loop_free_with_chain_in_flight)
     static rec r;
     memset(&r, 0, sizeof r);
     cl_reply_len = 8 << 20;
-    int cl, sfd = tcp_pair(&cl);
-    CHECK(sfd >= 0);
-    wh_conn *c;
-    CHECK_EQ(wh_conn_adopt(loop, sfd, NULL, &closer_cbs, &r, &c), 0);
+    int cl, sfd;
+    wh_conn *c = closer_conn(loop, &r, &cl, &sfd);
+    CHECK(c != NULL);
     CHECK_EQ(send(cl, "GET", 3, 0), 3);
     tnu_pump_n(loop, 5);
     CHECK(c->io.spare & WH__Q_CHAIN);
@@ -886,12 +890,8 @@ static void *chains_then_leave(void *p)
     chain_arg *a = p;
     wh_conn *c;
     a->ok = true;
-    for (int i = 0; i < 2; i++) {
-        a->sfd[i] = tcp_pair(&a->cl[i]);
-        if (a->sfd[i] < 0 ||
-            wh_conn_adopt(a->loop, a->sfd[i], NULL, &closer_cbs, &a->r[i], &c) != 0)
-            a->ok = false;
-    }
+    for (int i = 0; i < 2; i++)
+        if (!closer_conn(a->loop, &a->r[i], &a->cl[i], &a->sfd[i])) a->ok = false;
     if (!a->ok) return NULL;
     (void)!send(a->cl[0], "GET", 3, 0);
     tnu_pump_n(a->loop, 5);
