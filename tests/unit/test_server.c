@@ -760,6 +760,18 @@ static bool echo_once(int fd, const char *msg)
     return write_all(fd, msg, n) && read_full(fd, got, n) == n && memcmp(got, msg, n) == 0;
 }
 
+/* n fresh connections to port, each echoing msg once: all must work. */
+static bool echo_fresh(int port, const char *msg, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int fd = cli_connect(port);
+        bool ok = fd >= 0 && echo_once(fd, msg);
+        if (fd >= 0) close(fd);
+        if (!ok) return false;
+    }
+    return true;
+}
+
 static void drain_opts(wh_server_opts *o)
 {
     o->shutdown_timeout_ms = 700;
@@ -958,12 +970,7 @@ TEST(listen_fd_group)
     CHECK_EQ(wh_server_listen_fds(s, fds, NULL, 8), 3u); /* three sockets, none closed */
     CHECK(echo_once(early, "early"));
     close(early);
-    for (int i = 0; i < 20; i++) {
-        int fd = cli_connect(port);
-        CHECK(fd >= 0);
-        CHECK(echo_once(fd, "x"));
-        close(fd);
-    }
+    CHECK(echo_fresh(port, "x", 20));
     wh_server_stop(s, true);
     CHECK_EQ(wh_server_wait(s), 0);
     wh_server_free(s);
@@ -1025,12 +1032,7 @@ TEST(listen_when_ready_group)
             CHECK(at_a < 40); /* 2 of the group's 3 sockets are the server's */
         CHECK_EQ(wh_server_start(s), 0);
         close(a); /* the first instance goes: the server alone serves now */
-        for (int i = 0; i < 10; i++) {
-            int fd = cli_connect(port);
-            CHECK(fd >= 0);
-            CHECK(echo_once(fd, "ready"));
-            close(fd);
-        }
+        CHECK(echo_fresh(port, "ready", 10));
         for (int i = 0; i < 40; i++)
             close(fds[i]);
         wh_server_stop(s, true);
@@ -1050,10 +1052,7 @@ TEST(listen_when_ready_refuses_before_start)
     CHECK_EQ(cli_connect(port), -1);
     CHECK_EQ(errno, ECONNREFUSED);
     CHECK_EQ(wh_server_start(s), 0);
-    int fd = cli_connect(port);
-    CHECK(fd >= 0);
-    CHECK(echo_once(fd, "now"));
-    close(fd);
+    CHECK(echo_fresh(port, "now", 1));
     wh_server_stop(s, true);
     CHECK_EQ(wh_server_wait(s), 0);
     wh_server_free(s);
