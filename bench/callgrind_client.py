@@ -2,7 +2,8 @@
 """Drives a fixed number of GET /plaintext requests for bench/callgrind_req.sh.
 
 pipelined: 16 requests per write on one connection (as bench/pipeline.lua),
-keepalive: one request per round trip. A warm-up of 16 requests on its own
+keepalive: one request per round trip, close: a new connection per request
+("Connection: close", read to EOF: bench/compare.sh's connclose). A warm-up of 16 requests on its own
 connection comes first, so the fd cache is filled in every run alike.
 Exits non-zero if an answer is not a 200 with the 13-byte body.
 """
@@ -12,6 +13,7 @@ import sys
 import time
 
 REQ = b"GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+REQ_CLOSE = b"GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 
 
 def connect(port):
@@ -59,13 +61,21 @@ def read_answers(s, buf, want):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--mode", choices=["pipelined", "keepalive"], default="pipelined")
+    ap.add_argument("--mode", choices=["pipelined", "keepalive", "close"], default="pipelined")
     ap.add_argument("--count", type=int, required=True)
     a = ap.parse_args()
     w = connect(a.port)
     w.sendall(REQ * 16)
     read_answers(w, b"", 16)
     w.close()
+    if a.mode == "close":
+        for _ in range(a.count):
+            s = connect(a.port)
+            s.sendall(REQ_CLOSE)
+            if read_answers(s, b"", 1) or s.recv(1):
+                sys.exit("callgrind_client: bytes after the answer, or no EOF")
+            s.close()
+        return
     s = connect(a.port)
     buf = b""
     left = a.count

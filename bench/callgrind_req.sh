@@ -6,7 +6,8 @@
 #
 # BUILD_DIR  a Release build (default build/rel)
 # MODE       pipelined (16 requests back to back per write, as
-#            bench/pipeline.lua) or keepalive (one request per round trip)
+#            bench/pipeline.lua), keepalive (one request per round trip) or
+#            close (a new connection per request, as compare.sh's connclose)
 # N          requests of the long run (default 3200); a short run has N/2
 #
 # wharfd starts as bench/compare.sh starts it (one thread, access log off),
