@@ -937,14 +937,23 @@ static int reuseport_socket(int port)
     return fd;
 }
 
-TEST(listen_fd_group)
+/* A listening SO_REUSEPORT socket on a fresh loopback port (the running
+ * instance of a group): its fd, and the port in *port. */
+static int reuseport_first(int *port)
 {
-    int a = reuseport_socket(0);
-    CHECK(a >= 0);
+    int fd = reuseport_socket(0);
     struct sockaddr_in sin;
     socklen_t sl = sizeof sin;
-    getsockname(a, (struct sockaddr *)&sin, &sl);
-    int port = ntohs(sin.sin_port);
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&sin, &sl) < 0) return -1;
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+TEST(listen_fd_group)
+{
+    int port;
+    int a = reuseport_first(&port);
+    CHECK(a >= 0);
     int b = reuseport_socket(port), c = reuseport_socket(port);
     CHECK(b >= 0 && c >= 0);
     /* A connection queued before the server exists is served, not lost. */
@@ -1013,12 +1022,9 @@ static wh_server *ready_server(int port, bool when_ready)
 TEST(listen_when_ready_group)
 {
     for (int when_ready = 1; when_ready >= 0; when_ready--) {
-        int a = reuseport_socket(0);
+        int port;
+        int a = reuseport_first(&port);
         CHECK(a >= 0);
-        struct sockaddr_in sin;
-        socklen_t sl = sizeof sin;
-        getsockname(a, (struct sockaddr *)&sin, &sl);
-        int port = ntohs(sin.sin_port);
         fcntl(a, F_SETFL, O_NONBLOCK);
         wh_server *s = ready_server(port, when_ready);
         CHECK(s);
