@@ -17,10 +17,12 @@
 #   wharfd-uring  wharfd --backend io_uring, access log off (the io_uring
 #                 loop backend against epoll's wharfd and the ceiling; not in
 #                 the default list)
-#   wharfd-defer  nginx-deferred  wharfd --defer-accept 1 and nginx with
-#                 "listen ... deferred" (TCP_DEFER_ACCEPT, which the ceiling
-#                 uses too): the connclose scenario only, like for like; not
-#                 in the default list
+#   wharfd-nodefer  nginx-deferred  wharfd --defer-accept 0 and nginx with
+#                 "listen ... deferred": wharfd's default is TCP_DEFER_ACCEPT
+#                 (1 s; the ceiling uses it too), nginx's is not, so these two
+#                 give the connclose scenario like for like both ways;
+#                 nginx-deferred counts as a peer for "best peer". connclose
+#                 only; not in the default list
 # Every server gets one worker, the same document root (plaintext: 13 bytes
 # "Hello, World!", 1k.bin, 64k.bin, 1m.bin), keep-alive with no request cap.
 #
@@ -121,7 +123,7 @@ for s in $scenarios; do
     [[ " $ALL_SCENARIOS " == *" $s "* ]] || { echo "compare.sh: unknown scenario $s ($ALL_SCENARIOS)" >&2; exit 2; }
 done
 for s in $servers; do
-    extra="hello before before-log wharfd-uring wharfd-defer nginx-deferred"
+    extra="hello before before-log wharfd-uring wharfd-nodefer nginx-deferred"
     [[ " $ALL_SERVERS $extra " == *" $s "* ]] ||
         { echo "compare.sh: unknown server $s ($ALL_SERVERS $extra)" >&2; exit 2; }
     [[ $s != before* || -x ${WH_BEFORE:-} ]] || { echo "compare.sh: $s needs WH_BEFORE=PATH of a wharfd binary" >&2; exit 2; }
@@ -148,10 +150,10 @@ for line in open(os.path.join(out, "compare.csv")):
 LABEL = {"plaintext": "plaintext keep-alive", "pipelined": "pipelined x" + meta.get("depth", "16"),
          "static1k": "static 1 KiB", "static64k": "static 64 KiB", "static1m": "static 1 MiB",
          "connclose": "new connection per request"}
-BASE = [s for s in ("wharfd", "wharfd-uring", "wharfd-defer", "before", "hello", "nginx",
+BASE = [s for s in ("wharfd", "wharfd-uring", "wharfd-nodefer", "before", "hello", "nginx",
                     "nginx-deferred", "h2o", "lighttpd", "ceiling")
         if any(r["server"] in (s, s + "-log") for r in rows)]
-PEERS = [s for s in ("nginx", "h2o", "lighttpd") if s in BASE]
+PEERS = [s for s in ("nginx", "nginx-deferred", "h2o", "lighttpd") if s in BASE]
 
 def vals(scen, server, key):
     return [r[key] for r in rows if r["scen"] == scen and r["server"] == server]
@@ -374,11 +376,11 @@ start() {
     PORT[$name]=$port CPORT[$name]=$port LOGF[$name]=""
     [[ $name == *-log ]] && LOGF[$name]=$dir/access.log
     case $base in
-    wharfd | before | wharfd-uring | wharfd-defer)
+    wharfd | before | wharfd-uring | wharfd-nodefer)
         local bin=$build/wharfd be=()
         [[ $base == before ]] && bin=$WH_BEFORE
         [[ $base == wharfd-uring ]] && be=(--backend io_uring)
-        [[ $base == wharfd-defer ]] && be=(--defer-accept 1)
+        [[ $base == wharfd-nodefer ]] && be=(--defer-accept 0)
         taskset -c "$server_cpus" "$bin" --root "$tmp/www" --bind "127.0.0.1:$port" \
             --threads "$threads" --keepalive-timeout 600 --access-log "${LOGF[$name]:-off}" \
             "${be[@]}" --error-log "$dir/error.log" >"$dir/out" 2>&1 &
@@ -439,7 +441,7 @@ runs() {
     case $1 in
     *-log) [[ $LOG_SCENARIOS == *" $2 "* ]] ;;
     hello) [[ $2 != static* ]] ;;
-    wharfd-defer | nginx-deferred) [[ $2 == connclose ]] ;;
+    wharfd-nodefer | nginx-deferred) [[ $2 == connclose ]] ;;
     *) return 0 ;;
     esac
 }

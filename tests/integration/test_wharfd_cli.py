@@ -194,32 +194,54 @@ try:
                             w.base + "/8m.bin"], capture_output=True, text=True, timeout=60)
         c.eq(p.stdout, "200 %d" % (8 << 20), "--sndbuf 65536: a reader gets the whole file")
 
-    # --defer-accept: a connection that sends nothing never reaches wharfd,
-    # so its 1 s idle and header timeouts do not run; once it sends, it is answered.
-    # Without the flag the same silent connection is closed after 1 s.
+    # --defer-accept (TCP_DEFER_ACCEPT, 1 s by default): a connection that
+    # sends nothing reaches wharfd only after about that long, so its 1 s
+    # header timeout starts late; once it sends, it is answered at once.
+    # With --defer-accept 0 the same silent connection is closed after 1 s.
     rc, _, err = run("--defer-accept", "soon")
     c.eq(rc, 2, "--defer-accept needs seconds")
-    for defer in (True, False):
-        args = ["--threads", "1", "--header-timeout", "1", "--keepalive-timeout", "1"]
-        args += ["--defer-accept", "10"] if defer else []
-        with Wharfd(www, *args) as w:
-            s = socket.create_connection(("127.0.0.1", w.port), timeout=5)
-            s.settimeout(2.5)
-            try:
-                early = s.recv(100)  # b"" (closed) or a 408, or nothing for 2.5 s
-            except socket.timeout:
-                early = None
-            if defer:
-                c.check(early is None, "--defer-accept: a silent connection is not timed out "
-                        "(got %r)" % early)
-                s.settimeout(5)
-                s.sendall(b"GET /index.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-                c.check(s.recv(100).startswith(b"HTTP/1.1 200"),
-                        "--defer-accept: the connection is served once it sends")
-            else:
-                c.check(early is not None, "no --defer-accept: a silent connection is closed "
-                        "after the idle timeout")
-            s.close()
+
+    def silent(w, quiet_s, then_s):
+        """Opens a silent connection: (closed within quiet_s?, closed within
+        quiet_s + then_s?, the socket)."""
+        s = socket.create_connection(("127.0.0.1", w.port), timeout=5)
+        t0 = time.time()
+        s.settimeout(quiet_s)
+        try:
+            s.recv(100)  # b"" once wharfd closes it
+            return True, True, time.time() - t0, s
+        except socket.timeout:
+            pass
+        s.settimeout(then_s)
+        try:
+            s.recv(100)
+            return False, True, time.time() - t0, s
+        except socket.timeout:
+            return False, False, None, s
+
+    base = ["--threads", "1", "--header-timeout", "1", "--keepalive-timeout", "1"]
+    with Wharfd(www, *base, "--defer-accept", "0") as w:
+        early, closed, t, s = silent(w, 1.8, 0.1)
+        c.check(early and t >= 0.8, "--defer-accept 0: a silent connection is closed after the "
+                "1 s header timeout (%s s)" % t)
+        s.close()
+    with Wharfd(www, *base) as w:
+        early, closed, t, s = silent(w, 1.5, 5)
+        c.check(not early and closed, "default (--defer-accept 1): a silent connection is closed "
+                "after the kernel's hand-over plus the header timeout, not before (%s s)" % t)
+        s.close()
+        s = socket.create_connection(("127.0.0.1", w.port), timeout=5)
+        s.sendall(b"GET /index.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        c.check(s.recv(100).startswith(b"HTTP/1.1 200"), "default: a connection that sends is served")
+        s.close()
+    with Wharfd(www, *base, "--defer-accept", "10") as w:
+        early, closed, t, s = silent(w, 2.5, 0.01)
+        c.check(not early, "--defer-accept 10: a silent connection is not timed out (%s s)" % t)
+        s.settimeout(5)
+        s.sendall(b"GET /index.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        c.check(s.recv(100).startswith(b"HTTP/1.1 200"),
+                "--defer-accept 10: the connection is served once it sends")
+        s.close()
 finally:
     os.chmod(os.path.join(tmp, "locked"), 0o700) if os.path.isdir(os.path.join(tmp, "locked")) \
         else None

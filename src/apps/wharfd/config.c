@@ -126,7 +126,8 @@ static const char usage[] =
     "                             limit; unlimited = none)\n"
     "      --defer-accept S       TCP_DEFER_ACCEPT: a connection reaches wharfd when\n"
     "                             its first bytes do, or after about S seconds\n"
-    "                             (0 = off, the default)\n"
+    "                             (1; 0 = off: a silent connection is accepted\n"
+    "                             and its header timeout runs at once)\n"
     "      --sndbuf BYTES         kernel send buffer per connection, a cap on\n"
     "                             what a client that does not read holds in the\n"
     "                             kernel (0 = kernel autotuning, the default)\n"
@@ -183,6 +184,11 @@ static void defaults(wharfd_config *cfg)
     cfg->guestbook_rate = 10;
     cfg->proxy_timeout_ms = 5000;
     cfg->shutdown_timeout_ms = 10000;
+    /* Every protocol wharfd speaks starts with the client's bytes (HTTP, TLS,
+     * PROXY): a connection then costs accept, read, write and close with no
+     * poller registration (bench/compare.sh connclose), and a silent one
+     * stays a small half-open entry in the kernel (Apache's default too). */
+    cfg->defer_accept_s = 1;
 }
 
 /* Errors: stderr, or the buffer a reload gave (wharfd_config_capture); the
