@@ -92,7 +92,7 @@ static int add_wl(struct wh__worker *w, unsigned i, int k, int fd, unsigned flag
     const struct wh__rt_listen *ls = &w->srv->ls[i];
     int rc;
     if (ls->late_listen && (rc = wh__listen_start(fd, &ls->net)) < 0) return rc;
-    rc = wh__listener_new(w->loop, fd, flags, &w->srv->ls[i].net, cb, NULL, ud, &e->l);
+    rc = wh__listener_new(w->loop, fd, flags, &ls->net, cb, NULL, ud, &e->l);
     if (rc < 0) return rc;
     e->ls = i;
     e->k = k;
