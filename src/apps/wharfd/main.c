@@ -9,6 +9,9 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +20,27 @@
 #include "apps/wharfd/wharfd.h"
 
 static const char *const model_names[] = {"reuseport", "exclusive", "oneshot", "dispatch"};
+
+/* glibc gives the free top of an arena back to the kernel (madvise) once it
+ * passes 128 KiB, and the next allocation there faults the pages in again.
+ * Replies copied into write queues (files up to 64 KiB come from the cache
+ * by copy) make that a cycle on io_uring: a copy lives until its send
+ * completes, so a burst of replies is freed together one iteration later
+ * (64 connections: 4 MiB), trimmed, and faulted in by the next burst: 11.5
+ * page faults per 64 KiB reply, 3,400 responses/s at 300 us CPU each in
+ * bench/compare.sh where other rounds read 20,000 at 22 us (issue 16;
+ * tests/integration/test_wharfd_burst.py). A worker keeps up to 64 MiB of
+ * free heap instead. Setting the trim threshold ends glibc's adaptive
+ * thresholds, so the mmap threshold is set too: blocks up to 1 MiB (request
+ * buffers, queue chunks) come from the heap and are reused, not mapped and
+ * unmapped each time. */
+static void keep_freed_memory(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
+}
 
 static void thread_start(wh_loop *loop, unsigned idx, void *ud)
 {
@@ -319,6 +343,7 @@ int main(int argc, char **argv)
         wharfd_config_free(&app.cfg);
         return rc > 0 ? 0 : rc == 0 ? 0 : app.cfg.check_config ? 1 : 2;
     }
+    keep_freed_memory();
     /* Before any thread: the environment is read and trimmed here. */
     wharfd_sd_init();
     wharfd_inherit_init();
