@@ -673,6 +673,13 @@ int wh__cq_send_close(wh_loop *loop, int fd, const struct msghdr *mh, int flags,
     io_uring_prep_sendmsg(sqe, fd, mh, (unsigned)flags | MSG_NOSIGNAL | MSG_WAITALL);
     io_uring_sqe_set_data64(sqe, op_ud(cookie, send_kind));
     sqe->flags |= IOSQE_IO_LINK;
+    /* A send that takes everything posts nothing (one CQE less per closed
+     * connection): the close's completion says it. One that fails or ends
+     * short does post, and the kernel then skips the CQEs of the rest of
+     * the chain (a failed request with CQE_SKIP_SUCCESS sets
+     * REQ_F_SKIP_LINK_CQES): the close is cancelled without a word, so the
+     * chain owes exactly one completion either way. */
+    skip_success(s, sqe);
     /* No IORING_OP_SHUTDOWN between them: the kernel runs that op only in
      * an io-wq worker thread (REQ_F_FORCE_ASYNC), a thread hand-off per
      * connection that doubled the process CPU per request of
@@ -680,9 +687,9 @@ int wh__cq_send_close(wh_loop *loop, int fd, const struct msghdr *mh, int flags,
     sqe = get_sqe(s, &err);
     io_uring_prep_close(sqe, fd);
     io_uring_sqe_set_data64(sqe, op_ud(cookie, close_kind));
-    s->inflight += 2;
+    s->inflight += s->skip_ok ? 1 : 2;
     s->n_ops++;
-    return 0;
+    return s->skip_ok ? 1 : 0;
 }
 
 int wh__cq_accept(wh_loop *loop, int fd, void *cookie, unsigned kind)
@@ -769,17 +776,27 @@ static void unqueue(ur_state *s)
 {
     struct io_uring_sq *sq = &s->ring.sq;
     unsigned shift = (s->ring.flags & IORING_SETUP_SQE128) ? 1 : 0;
+    bool link_skipped = false; /* the chain's send failed as a skipping send */
     for (unsigned i = sq->sqe_head; i != sq->sqe_tail; i++) {
         const struct io_uring_sqe *sqe = &sq->sqes[(i & sq->ring_mask) << shift];
         uint64_t ud = sqe->user_data;
+        bool skipped = link_skipped;
+        link_skipped = false;
         if (ud && !(ud & UR_POLL_BIT) &&
             (sqe->opcode == IORING_OP_RECV || sqe->opcode == IORING_OP_SENDMSG ||
              sqe->opcode == IORING_OP_ACCEPT)) {
             run_one(s, ud, -ECANCELED, 0);
+            link_skipped = (sqe->flags & (IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS)) ==
+                           (IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS);
+        } else if (sqe->opcode == IORING_OP_CLOSE && skipped) {
+            /* As the kernel does: the send before it failed with
+             * CQE_SKIP_SUCCESS, so this close is neither run nor
+             * reported; the fd stays its owner's (wh__cq_send_close). */
         } else if (sqe->opcode == IORING_OP_CLOSE) {
             /* A close not submitted yet: done here. One ending a send
-             * chain reports it as done (the send before it reported
-             * -ECANCELED: its owner's bytes did not go out). */
+             * chain without CQE skipping reports it as done (the send
+             * before it reported -ECANCELED: its owner's bytes did not go
+             * out). */
             close(sqe->fd);
             if (ud) run_one(s, ud, 0, 0);
         }

@@ -180,12 +180,15 @@ int wh__cq_sendmsg(wh_loop *loop, int fd, const struct msghdr *mh, int flags, vo
                    unsigned kind);
 /* A closing reply: sendmsg(fd, mh, flags | MSG_WAITALL | MSG_NOSIGNAL)
  * linked to close(fd), both in the next io_uring_enter (no syscall of its
- * own). The send completes as
- * (cookie, send_kind); then the close as (cookie, close_kind): -ECANCELED
- * means the chain broke (the send failed or was cancelled) and fd is still
- * open, the caller's to close; any other result means fd is closed. Only
- * for a socket whose receive queue is empty: the close does not wait.
- * 0 or negative errno (nothing queued). */
+ * own). Only for a socket whose receive queue is empty: the close does not
+ * wait. Returns 0: the send completes as (cookie, send_kind), then the
+ * close as (cookie, close_kind), where -ECANCELED means the chain broke
+ * (the send failed or was cancelled) and fd is still open, the caller's to
+ * close, and any other result means fd is closed. Returns 1 (a ring with
+ * IORING_FEAT_CQE_SKIP): one completion only, either the close's (the send
+ * took all of mh: its own completion is skipped) or the send's, which then
+ * failed or came short, and the close was neither run nor reported: fd is
+ * still open, the caller's to close. Negative errno: nothing queued. */
 int wh__cq_send_close(wh_loop *loop, int fd, const struct msghdr *mh, int flags, void *cookie,
                       unsigned send_kind, unsigned close_kind);
 /* Multishot accept4(fd, SOCK_NONBLOCK | SOCK_CLOEXEC): one completion per

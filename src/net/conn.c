@@ -352,10 +352,13 @@ static int cq_send(wh_conn *c)
      * make the close a reset, cannot drop it. The FIN is then a segment of
      * its own. */
     if (q->fin_follows && (c->io.spare & WH__Q_DRAINED || c->flags & WH__C_EOF) &&
-        !(c->io.spare & WH__Q_RECV) && !(c->flags & WH__C_ABORT) &&
-        wh__cq_send_close(nl->loop, c->io.fd, &tx->mh, 0, c, nl->cq_send, nl->cq_close) == 0) {
-        c->io.spare |= WH__Q_SEND | WH__Q_CHAIN;
-        return 0;
+        !(c->io.spare & WH__Q_RECV) && !(c->flags & WH__C_ABORT)) {
+        int r = wh__cq_send_close(nl->loop, c->io.fd, &tx->mh, 0, c, nl->cq_send, nl->cq_close);
+        if (r >= 0) {
+            nl->cq_chain1 = r == 1; /* the same for every chain of this loop */
+            c->io.spare |= WH__Q_SEND | WH__Q_CHAIN;
+            return 0;
+        }
     }
     int r = wh__cq_sendmsg(nl->loop, c->io.fd, &tx->mh, more, c, nl->cq_send);
     if (r < 0) return r;
@@ -715,6 +718,12 @@ void wh__conn_cq_send(void *cookie, int res, unsigned flags, const char *buf)
     wh__netloop *nl = NL(c);
     (void)flags;
     (void)buf;
+    /* A one-completion chain's send reports only a failure or a short
+     * send, and then its close neither ran nor reports: this completion
+     * stands for both (the close's part below, as if it came with
+     * -ECANCELED: the fd is still open). */
+    bool broken1 = (c->io.spare & WH__Q_CHAIN) && nl->cq_chain1 &&
+                   (res < 0 || (c->wq && (size_t)res < tx_bytes(c->wq)));
     c->io.spare &= (uint8_t)~WH__Q_SEND;
     unsigned held = c->flags & WH__C_HELD;
     c->flags |= WH__C_HELD;
@@ -763,7 +772,8 @@ void wh__conn_cq_send(void *cookie, int res, unsigned flags, const char *buf)
         do_flush(c, false,
                  false); /* the rest of a short send, or what came meanwhile; then close/shutdown */
     }
-    wh__conn_release(c, held);
+    wh__conn_release(c, held); /* CHAIN still set: c's memory stays */
+    if (broken1) wh__conn_cq_close(c, -ECANCELED, 0, NULL);
 }
 
 void wh__conn_cq_close(void *cookie, int res, unsigned flags, const char *buf)
@@ -772,6 +782,12 @@ void wh__conn_cq_close(void *cookie, int res, unsigned flags, const char *buf)
     wh__netloop *nl = NL(c);
     (void)flags;
     (void)buf;
+    /* A one-completion chain whose close reports: the send before it took
+     * the whole reply and posted nothing (a failed one would have posted
+     * instead of the close). Its part first, as if its completion had come
+     * (the queue lives while SEND is set). */
+    if ((c->io.spare & (WH__Q_SEND | WH__Q_CHAIN)) == (WH__Q_SEND | WH__Q_CHAIN) && nl->cq_chain1)
+        wh__conn_cq_send(c, (int)tx_bytes(c->wq), 0, NULL);
     if (!(c->flags & WH__C_DEAD)) {
         /* The chain ran (the send's completion took the reply off the
          * queue; the close sent the FIN) or broke: the conn is done. */

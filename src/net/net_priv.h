@@ -210,6 +210,9 @@ struct wh__netloop {
      * accept ops; 0 when this loop uses readiness only. */
     uint8_t cq_recv, cq_send, cq_accept, cq_close;
     bool tearing; /* netloop_free runs: completions arm nothing new */
+    /* A closing chain posts one completion, not two (wh__cq_send_close
+     * said 1: the ring skips a successful send's CQE). */
+    bool cq_chain1;
 };
 
 /* The loop's net state, created on first use; NULL only on -ENOMEM. */
