@@ -239,8 +239,8 @@ void wh_static_plan_make(wh_static_root *root, const wh_static_req *req, wh_stat
 void wh_static_plan_file(wh_static_root *root, const wh_static_req *req, const wh_static_file *f,
                          bool fd_owned, wh_static_plan *plan);
 /* Formats into f the fields root adds to a full answer of rep (rep->fields is ignored): 0, or
- * -ENOSPC (longer than WH_STATIC_FIELDS_MAX) or -EINVAL (a value with a control character), both
- * leaving f->len 0, so plans format field by field. */
+ * -ENOSPC (longer than WH_STATIC_FIELDS_MAX) or -EINVAL (a value or rep's content type with a
+ * control character), both leaving f->len 0, so plans format field by field. */
 int wh_static_fields_make(const wh_static_root *root, const wh_static_rep *rep,
                           wh_static_fields *f);
 /* Plans req for a chosen representation: all but the body, which the caller adds on 200/206. */

@@ -177,6 +177,10 @@ int wh_static_fields_make(const wh_static_root *root, const wh_static_rep *rep, 
     wh_static_plan plan;
     wh_static_plan_init(&plan);
     evaluate(root, &q, &r, &plan);
+    /* The Content-Type a full answer of rep carries is checked here too:
+     * a block vouches for it, so the engine's prepared path sends it as is. */
+    size_t ctl;
+    if (!wh__resp_value_len(plan.content_type, &ctl)) return -EINVAL;
     wh__field fl[WH__PLAN_FIELDS_MAX];
     size_t n = wh__static_plan_fields(&plan, fl), len = 0;
     for (size_t i = 0; i < n; i++) {

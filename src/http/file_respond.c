@@ -76,6 +76,17 @@ int wh_http_respond_plan(wh_http_req *r, wh_static_plan *plan)
         }
     }
     int rc;
+    if (plan->fields && plan->status == 200 && plan->fd < 0 && (plan->body || !plan->body_len)) {
+        /* A full answer from memory with its prepared block (its
+         * Content-Type was checked with it): the engine formats the head
+         * from known lengths, or says 1 and nothing changed. */
+        rc = wh__http_respond_prepared(r, plan->content_type, plan->fields->text, plan->fields->len,
+                                       plan->body, plan->body_len);
+        if (rc == 0) {
+            wh_static_plan_release(plan);
+            return 0;
+        }
+    }
     if (plan->fields && plan->status == 200) {
         /* Prepared with the cached representation: one copy, no checks. */
         rc = wh__http_resp_fields_raw(r, plan->fields->text, plan->fields->len);

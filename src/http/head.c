@@ -9,7 +9,7 @@ static char *put(char *p, const char *s, size_t n)
     return p + n;
 }
 
-static char *put_u64(char *p, uint64_t v)
+char *wh__http_put_u64(char *p, uint64_t v)
 {
     char tmp[24];
     int n = 0;
@@ -60,7 +60,7 @@ int wh_http_format_head(char *buf, size_t cap, const wh_http_head_spec *h)
         p = PUTLIT(p, "Transfer-Encoding: chunked\r\n");
     } else if (h->content_length >= 0) {
         p = PUTLIT(p, "Content-Length: ");
-        p = put_u64(p, (uint64_t)h->content_length);
+        p = wh__http_put_u64(p, (uint64_t)h->content_length);
         p = PUTLIT(p, "\r\n");
     }
     if (h->close)

@@ -19,10 +19,19 @@ struct wh__field;
 int wh__http_resp_fields_plain(wh_http_req *r, const struct wh__field *f, size_t n);
 /* Appends prepared, already checked field lines (a wh_static_fields block). */
 int wh__http_resp_fields_raw(wh_http_req *r, const char *text, size_t n);
+/* A full 200 with a Content-Type and field lines (fields[0..flen)) checked
+ * when they were prepared (wh_static_fields_make), answered with a head
+ * formatted from known lengths: the same bytes wh__http_resp_fields_raw +
+ * wh_http_respond(r, 200, ctype, body, len) send. 0 when answered; 1 when
+ * the exchange needs the general path (handler lines, a finished or dead
+ * exchange, a head too long for the stack), with nothing done. */
+int wh__http_respond_prepared(wh_http_req *r, const char *ctype, const char *fields, size_t flen,
+                              const void *body, size_t len);
 
 struct wh_http_server {
     wh_conn_cbs cbs; /* what a host runs this server's connections with (ud = the server) */
     wh_http_opts opts;
+    size_t server_len; /* strlen(opts.server_name), 0 for none */
     wh_http_limits lim;
     wh_http_handler handler;
     void *ud;

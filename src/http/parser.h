@@ -21,4 +21,8 @@ static inline bool wh_http_is_tchar(unsigned char c)
 /* Case-insensitive compare of a slice with a NUL-terminated lowercase-or-any string. */
 bool wh_str_ieq(wh_str s, const char *lit);
 
+/* Writes v in decimal at p (no NUL); returns the end. The head formatter's,
+ * shared with the engine's prepared-head path (response.c). */
+char *wh__http_put_u64(char *p, uint64_t v);
+
 #endif

@@ -243,6 +243,67 @@ int wh_http_respond(wh_http_req *r, int status, const char *content_type, const 
     return 0;
 }
 
+static char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+#define PUTLIT(p, s) put(p, s, sizeof(s) - 1)
+
+int wh__http_respond_prepared(wh_http_req *r, const char *ctype, const char *fields, size_t flen,
+                              const void *body, size_t len)
+{
+    /* Anything unusual (handler lines, which may carry their own Server or
+     * Date, a dead or finished exchange, a head that would not fit) goes
+     * the general way. */
+    if (r->state != WH__R_NEW || r->upgraded || !r->conn || r->hlen) return 1;
+    size_t sl = r->srv->server_len, ctl = strlen(ctype);
+    char buf[2048];
+    /* status 17, Server 10, Date 37, Content-Type 16, Content-Length 38,
+     * Connection 24, final CRLF 2, with room to spare */
+    size_t need = 160 + sl + ctl + flen;
+    if (need > sizeof buf) return 1;
+    wh__http_loop *hl = wh__http_loop_get(r->loop);
+    /* As head_into: body bytes still due close or are dropped. */
+    if (r->body_unread && !r->close && !wh__http_discardable(r)) r->close = true;
+    /* wh_http_format_head's order and bytes, with every length known. */
+    char *p = PUTLIT(buf, "HTTP/1.1 200 OK\r\n");
+    if (r->srv->opts.server_name) {
+        p = PUTLIT(p, "Server: ");
+        p = put(p, r->srv->opts.server_name, sl);
+        p = PUTLIT(p, "\r\n");
+    }
+    if (hl) {
+        p = PUTLIT(p, "Date: ");
+        p = put(p, wh__http_date(hl), 29);
+        p = PUTLIT(p, "\r\n");
+    }
+    p = PUTLIT(p, "Content-Type: ");
+    p = put(p, ctype, ctl);
+    p = PUTLIT(p, "\r\nContent-Length: ");
+    p = wh__http_put_u64(p, len);
+    p = PUTLIT(p, "\r\n");
+    if (r->close)
+        p = PUTLIT(p, "Connection: close\r\n");
+    else if (r->p.version == 10)
+        p = PUTLIT(p, "Connection: keep-alive\r\n");
+    p = put(p, fields, flen);
+    p = PUTLIT(p, "\r\n");
+    size_t n = (size_t)(p - buf);
+    bool send_body = !r->head_only && len > 0;
+    if (send_body && n + len <= sizeof buf) {
+        memcpy(p, body, len); /* head and small body: one copy, one iovec */
+        if (wh_conn_write(r->conn, buf, n + len) < 0) fail_conn(r);
+    } else if (wh_conn_write(r->conn, buf, n) < 0 ||
+               (send_body && wh_conn_write(r->conn, body, len) < 0)) {
+        fail_conn(r);
+    }
+    r->status = 200;
+    r->bytes = send_body ? len : 0;
+    wh__http_exchange_done(r);
+    return 0;
+}
+
 /* Several parts share one release: the count of segments still queued. */
 struct parts_hold {
     unsigned left;

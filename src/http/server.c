@@ -958,6 +958,7 @@ int wh_http_server_new(wh_http_server **out, const wh_http_opts *opts, wh_http_h
     s->handler = handler;
     s->ud = ud;
     s->hooks_ud = s->opts.hooks_ud ? s->opts.hooks_ud : ud;
+    s->server_len = s->opts.server_name ? strlen(s->opts.server_name) : 0;
     s->lim.max_request_line = s->opts.max_request_line;
     s->lim.max_header_bytes = s->opts.max_header_bytes;
     s->lim.max_headers = s->opts.max_headers;

@@ -6,7 +6,11 @@
  * Connection: close, If-None-Match and If-Modified-Since -> 304, Range ->
  * 206 and 416, If-Range, If-Match -> 412): each request is answered once
  * from a rep with the block and once without, and the two byte streams
- * must be equal but for the Date value. */
+ * must be equal but for the Date value. A full answer from memory with a
+ * block takes the engine's prepared-head path (wh__http_respond_prepared),
+ * so the matrix also runs on servers with no Server field and with a long
+ * one, with handler lines added before the answer (the general path must
+ * take those), and with a body too large to share the head's buffer. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,14 +22,19 @@
 
 #define NROOTS 4 /* bit 0: precompressed, bit 1: Cache-Control */
 
-static http_host host;
-static wh_http_server *srv;
+#define NSRV 3 /* Server: "wharf", none, 300 bytes */
+
+static http_host hosts[NSRV];
+static wh_http_server *srvs[NSRV];
+static char long_name[301];
+static int port;
 static char dir[] = "/tmp/wh_static_fieldsXXXXXX";
 static wh_static_root roots[NROOTS];
 static wh_static_fields prepared[NROOTS][2]; /* [root][identity, gzip] */
 static atomic_int used_block;
 
 static const char body[] = "0123456789abcdef";
+static char big[4000];  /* more than the head's 2 KiB stack buffer holds */
 #define MTIME 784111777 /* Sun, 06 Nov 1994 08:49:37 GMT */
 
 static void rep_for(int gz, char etag[48], wh_static_rep *rep)
@@ -56,9 +65,15 @@ static void handler(wh_http_req *r, void *ud)
         return;
     }
     int ri = p.p[1] - '0', gz = p.p[2] == 'g', prep = p.p[3] == '1';
+    /* X-Add: a handler line before the answer; X-Add: s: its own Server;
+     * X-Big: a body past the head's buffer. */
+    wh_str add = wh_http_req_header(r, "X-Add");
+    if (add.len) wh_http_resp_header(r, add.p[0] == 's' ? "Server" : "X-Handler", "mine");
+    bool large = wh_http_req_header(r, "X-Big").len > 0;
     char etag[48];
     wh_static_rep rep;
     rep_for(gz, etag, &rep);
+    if (large) rep.size = sizeof big;
     if (prep) rep.fields = &prepared[ri][gz];
     wh_static_req q;
     wh_static_req_from_http(&q, r);
@@ -66,7 +81,7 @@ static void handler(wh_http_req *r, void *ud)
     wh_static_plan_rep(&roots[ri], &q, &rep, &plan);
     if (plan.fields) atomic_fetch_add(&used_block, 1);
     if (plan.status == 200 || plan.status == 206) {
-        plan.body = (char *)body + plan.offset;
+        plan.body = (large ? big : (char *)body) + plan.offset;
         plan.body_len = (size_t)plan.length;
     }
     wh_http_respond_plan(r, &plan);
@@ -80,7 +95,7 @@ static size_t exchange(const char *fmt, const char *target, char *buf, size_t ca
     int n = snprintf(req, sizeof req, fmt, target);
     n += snprintf(req + n, sizeof req - (size_t)n,
                   "GET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
-    int fd = http_connect(host.port);
+    int fd = http_connect(port);
     if (fd < 0) return 0;
     http_send(fd, req, (size_t)n);
     int eof;
@@ -94,6 +109,8 @@ static size_t exchange(const char *fmt, const char *target, char *buf, size_t ca
 TEST(start)
 {
     CHECK(mkdtemp(dir) != NULL);
+    memset(big, 'b', sizeof big);
+    memset(long_name, 's', sizeof long_name - 1);
     for (int i = 0; i < NROOTS; i++) {
         wh_static_opts o;
         wh_static_opts_init(&o);
@@ -108,11 +125,15 @@ TEST(start)
             CHECK(prepared[i][gz].len > 0);
         }
     }
-    wh_http_opts o;
-    wh_http_opts_init(&o);
-    o.keepalive_timeout_ms = 2000;
-    CHECK_EQ(wh_http_server_new(&srv, &o, handler, NULL), 0);
-    CHECK_EQ(http_host_start(&host, srv), 0);
+    for (int i = 0; i < NSRV; i++) {
+        wh_http_opts o;
+        wh_http_opts_init(&o);
+        o.keepalive_timeout_ms = 2000;
+        if (i == 1) o.server_name = NULL;
+        if (i == 2) o.server_name = long_name;
+        CHECK_EQ(wh_http_server_new(&srvs[i], &o, handler, NULL), 0);
+        CHECK_EQ(http_host_start(&hosts[i], srvs[i]), 0);
+    }
 }
 
 TEST(block_is_what_the_fields_say)
@@ -169,40 +190,53 @@ TEST(same_bytes_as_field_by_field)
         "GET %s HTTP/1.1\r\nHost: a\r\nRange: bytes=2-5\r\nIf-Range: \"nope\"\r\n\r\n",
         "GET %s HTTP/1.1\r\nHost: a\r\nIf-Match: \"nope\"\r\n\r\n",
         "GET %s HTTP/1.1\r\nHost: a\r\nIf-Modified-Since: Sat, 05 Nov 1994 08:49:37 GMT\r\n\r\n",
+        "GET %s HTTP/1.1\r\nHost: a\r\nX-Add: x\r\n\r\n",
+        "GET %s HTTP/1.1\r\nHost: a\r\nX-Add: s\r\n\r\n",
+        "GET %s HTTP/1.1\r\nHost: a\r\nX-Big: 1\r\n\r\n",
+        "HEAD %s HTTP/1.1\r\nHost: a\r\nX-Big: 1\r\n\r\n",
     };
-    static char a[8192], b[8192];
+    enum { NREQ = sizeof reqs / sizeof reqs[0] };
+    static char a[16384], b[16384];
     int cases = 0, full = 0;
-    for (int ri = 0; ri < NROOTS; ri++) {
-        for (int gz = 0; gz < 2; gz++) {
-            for (size_t k = 0; k < sizeof reqs / sizeof reqs[0]; k++) {
-                char t0[16], t1[16];
-                snprintf(t0, sizeof t0, "/%d%c0", ri, gz ? 'g' : 'i');
-                snprintf(t1, sizeof t1, "/%d%c1", ri, gz ? 'g' : 'i');
-                int before = atomic_load(&used_block);
-                size_t na = exchange(reqs[k], t0, a, sizeof a);
-                CHECK_EQ(atomic_load(&used_block), before); /* no block, none used */
-                size_t nb = exchange(reqs[k], t1, b, sizeof b);
-                CHECK(na > 0);
-                if (na != nb || memcmp(a, b, na) != 0)
-                    fprintf(stderr, "root %d gz %d request %zu differs:\n%s\n--- vs ---\n%s\n", ri,
-                            gz, k, a, b);
-                CHECK_EQ(na, nb);
-                CHECK(memcmp(a, b, na) == 0);
-                if (atomic_load(&used_block) > before) full++;
-                cases++;
+    for (int si = 0; si < NSRV; si++) {
+        port = hosts[si].port;
+        for (int ri = 0; ri < NROOTS; ri++) {
+            for (int gz = 0; gz < 2; gz++) {
+                for (size_t k = 0; k < NREQ; k++) {
+                    char t0[16], t1[16];
+                    snprintf(t0, sizeof t0, "/%d%c0", ri, gz ? 'g' : 'i');
+                    snprintf(t1, sizeof t1, "/%d%c1", ri, gz ? 'g' : 'i');
+                    int before = atomic_load(&used_block);
+                    size_t na = exchange(reqs[k], t0, a, sizeof a);
+                    CHECK_EQ(atomic_load(&used_block), before); /* no block, none used */
+                    size_t nb = exchange(reqs[k], t1, b, sizeof b);
+                    CHECK(na > 0);
+                    if (na != nb || memcmp(a, b, na) != 0)
+                        fprintf(
+                            stderr,
+                            "server %d root %d gz %d request %zu differs:\n%s\n--- vs ---\n%s\n",
+                            si, ri, gz, k, a, b);
+                    CHECK_EQ(na, nb);
+                    CHECK(memcmp(a, b, na) == 0);
+                    if (atomic_load(&used_block) > before) full++;
+                    cases++;
+                }
             }
         }
     }
-    CHECK_EQ(cases, NROOTS * 2 * 13);
-    /* The block served GET, HEAD, both 1.0s, close, a failed If-Range and a
-     * satisfied If-Modified-Since: 7 requests per root and coding. */
-    CHECK_EQ(full, NROOTS * 2 * 7);
+    CHECK_EQ(cases, NSRV * NROOTS * 2 * NREQ);
+    /* The block served GET, HEAD, both 1.0s, close, a failed If-Range, a
+     * satisfied If-Modified-Since, both handler-line cases and both large
+     * bodies: 11 requests per server, root and coding. */
+    CHECK_EQ(full, NSRV * NROOTS * 2 * 11);
 }
 
 TEST(stop)
 {
-    CHECK_EQ(http_host_stop(&host), 0);
-    wh_http_server_free(srv);
+    for (int i = 0; i < NSRV; i++) {
+        CHECK_EQ(http_host_stop(&hosts[i]), 0);
+        wh_http_server_free(srvs[i]);
+    }
     for (int i = 0; i < NROOTS; i++)
         wh_static_root_close(&roots[i]);
     rmdir(dir);
