@@ -31,6 +31,13 @@ typedef struct route {
 struct wh_router {
     route *v;
     size_t n, cap;
+    /* The second path bytes a route can match ("/metrics": 'm'); any when
+     * a route takes every one ("/:id", "/" + "*"). A path of two bytes or
+     * more whose second byte no route has skips the scan (fallback or 404):
+     * a server whose routes sit beside a file tree (wharfd's /metrics next
+     * to the static files) answers most requests from the fallback. */
+    uint64_t second[4];
+    bool second_any;
     wh_http_handler fallback;
     void *fallback_ud;
 };
@@ -90,6 +97,11 @@ int wh_router_add(wh_router *rt, const char *method, const char *pattern, wh_htt
     r.h = h;
     r.ud = ud;
     rt->v[rt->n++] = r;
+    /* Exact "/" matches only the one-byte path, which the filter lets by. */
+    if ((r.kind == RT_PARAM && pattern[1] == ':') || (r.kind == RT_PREFIX && r.plen == 1))
+        rt->second_any = true;
+    else if (len >= 2)
+        rt->second[(unsigned char)pattern[1] >> 6] |= 1ull << ((unsigned char)pattern[1] & 63);
     return 0;
 }
 
@@ -212,6 +224,13 @@ void wh_router_handle(wh_http_req *r, void *router)
     wh_router *rt = router;
     wh_str m = wh_http_req_method(r);
     wh_str path = wh_http_req_path(r);
+    /* Every pattern starts with '/' and matches only paths that do (a
+     * prefix's bare "/static" too): no route can take this path. */
+    size_t nscan = rt->n;
+    if (!rt->second_any && path.len >= 2 && path.p[0] == '/') {
+        unsigned char c = (unsigned char)path.p[1];
+        if (!(rt->second[c >> 6] & (1ull << (c & 63)))) nscan = 0;
+    }
     bool is_head = m.len == 4 && !memcmp(m.p, "HEAD", 4);
     const route *best = NULL;
     int best_rank = 0, best_exactm = 0;
@@ -221,7 +240,7 @@ void wh_router_handle(wh_http_req *r, void *router)
     size_t alen = 0;
     allow[0] = 0;
 
-    for (size_t i = 0; i < rt->n; i++) {
+    for (size_t i = 0; i < nscan; i++) {
         const route *ro = &rt->v[i];
         int mr = match(ro, path, r);
         if (mr < 0 && !bad) bad = mr == M_LONG ? 414 : 400;

@@ -861,6 +861,9 @@ TEST(engine_start)
     CHECK_EQ(wh_router_add(rt, "GET", "/h", h_headers, NULL), 0);
     CHECK_EQ(wh_router_add(rt, "GET", "/c", h_cookies, NULL), 0);
     CHECK_EQ(wh_router_add(rt, "POST", "/f", h_form, NULL), 0);
+    /* A parameter in the first segment takes any second path byte: the
+     * router's second-byte filter must not skip the scan then. */
+    CHECK_EQ(wh_router_add(rt, "PUT", "/:name", h_text, "root-param"), 0);
     wh_http_opts o;
     wh_http_opts_init(&o);
     CHECK_EQ(wh_http_server_new(&srv, &o, wh_router_handle, rt), 0);
@@ -923,6 +926,19 @@ TEST(router_refuses_bad_params)
     /* the shape does not match at all: 404 as before */
     CHECK_EQ(get("/a/%zz/c/d", &b), 404);
     CHECK_EQ(get("/items/", &b), 404);
+}
+
+TEST(router_second_byte_filter)
+{
+    const char *b;
+    /* "/:name" (PUT) takes any one-segment path, whatever its second byte */
+    CHECK_EQ(
+        ask("PUT /zzz HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", &b),
+        200);
+    CHECK(!strcmp(b, "root-param"));
+    CHECK_EQ(get("/zzz", &b), 405); /* the path is a route's: GET is not allowed */
+    CHECK_EQ(get("/zzz/y", &b), 404);
+    CHECK_EQ(get("/q", &b), 200);
 }
 
 TEST(router_async_param)
