@@ -11,15 +11,17 @@ static char *put(char *p, const char *s, size_t n)
 
 char *wh__http_put_u64(char *p, uint64_t v)
 {
-    char tmp[24];
-    int n = 0;
+    /* Count the digits, then write them from the last one back: no scratch
+     * buffer to reverse. Most values here are short Content-Lengths. */
+    size_t n = 1;
+    for (uint64_t t = v; t >= 10; t /= 10)
+        n++;
+    char *e = p + n;
     do {
-        tmp[n++] = (char)('0' + v % 10);
+        *--e = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
+    return p + n;
 }
 
 #define PUTLIT(p, s) put(p, s, sizeof(s) - 1)
