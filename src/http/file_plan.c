@@ -129,7 +129,11 @@ static void evaluate(const wh_static_root *root, const wh_static_req *req, const
     else
         wh_http_format_date(rep->mtime, plan->last_modified);
 
-    int c = wh_static_conditional(req, plan->etag, plan->mtime);
+    /* Most requests carry no precondition: no call to find that out. */
+    int c = req->if_match.p || req->if_none_match.p || req->if_modified_since.p ||
+                    req->if_unmodified_since.p
+                ? wh_static_conditional(req, plan->etag, plan->mtime)
+                : 0;
     if (c == 304) {
         wh_static_plan_release(plan);
         plan->status = 304;

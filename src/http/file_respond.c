@@ -19,17 +19,16 @@ void wh_static_req_from_http(wh_static_req *q, const wh_http_req *r)
 {
     /* A compound literal: inline stores, no memset call, per request. */
     *q = (wh_static_req){
-        .method = wh_http_req_method(r),
-        .path = wh_http_req_path(r),
-        .query = wh_http_req_query(r),
+        .method = r->p.method,
+        .path = r->p.path,
+        .query = r->p.query,
     };
     /* One pass over the fields instead of seven lookups by name; dispatch
      * on the length first, as most fields of a browser request are none of
-     * these. */
-    unsigned n = wh_http_req_header_count(r);
+     * these. The parsed request is read in place: this runs per request. */
+    unsigned n = r->p.nheaders;
     for (unsigned i = 0; i < n; i++) {
-        wh_str name, v;
-        wh_http_req_header_at(r, i, &name, &v);
+        wh_str name = r->p.headers[i].name, v = r->p.headers[i].value;
         wh_str *dst = NULL;
         switch (name.len) {
         case 5:
@@ -61,8 +60,7 @@ void wh_static_req_from_http(wh_static_req *q, const wh_http_req *r)
 
 int wh_http_respond_plan(wh_http_req *r, wh_static_plan *plan)
 {
-    wh_str m = wh_http_req_method(r);
-    bool head = m.len == 4 && memcmp(m.p, "HEAD", 4) == 0;
+    bool head = r->head_only;
     if (plan->fd >= 0 && !plan->fd_owned && !head) {
         /* The engine sends from the fd after we return and closes it when
          * the transfer ends; a borrowed fd (a cache's) may be closed before

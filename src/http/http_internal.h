@@ -75,6 +75,7 @@ struct wh_http_req {
     wh_http_server *srv;
     wh_conn *conn; /* NULL once the connection closed under an async exchange */
     wh_loop *loop;
+    struct wh__http_loop *hl; /* loop's HTTP state (Date cache), set with loop */
     uint64_t start_ms;
     wh_str body;
     int status;

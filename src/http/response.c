@@ -164,7 +164,7 @@ static int start_check(wh_http_req *r)
 static int head_into(wh_http_req *r, char *buf, size_t cap, char **heap, int status,
                      const char *ctype, int64_t clen, bool chunked)
 {
-    wh__http_loop *hl = wh__http_loop_get(r->loop);
+    wh__http_loop *hl = r->hl;
     /* Body bytes still due cannot be told from a next request: either they
      * are dropped as they come (cheap: the body is small and on its way) or
      * we close (RFC 9112 §9.6). Decided once, here, as the head says it. */
@@ -263,7 +263,7 @@ int wh__http_respond_prepared(wh_http_req *r, const char *ctype, const char *fie
      * Connection 24, final CRLF 2, with room to spare */
     size_t need = 160 + sl + ctl + flen;
     if (need > sizeof buf) return 1;
-    wh__http_loop *hl = wh__http_loop_get(r->loop);
+    wh__http_loop *hl = r->hl;
     /* As head_into: body bytes still due close or are dropped. */
     if (r->body_unread && !r->close && !wh__http_discardable(r)) r->close = true;
     /* wh_http_format_head's order and bytes, with every length known. */

@@ -140,7 +140,7 @@ static int req_detach(wh_http_req *r, const char *buf)
 
 /* ---- errors without a request object ---- */
 
-static inline void req_init(wh_http_req *r, wh_http_server *s, const wh__http_loop *hl, wh_conn *c,
+static inline void req_init(wh_http_req *r, wh_http_server *s, wh__http_loop *hl, wh_conn *c,
                             wh_str body);
 
 /* Gives on_complete a request the engine refused or gave up on, so that logs
@@ -217,12 +217,13 @@ static bool hl_stopping(wh_loop *loop)
 }
 
 /* Fills r for a freshly parsed request. */
-static inline void req_init(wh_http_req *r, wh_http_server *s, const wh__http_loop *hl, wh_conn *c,
+static inline void req_init(wh_http_req *r, wh_http_server *s, wh__http_loop *hl, wh_conn *c,
                             wh_str body)
 {
     r->srv = s;
     r->conn = c;
-    r->loop = wh_conn_loop(c);
+    r->hl = hl;
+    r->loop = hl->loop; /* the connection's: hl is its loop's state */
     r->start_ms = wh_loop_now(r->loop);
     r->body = body;
     r->status = 0;
@@ -238,8 +239,10 @@ static inline void req_init(wh_http_req *r, wh_http_server *s, const wh__http_lo
     r->hdrs = r->hbuf;
     r->hlen = 0;
     r->hcap = sizeof r->hbuf;
-    free(r->own);
-    r->own = NULL;
+    if (r->own) { /* async exchanges only */
+        free(r->own);
+        r->own = NULL;
+    }
 }
 
 /* Head incomplete: remember progress, enforce the whole-head deadline. */
