@@ -119,6 +119,25 @@ static const unsigned char plain_byte[256] = {
     [0x80 ... 0xff] = 1,
 };
 
+/* Eight path bytes at a time: nonzero when some byte of x is not plain (a
+ * control, '%', '.', '/' or DEL). Each term is the classic exact test for
+ * "some byte is below n / equal to c" (a borrow only starts at a byte that
+ * qualifies itself); which byte it was, the byte loop finds. */
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+static inline uint64_t zero_byte(uint64_t y)
+{
+    return (y - ONES) & ~y & HIGHS;
+}
+static inline uint64_t unplain8(const char *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return ((x - ONES * 0x20) & ~x & HIGHS) | zero_byte(x ^ (ONES * '%')) |
+           zero_byte((x ^ (ONES * '.')) & (ONES * 0xfe)) /* '.' or '/' */ |
+           zero_byte(x ^ (ONES * 0x7f));
+}
+
 /* The common case, a path already clean ("/css/site.css"): no escape, no
  * control byte, no empty segment, no segment starting with '.', no trailing
  * slash. Then the general loop below would copy it unchanged, so one scan
@@ -126,7 +145,10 @@ static const unsigned char plain_byte[256] = {
 static bool clean_already(const char *raw, size_t len, char *out, size_t cap)
 {
     if (len < 2 || len > cap || raw[len - 1] == '/') return false;
-    for (size_t i = 1; i < len; i++) {
+    size_t i = 1;
+    while (i + 8 <= len && !unplain8(raw + i))
+        i += 8;
+    for (; i < len; i++) {
         unsigned char c = (unsigned char)raw[i];
         if (__builtin_expect(plain_byte[c], 1)) continue;
         /* A control, DEL or '%'; or a '/' or '.' that starts a segment

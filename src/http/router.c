@@ -219,18 +219,20 @@ static void allow_add(char *buf, size_t cap, size_t *len, const char *m)
     buf[*len] = 0;
 }
 
-void wh_router_handle(wh_http_req *r, void *router)
+/* No route took the request. */
+static void no_route(wh_router *rt, wh_http_req *r)
 {
-    wh_router *rt = router;
-    wh_str m = wh_http_req_method(r);
-    wh_str path = wh_http_req_path(r);
-    /* Every pattern starts with '/' and matches only paths that do (a
-     * prefix's bare "/static" too): no route can take this path. */
-    size_t nscan = rt->n;
-    if (!rt->second_any && path.len >= 2 && path.p[0] == '/') {
-        unsigned char c = (unsigned char)path.p[1];
-        if (!(rt->second[c >> 6] & (1ull << (c & 63)))) nscan = 0;
+    if (rt->fallback) {
+        rt->fallback(r, rt->fallback_ud);
+        return;
     }
+    wh_http_respond_error(r, 404);
+}
+
+/* Matches every route against the path; the best one answers. */
+static void scan(wh_router *rt, wh_http_req *r, wh_str path)
+{
+    wh_str m = r->p.method;
     bool is_head = m.len == 4 && !memcmp(m.p, "HEAD", 4);
     const route *best = NULL;
     int best_rank = 0, best_exactm = 0;
@@ -240,7 +242,7 @@ void wh_router_handle(wh_http_req *r, void *router)
     size_t alen = 0;
     allow[0] = 0;
 
-    for (size_t i = 0; i < nscan; i++) {
+    for (size_t i = 0; i < rt->n; i++) {
         const route *ro = &rt->v[i];
         int mr = match(ro, path, r);
         if (mr < 0 && !bad) bad = mr == M_LONG ? 414 : 400;
@@ -288,9 +290,21 @@ void wh_router_handle(wh_http_req *r, void *router)
             wh_http_respond_error(r, 405);
         return;
     }
-    if (rt->fallback) {
-        rt->fallback(r, rt->fallback_ud);
-        return;
+    no_route(rt, r);
+}
+
+void wh_router_handle(wh_http_req *r, void *router)
+{
+    wh_router *rt = router;
+    wh_str path = r->p.path;
+    /* Every pattern starts with '/' and matches only paths that do (a
+     * prefix's bare "/static" too): no route can take this path. */
+    if (!rt->second_any && path.len >= 2 && path.p[0] == '/') {
+        unsigned char c = (unsigned char)path.p[1];
+        if (!(rt->second[c >> 6] & (1ull << (c & 63)))) {
+            no_route(rt, r);
+            return;
+        }
     }
-    wh_http_respond_error(r, 404);
+    scan(rt, r, path);
 }
