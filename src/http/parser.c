@@ -19,13 +19,14 @@ enum {
     C_HOST = 8,                 /* uri-host [":" port]: unreserved / sub-delims / ":" "[" "]" "%" */
     C_DOTPCT = 16,              /* '.' or '%': after a '/', a dot-segment may start here */
     C_SLASH = 32,               /* '/' */
+    C_QMARK = 64,               /* '?': the request-target loop notes the first */
 };
 
 const unsigned char wh__http_cls[256] = {
     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x00 */
     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x10 */
     0,  15, 6,  7,  15, 31, 15, 15, 14, 14, 15, 15, 14, 15, 31, 38, /* 0x20 */
-    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 14, 14, 6,  14, 6,  6,  /* 0x30 */
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 14, 14, 6,  14, 6,  70, /* 0x30 */
     6,  15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, /* 0x40 */
     15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 14, 6,  14, 7,  15, /* 0x50 */
     7,  15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, /* 0x60 */
@@ -173,8 +174,9 @@ static int remove_dot_segments(wh_http_parsed *o)
 
 /* Splits an origin-form or absolute-form target into path and query;
  * checks the authority-form and asterisk-form rules (RFC 9112 §3.2).
- * dots: the target has a '/' followed by '.' or '%' somewhere. */
-static int classify_target(wh_http_parsed *o, bool dots)
+ * dots: the target has a '/' followed by '.' or '%' somewhere; q: its first
+ * '?' (NULL: none), found by the scan that delimited it. */
+static int classify_target(wh_http_parsed *o, bool dots, const char *q)
 {
     const char *t = o->target.p;
     size_t n = o->target.len;
@@ -229,7 +231,7 @@ static int classify_target(wh_http_parsed *o, bool dots)
         o->target_form = WH_HTTP_T_ABSOLUTE;
         pstart = i;
     }
-    const char *q = memchr(t + pstart, '?', n - pstart);
+    /* No '?' before pstart: a scheme has none, an authority stops at it. */
     size_t pend = q ? (size_t)(q - t) : n;
     o->query = q ? (wh_str){q + 1, n - pend - 1} : (wh_str){t + n, 0};
     if (pend == pstart) {
@@ -551,15 +553,20 @@ static int parse_full(const char *buf, size_t len, wh_http_parsed *o, const wh_h
      * dot-segment, so paths without one cost no second look. */
     size_t t0 = i;
     unsigned dots = 0;
+    const char *qmark = NULL; /* the first '?' of the target */
     for (;;) {
         /* Target bytes other than '/' in a tight loop; then the byte that
          * stopped it: a '/' (note what follows it), the end, or hend. */
-        while (i < rend && (wh__http_cls[u[i]] & (C_TARGET | C_SLASH)) == C_TARGET)
+        while (i < rend && (wh__http_cls[u[i]] & (C_TARGET | C_SLASH | C_QMARK)) == C_TARGET)
             i++;
         if (__builtin_expect(i >= rend, 0)) NEED_RL(i);
         unsigned k = wh__http_cls[u[i]];
         if (!(k & C_TARGET)) break;
-        if (i + 1 < len) dots |= wh__http_cls[u[i + 1]];
+        if (k & C_QMARK) {
+            if (!qmark) qmark = buf + i;
+        } else if (i + 1 < len) {
+            dots |= wh__http_cls[u[i + 1]];
+        }
         i++;
     }
     if (u[i] != ' ' || i == t0) return fail(o, 400, "invalid request-target");
@@ -602,7 +609,7 @@ static int parse_full(const char *buf, size_t len, wh_http_parsed *o, const wh_h
     if (rc == WH_HTTP_ERROR) return fail(o, st, why);
     if (rc) return rc;
     o->head_len = i;
-    rc = classify_target(o, dots & C_DOTPCT);
+    rc = classify_target(o, dots & C_DOTPCT, qmark);
     if (rc) return rc;
     rc = semantics(o, lim);
     if (rc) return rc;
