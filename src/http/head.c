@@ -9,18 +9,30 @@ static char *put(char *p, const char *s, size_t n)
     return p + n;
 }
 
+/* "00" "01" ... "99": two digits per division. */
+static const char digits2[201] = "00010203040506070809101112131415161718192021222324"
+                                 "25262728293031323334353637383940414243444546474849"
+                                 "50515253545556575859606162636465666768697071727374"
+                                 "75767778798081828384858687888990919293949596979899";
+
 char *wh__http_put_u64(char *p, uint64_t v)
 {
-    /* Count the digits, then write them from the last one back: no scratch
-     * buffer to reverse. Most values here are short Content-Lengths. */
+    /* Count the digits, then write them from the last one back, two per
+     * step: a Content-Length is formatted for every response. */
     size_t n = 1;
     for (uint64_t t = v; t >= 10; t /= 10)
         n++;
     char *e = p + n;
-    do {
-        *--e = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        e -= 2;
+        memcpy(e, digits2 + 2 * r, 2);
+    }
+    if (v >= 10)
+        memcpy(e - 2, digits2 + 2 * v, 2);
+    else
+        e[-1] = (char)('0' + v);
     return p + n;
 }
 

@@ -861,4 +861,31 @@ TEST(format_head)
     CHECK(!strcmp(wh_http_reason(299), "Unknown"));
 }
 
+TEST(format_head_content_length_digits)
+{
+    /* The decimal writer goes two digits at a time: every length of 1 to
+     * 20 digits, at and around each power of ten, against snprintf. */
+    char buf[512], want[64];
+    uint64_t vals[64];
+    size_t nv = 0;
+    vals[nv++] = 0;
+    vals[nv++] = UINT64_MAX;
+    vals[nv++] = (uint64_t)INT64_MAX;
+    for (uint64_t p = 1; nv + 3 <= sizeof vals / sizeof vals[0]; p *= 10) {
+        vals[nv++] = p - 1;
+        vals[nv++] = p;
+        vals[nv++] = p + 7;
+        if (p > UINT64_MAX / 10) break;
+    }
+    for (size_t i = 0; i < nv; i++) {
+        if (vals[i] > (uint64_t)INT64_MAX) continue; /* content_length is an int64_t */
+        wh_http_head_spec h = {.status = 200, .content_length = (int64_t)vals[i]};
+        int n = wh_http_format_head(buf, sizeof buf, &h);
+        CHECK(n > 0);
+        buf[n] = 0;
+        snprintf(want, sizeof want, "Content-Length: %llu\r\n", (unsigned long long)vals[i]);
+        CHECK(strstr(buf, want) != NULL);
+    }
+}
+
 WH_TEST_MAIN()
