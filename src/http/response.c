@@ -266,27 +266,32 @@ int wh__http_respond_prepared(wh_http_req *r, const char *ctype, const char *fie
     wh__http_loop *hl = r->hl;
     /* As head_into: body bytes still due close or are dropped. */
     if (r->body_unread && !r->close && !wh__http_discardable(r)) r->close = true;
-    /* wh_http_format_head's order and bytes, with every length known. */
-    char *p = PUTLIT(buf, "HTTP/1.1 200 OK\r\n");
+    /* wh_http_format_head's order and bytes, with every length known; the
+     * literals between two values are one copy each. */
+    char *p;
     if (r->srv->opts.server_name) {
-        p = PUTLIT(p, "Server: ");
+        p = PUTLIT(buf, "HTTP/1.1 200 OK\r\nServer: ");
         p = put(p, r->srv->opts.server_name, sl);
         p = PUTLIT(p, "\r\n");
+    } else {
+        p = PUTLIT(buf, "HTTP/1.1 200 OK\r\n");
     }
     if (hl) {
         p = PUTLIT(p, "Date: ");
         p = put(p, wh__http_date(hl), 29);
-        p = PUTLIT(p, "\r\n");
+        p = PUTLIT(p, "\r\nContent-Type: ");
+    } else {
+        p = PUTLIT(p, "Content-Type: ");
     }
-    p = PUTLIT(p, "Content-Type: ");
     p = put(p, ctype, ctl);
     p = PUTLIT(p, "\r\nContent-Length: ");
     p = wh__http_put_u64(p, len);
-    p = PUTLIT(p, "\r\n");
     if (r->close)
-        p = PUTLIT(p, "Connection: close\r\n");
+        p = PUTLIT(p, "\r\nConnection: close\r\n");
     else if (r->p.version == 10)
-        p = PUTLIT(p, "Connection: keep-alive\r\n");
+        p = PUTLIT(p, "\r\nConnection: keep-alive\r\n");
+    else
+        p = PUTLIT(p, "\r\n");
     p = put(p, fields, flen);
     p = PUTLIT(p, "\r\n");
     size_t n = (size_t)(p - buf);
