@@ -215,6 +215,32 @@ TEST(table)
     }
 }
 
+/* The Host check tests four bytes at a time, then the rest one by one: a
+ * byte outside uri-host is refused wherever it sits, and only then. */
+TEST(host_every_position)
+{
+    static wh_http_parsed p;
+    static const char bad[] = {'/', '@', '"', '<', '\x80'};
+    for (size_t hl = 1; hl <= 13; hl++) {
+        for (size_t pos = 0; pos <= hl; pos++) {
+            for (size_t b = 0; b < sizeof bad; b++) {
+                char host[16], req[128];
+                memset(host, 'a', hl);
+                host[hl] = '\0';
+                if (pos < hl) host[pos] = bad[b];
+                int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host);
+                int rc = wh_http_parse_request(req, (size_t)n, &p, NULL);
+                if (pos == hl) {
+                    CHECK_EQ(rc, n); /* all 'a': fine */
+                } else {
+                    CHECK_EQ(rc, WH_HTTP_ERROR);
+                    CHECK_EQ(p.status, 400);
+                }
+            }
+        }
+    }
+}
+
 /* NUL bytes cannot live in the C-string table above. */
 TEST(nul_bytes)
 {
