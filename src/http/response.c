@@ -160,15 +160,20 @@ static int start_check(wh_http_req *r)
     return 0;
 }
 
+/* Body bytes still due cannot be told from a next request: either they are
+ * dropped as they come (cheap: the body is small and on its way) or we close
+ * (RFC 9112 §9.6). Decided once, as the head is formatted. */
+static inline void settle_close(wh_http_req *r)
+{
+    if (r->body_unread && !r->close && !wh__http_discardable(r)) r->close = true;
+}
+
 /* Formats the head into buf (or a heap buffer if it does not fit). */
 static int head_into(wh_http_req *r, char *buf, size_t cap, char **heap, int status,
                      const char *ctype, int64_t clen, bool chunked)
 {
     wh__http_loop *hl = r->hl;
-    /* Body bytes still due cannot be told from a next request: either they
-     * are dropped as they come (cheap: the body is small and on its way) or
-     * we close (RFC 9112 §9.6). Decided once, here, as the head says it. */
-    if (r->body_unread && !r->close && !wh__http_discardable(r)) r->close = true;
+    settle_close(r);
     wh_http_head_spec h = {
         .status = status,
         .content_type = ctype,
@@ -204,6 +209,20 @@ static void fail_conn(wh_http_req *r)
     wh_conn_abort(r->conn);
 }
 
+/* Queues the head buf[0..n) and, if send_body, the body: a small body joins
+ * the head in buf (one copy, one iovec). */
+static inline void send_head_body(wh_http_req *r, char *buf, size_t cap, size_t n, const void *body,
+                                  size_t len, bool send_body)
+{
+    if (send_body && n + len <= cap) {
+        memcpy(buf + n, body, len);
+        if (wh_conn_write(r->conn, buf, n + len) < 0) fail_conn(r);
+    } else if (wh_conn_write(r->conn, buf, n) < 0 ||
+               (send_body && wh_conn_write(r->conn, body, len) < 0)) {
+        fail_conn(r);
+    }
+}
+
 /* Arguments a response is refused for before anything is queued, so that
  * r can still be answered (a handler's fallback, or the engine's 500). */
 static bool args_ok(int status, const char *content_type)
@@ -229,13 +248,8 @@ int wh_http_respond(wh_http_req *r, int status, const char *content_type, const 
             (send_body && wh_conn_write(r->conn, body, len) < 0))
             fail_conn(r);
         free(heap);
-    } else if (send_body && (size_t)n + len <= sizeof buf) {
-        /* head and small body in one copy: one iovec */
-        memcpy(buf + n, body, len);
-        if (wh_conn_write(r->conn, buf, (size_t)n + len) < 0) fail_conn(r);
-    } else if (wh_conn_write(r->conn, buf, (size_t)n) < 0 ||
-               (send_body && wh_conn_write(r->conn, body, len) < 0)) {
-        fail_conn(r);
+    } else {
+        send_head_body(r, buf, sizeof buf, (size_t)n, body, len, send_body);
     }
     r->status = status;
     r->bytes = send_body ? len : 0;
@@ -264,8 +278,7 @@ int wh__http_respond_prepared(wh_http_req *r, const char *ctype, const char *fie
     size_t need = 160 + sl + ctl + flen;
     if (need > sizeof buf) return 1;
     wh__http_loop *hl = r->hl;
-    /* As head_into: body bytes still due close or are dropped. */
-    if (r->body_unread && !r->close && !wh__http_discardable(r)) r->close = true;
+    settle_close(r);
     /* wh_http_format_head's order and bytes, with every length known; the
      * literals between two values are one copy each. */
     char *p;
@@ -294,15 +307,8 @@ int wh__http_respond_prepared(wh_http_req *r, const char *ctype, const char *fie
         p = PUTLIT(p, "\r\n");
     p = put(p, fields, flen);
     p = PUTLIT(p, "\r\n");
-    size_t n = (size_t)(p - buf);
     bool send_body = !r->head_only && len > 0;
-    if (send_body && n + len <= sizeof buf) {
-        memcpy(p, body, len); /* head and small body: one copy, one iovec */
-        if (wh_conn_write(r->conn, buf, n + len) < 0) fail_conn(r);
-    } else if (wh_conn_write(r->conn, buf, n) < 0 ||
-               (send_body && wh_conn_write(r->conn, body, len) < 0)) {
-        fail_conn(r);
-    }
+    send_head_body(r, buf, sizeof buf, (size_t)(p - buf), body, len, send_body);
     r->status = 200;
     r->bytes = send_body ? len : 0;
     wh__http_exchange_done(r);
