@@ -146,7 +146,13 @@ typedef struct wh_static_plan {
     uint64_t length; /* body length (Content-Length; also for HEAD) */
     char *body;      /* in-memory body, the bytes to send (listing, error page) or NULL */
     size_t body_len;
-    bool body_owned;                           /* release frees body (malloc'd) */
+    bool body_owned; /* release frees body (malloc'd) */
+    /* Non-NULL: body is borrowed and sent by reference, not copied (large
+     * cached content); body_release(body_ud) runs exactly once, when the
+     * bytes were sent or are no longer needed (wh_http_respond_plan,
+     * wh_static_plan_release). */
+    void (*body_release)(void *body_ud);
+    void *body_ud;
     const char *content_type;                  /* never NULL when there is a body */
     const char *content_encoding;              /* "gzip" / "br" / NULL */
     bool vary;                                 /* add "Vary: Accept-Encoding" */

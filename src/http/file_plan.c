@@ -34,6 +34,8 @@ void wh_static_plan_release(wh_static_plan *plan)
     plan->fd = -1;
     plan->fd_owned = false;
     if (plan->body_owned) free(plan->body);
+    if (plan->body_release) plan->body_release(plan->body_ud);
+    plan->body_release = NULL;
     plan->body = NULL;
     plan->body_len = 0;
     plan->body_owned = false;

@@ -74,7 +74,8 @@ int wh_http_respond_plan(wh_http_req *r, wh_static_plan *plan)
         }
     }
     int rc;
-    if (plan->fields && plan->status == 200 && plan->fd < 0 && (plan->body || !plan->body_len)) {
+    if (plan->fields && plan->status == 200 && plan->fd < 0 && !plan->body_release &&
+        (plan->body || !plan->body_len)) {
         /* A full answer from memory with its prepared block (its
          * Content-Type was checked with it): the engine formats the head
          * from known lengths, or says 1 and nothing changed. */
@@ -108,6 +109,14 @@ int wh_http_respond_plan(wh_http_req *r, wh_static_plan *plan)
         plan->fd_owned = false;
         rc = wh_http_respond_file(r, plan->status, plan->content_type, fd, plan->offset,
                                   (size_t)plan->length, owned);
+    } else if (plan->body_release && plan->body) {
+        /* Borrowed bytes go by reference; the part's release is the plan's,
+         * called exactly once by the engine (at once when nothing is sent). */
+        wh_http_body_part part = {plan->body, plan->body_len};
+        void (*release)(void *) = plan->body_release;
+        plan->body_release = NULL;
+        rc = wh_http_respond_parts(r, plan->status, plan->content_type, &part, 1, release,
+                                   plan->body_ud);
     } else {
         rc = wh_http_respond(r, plan->status, plan->content_type, plan->body, plan->body_len);
     }

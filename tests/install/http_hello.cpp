@@ -4,7 +4,8 @@
 // GET /hello was answered 200 with the body "hello" (sent as two parts by
 // reference, wh_http_respond_parts, whose release ran exactly once), and
 // after a file representation's prepared fields (wh_static_fields_make)
-// were made from C++.
+// were made from C++ and a plan's borrowed body (body_release) was released
+// exactly once by wh_static_plan_release.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -112,6 +113,22 @@ int main()
         if (rc != 0) return fail("wh_static_fields_make", rc);
         if (std::string_view(f.text, f.len).find("ETag: \"1-2-3\"\r\n") == std::string_view::npos)
             return fail("wh_static_fields_make", -EINVAL);
+    }
+    {
+        // A plan borrowing its body (as wharfd lends cached content): the
+        // release runs once, however often the plan is released.
+        static int plan_released = 0;
+        static char hi[] = "hi";
+        wh_static_plan plan;
+        wh_static_plan_init(&plan);
+        plan.status = 200;
+        plan.body = hi;
+        plan.body_len = 2;
+        plan.body_release = [](void *p) { ++*static_cast<int *>(p); };
+        plan.body_ud = &plan_released;
+        wh_static_plan_release(&plan);
+        wh_static_plan_release(&plan);
+        if (plan_released != 1) return fail("wh_static_plan_release", -EINVAL);
     }
     if ((rc = wh_loop_new(&st.loop, nullptr)) != 0) return fail("wh_loop_new", rc);
 

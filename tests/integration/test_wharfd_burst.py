@@ -18,6 +18,11 @@ sends rounds of 64 requests for the 64 KiB file, one per connection at
 once, reads every reply byte-exact and counts the server's minor page
 faults (/proc/PID/stat) per reply. Under ASan the allocator is ASan's, so
 the count is not asserted there. Counts, not time, decide.
+
+Since then wharfd sends cached bodies from 16 KiB on by reference instead
+of copying them. The second part checks what that must keep: a reply that
+a slow reader stalls mid-file keeps the version it started with, whole,
+while the file is replaced and the cache takes in (and serves) the new one.
 WH_TEST_LABELS: uring"""
 import os
 import re
@@ -25,6 +30,7 @@ import selectors
 import shutil
 import socket
 import tempfile
+import time
 
 from wharfdutil import BUILD, Checker, Wharfd
 
@@ -121,6 +127,38 @@ try:
             c.check(per <= MAX_FAULTS_PER_REPLY,
                     "at most %.1f page faults per 64 KiB reply in bursts (%.2f)"
                     % (MAX_FAULTS_PER_REPLY, per))
+        c.eq(w.stop(), 0, "clean exit")
+
+    # A stalled reader's reply outlives the cache's copy of the file. Small
+    # buffers both ends (--sndbuf 4096, SO_RCVBUF 4096) keep most of the
+    # reply in wharfd's queue, referring to the cached bytes.
+    with Wharfd(www, "--threads", "1", "--sndbuf", "4096", threads=1, access_log=False) as w:
+        slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.settimeout(10)
+        slow.connect(("127.0.0.1", w.port))
+        slow.sendall(b"GET /64k.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        got = slow.recv(1024)
+        new = bytes(reversed(big))  # same size, other bytes
+        with open(os.path.join(www, "64k.new"), "wb") as f:
+            f.write(new)
+        os.replace(os.path.join(www, "64k.new"), os.path.join(www, "64k.bin"))
+        time.sleep(1.2)  # past the cache's revalidation period
+        fresh = rounds(w.port, "/64k.bin", new, 1)
+        c.eq(fresh, CONNS, "after the replacement new readers get the new file")
+        while True:
+            d = slow.recv(65536)
+            if not d:
+                break
+            got += d
+            head_end = got.find(b"\r\n\r\n")
+            if head_end >= 0 and len(got) >= head_end + 4 + len(big):
+                break
+        head_end = got.find(b"\r\n\r\n")
+        c.check(got.startswith(b"HTTP/1.1 200") and got[head_end + 4:] == big,
+                "the stalled reader gets the version it started with, whole (%d bytes)"
+                % (len(got) - head_end - 4))
+        slow.close()
         c.eq(w.stop(), 0, "clean exit")
 finally:
     shutil.rmtree(tmp, ignore_errors=True)

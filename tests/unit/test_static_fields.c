@@ -10,11 +10,15 @@
  * block takes the engine's prepared-head path (wh__http_respond_prepared),
  * so the matrix also runs on servers with no Server field and with a long
  * one, with handler lines added before the answer (the general path must
- * take those), and with a body too large to share the head's buffer. */
+ * take those), and with a body too large to share the head's buffer.
+ * A third variant sends the body by reference (wh_static_plan.body_release,
+ * as wharfd does for large cached files): the same bytes again, and its
+ * release runs exactly once per reference, sent or not (HEAD). */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http_host.h"
 #include "test.h"
@@ -32,10 +36,18 @@ static char dir[] = "/tmp/wh_static_fieldsXXXXXX";
 static wh_static_root roots[NROOTS];
 static wh_static_fields prepared[NROOTS][2]; /* [root][identity, gzip] */
 static atomic_int used_block;
+static atomic_int refs_taken, refs_released, refs_foreign;
 
 static const char body[] = "0123456789abcdef";
 static char big[4000];  /* more than the head's 2 KiB stack buffer holds */
 #define MTIME 784111777 /* Sun, 06 Nov 1994 08:49:37 GMT */
+
+/* Runs on the server's thread: counts, the test thread checks. */
+static void count_release(void *ud)
+{
+    if (ud != (void *)body && ud != (void *)big) atomic_fetch_add(&refs_foreign, 1);
+    atomic_fetch_add(&refs_released, 1);
+}
 
 static void rep_for(int gz, char etag[48], wh_static_rep *rep)
 {
@@ -54,8 +66,9 @@ static void rep_for(int gz, char etag[48], wh_static_rep *rep)
     rep->size = 16;
 }
 
-/* Target "/<root><g|i><1|0>": the root, the coding, with the block or not;
- * any other target is the closing request's. */
+/* Target "/<root><g|i><0|1|2>": the root, the coding, without the block,
+ * with it, or with it and the body by reference; any other target is the
+ * closing request's. */
 static void handler(wh_http_req *r, void *ud)
 {
     (void)ud;
@@ -64,7 +77,7 @@ static void handler(wh_http_req *r, void *ud)
         wh_http_respond(r, 200, "text/plain", "end", 3);
         return;
     }
-    int ri = p.p[1] - '0', gz = p.p[2] == 'g', prep = p.p[3] == '1';
+    int ri = p.p[1] - '0', gz = p.p[2] == 'g', prep = p.p[3] != '0', byref = p.p[3] == '2';
     /* X-Add: a handler line before the answer; X-Add: s: its own Server;
      * X-Big: a body past the head's buffer. */
     wh_str add = wh_http_req_header(r, "X-Add");
@@ -83,6 +96,11 @@ static void handler(wh_http_req *r, void *ud)
     if (plan.status == 200 || plan.status == 206) {
         plan.body = (large ? big : (char *)body) + plan.offset;
         plan.body_len = (size_t)plan.length;
+        if (byref) {
+            plan.body_release = count_release;
+            plan.body_ud = large ? big : (char *)body;
+            atomic_fetch_add(&refs_taken, 1);
+        }
     }
     wh_http_respond_plan(r, &plan);
 }
@@ -220,6 +238,18 @@ TEST(same_bytes_as_field_by_field)
                     CHECK(memcmp(a, b, na) == 0);
                     if (atomic_load(&used_block) > before) full++;
                     cases++;
+                    /* By reference: the same bytes; every reference is
+                     * released by the time the connection has ended (the
+                     * release runs on the server's thread: a moment's wait). */
+                    char t2[16];
+                    snprintf(t2, sizeof t2, "/%d%c2", ri, gz ? 'g' : 'i');
+                    size_t nc = exchange(reqs[k], t2, b, sizeof b);
+                    CHECK_EQ(na, nc);
+                    CHECK(memcmp(a, b, na) == 0);
+                    for (int w = 0;
+                         w < 200 && atomic_load(&refs_released) != atomic_load(&refs_taken); w++)
+                        usleep(5000);
+                    CHECK_EQ(atomic_load(&refs_released), atomic_load(&refs_taken));
                 }
             }
         }
@@ -229,6 +259,10 @@ TEST(same_bytes_as_field_by_field)
      * satisfied If-Modified-Since, both handler-line cases and both large
      * bodies: 11 requests per server, root and coding. */
     CHECK_EQ(full, NSRV * NROOTS * 2 * 11);
+    /* References were taken for every 200 and 206: the 11 full answers and
+     * the 206 of a plain range. */
+    CHECK_EQ(atomic_load(&refs_taken), NSRV * NROOTS * 2 * 12);
+    CHECK_EQ(atomic_load(&refs_foreign), 0);
 }
 
 TEST(stop)

@@ -1,6 +1,7 @@
 /* wharfd's pure helpers: the per-thread fd cache (hits without syscalls,
  * revalidation noticing edits/renames/deletes, eviction bound, siblings,
- * the full-answer fields it prepares per file version),
+ * the full-answer fields it prepares per file version, content references
+ * that outlive a reload and the cache),
  * Prometheus metrics text, Combined Log Format lines. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,39 @@ TEST(fdcache_hits_and_revalidation)
     CHECK(e && strcmp(e->rel, "d/index.html") == 0);
     CHECK_EQ(wh_fdcache_get(c, "d", false, 0, &e, &tmp), 301);
     wh_fdcache_free(c);
+    wh_static_root_close(&root);
+}
+
+/* A reply sending cached content by reference (wharfd, files from 16 KiB)
+ * keeps the bytes it started with: a reload of the file and the cache's
+ * free leave them readable until the reference goes (ASan sees a use after
+ * free or a leak otherwise). */
+TEST(fdcache_data_ref_outlives_reload_and_cache)
+{
+    setup();
+    wh_static_root root;
+    CHECK_EQ(wh_static_root_open(&root, dir, NULL), 0);
+    wh_fdcache *c;
+    CHECK_EQ(wh_fdcache_new(&c, &root, 8, 1024, 4096, 1000), 0);
+    wh_fdcache_ent *e;
+    wh_static_file tmp;
+    put("r.txt", "first");
+    CHECK_EQ(wh_fdcache_get(c, "r.txt", false, 0, &e, &tmp), 200);
+    CHECK(e && e->id.data);
+    const char *old = e->id.data;
+    void *h1 = wh_fdcache_data_ref(&e->id), *h2 = wh_fdcache_data_ref(&e->id);
+    put("r.txt", "second!");
+    CHECK_EQ(wh_fdcache_get(c, "r.txt", false, 1100, &e, &tmp), 200);
+    CHECK(e->id.data && memcmp(e->id.data, "second!", 7) == 0);
+    CHECK(memcmp(old, "first", 5) == 0); /* the reload dropped only its own */
+    wh_fdcache_data_release(h1);
+    void *h3 = wh_fdcache_data_ref(&e->id);
+    const char *now = e->id.data;
+    wh_fdcache_free(c);
+    CHECK(memcmp(old, "first", 5) == 0);
+    CHECK(memcmp(now, "second!", 7) == 0); /* the cache is gone, the reply's bytes are not */
+    wh_fdcache_data_release(h2);
+    wh_fdcache_data_release(h3);
     wh_static_root_close(&root);
 }
 

@@ -1,6 +1,7 @@
 /* Per-thread cache of resolved static files (see fdcache.h). A 4-way
  * set-associative table with LRU inside each set: lookup touches one cache
  * line of hashes, eviction is O(4), memory is fixed at creation. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,6 +48,34 @@ int wh_fdcache_new(wh_fdcache **out, wh_static_root *root, unsigned entries, siz
     return 0;
 }
 
+/* A file's content, shared by the cache entry and replies sending it by
+ * reference: a reply can outlive the entry (reload, eviction, a new cache on
+ * configuration reload), so the count, not the cache, decides the free. */
+typedef struct blob {
+    unsigned refs;
+    char data[];
+} blob;
+
+static blob *blob_of(const char *data)
+{
+    return (blob *)(void *)(data - offsetof(blob, data));
+}
+
+void *wh_fdcache_data_ref(const wh_fdcache_rep *rep)
+{
+    blob *b = blob_of(rep->data);
+    __atomic_fetch_add(&b->refs, 1, __ATOMIC_RELAXED);
+    return b;
+}
+
+void wh_fdcache_data_release(void *handle)
+{
+    blob *b = handle;
+    /* Release ordering: the reader's last use of the bytes happens before
+     * the free on whichever thread drops the last reference. */
+    if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) free(b);
+}
+
 static void rep_clear(wh_fdcache *c, wh_fdcache_rep *r)
 {
     if (r->fd >= 0) close(r->fd);
@@ -54,7 +83,7 @@ static void rep_clear(wh_fdcache *c, wh_fdcache_rep *r)
     r->fields.len = 0;
     if (r->data) {
         c->content_used -= (size_t)r->st.st_size;
-        free((void *)r->data);
+        wh_fdcache_data_release(blob_of(r->data));
         r->data = NULL;
     }
 }
@@ -107,14 +136,15 @@ static void rep_load(wh_fdcache *c, wh_fdcache_rep *r, int fd, const struct stat
     wh_static_etag(st, enc, r->etag, sizeof r->etag);
     size_t size = (size_t)st->st_size;
     if (size == 0 || size > c->content_max || c->content_used + size > c->content_budget) return;
-    char *d = malloc(size);
-    if (!d) return;
-    ssize_t n = pread(fd, d, size, 0);
+    blob *b = malloc(sizeof *b + size);
+    if (!b) return;
+    ssize_t n = pread(fd, b->data, size, 0);
     if (n != (ssize_t)size) {
-        free(d);
+        free(b);
         return;
     }
-    r->data = d;
+    b->refs = 1; /* the cache's */
+    r->data = b->data;
     c->content_used += size;
 }
 

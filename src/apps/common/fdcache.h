@@ -12,8 +12,10 @@
  * nginx's open_file_cache_valid gives by default too, at 60 s.)
  *
  * Lifetime: entry fds may be closed at any later wh_fdcache_get on the same
- * cache. A response that streams from the fd asynchronously must dup() it
- * (or use the in-memory content, which the caller copies).
+ * cache. A response that streams from the fd asynchronously must dup() it.
+ * The in-memory content may be copied, or borrowed beyond that with
+ * wh_fdcache_data_ref: the bytes then live until the last reference goes,
+ * even if the entry is reloaded or the cache freed meanwhile.
  */
 #ifndef WH_APPS_FDCACHE_H
 #define WH_APPS_FDCACHE_H
@@ -79,6 +81,12 @@ const wh_fdcache_rep *wh_fdcache_encoded(wh_fdcache *c, wh_fdcache_ent *ent, uns
  * coding is enc), prepared fields included. */
 void wh_fdcache_static_rep(const wh_fdcache_ent *ent, const wh_fdcache_rep *rep, unsigned enc,
                            wh_static_rep *out);
+/* Takes a reference on rep's in-memory content (rep->data != NULL): returns
+ * the handle to give wh_fdcache_data_release once the bytes are no longer
+ * read. The content never changes; it is freed with its last reference. */
+void *wh_fdcache_data_ref(const wh_fdcache_rep *rep);
+/* Drops a reference taken by wh_fdcache_data_ref (any thread). */
+void wh_fdcache_data_release(void *handle);
 /* Counters since creation. */
 void wh_fdcache_stats_get(const wh_fdcache *c, wh_fdcache_stats *out);
 

@@ -25,7 +25,11 @@
 #define CONTENT_MAX    (64 * 1024)
 #define CONTENT_BUDGET (16u * 1024 * 1024)
 #define REVALIDATE_MS  1000
-#define ALOG_FLUSH_MS  1000
+/* Cached bodies from this size on are sent by reference, smaller ones
+ * copied: below it the copy costs less than a second queue segment and its
+ * release, and the reply stays one contiguous write. */
+#define BY_REF_MIN    (16 * 1024)
+#define ALOG_FLUSH_MS 1000
 
 wharfd_app *wharfd_the_app;
 static __thread wharfd_thread *tls_thread;
@@ -51,7 +55,8 @@ int wharfd_thread_set_site(wharfd_thread *t, wharfd_site *site)
     }
     /* Between two requests of this thread (we run as a loop task): nothing
      * of this thread is inside the old cache now, and responses under way
-     * hold their own copy of what they send (a dup'd fd, copied bytes). */
+     * hold their own copy or reference of what they send (a dup'd fd,
+     * copied bytes, a counted reference on cached content). */
     wh_fdcache_free(t->cache);
     t->cache = nc;
     wharfd_site *old = t->site;
@@ -182,10 +187,18 @@ void wharfd_static_handler(wh_http_req *r, void *ud)
     wh_static_plan_rep(root, &q, &sr, &plan);
     if (plan.status == 200 || plan.status == 206) {
         if (rep->data || plan.length == 0) {
-            /* Borrowed from the cache: wh_http_respond copies it (head and
-             * small body leave in one write) before the cache can change. */
+            /* From the cache's memory: a small body is copied (head and body
+             * leave in one write); a larger one goes by reference, holding
+             * the content until sent, so a burst of replies copies and
+             * allocates nothing per reply (on io_uring a copy lives until
+             * its send completes: 64 x 64 KiB of them made malloc trim and
+             * fault, issue 16). */
             plan.body = rep->data ? (char *)rep->data + plan.offset : NULL;
             plan.body_len = (size_t)plan.length;
+            if (plan.body && plan.body_len >= BY_REF_MIN) {
+                plan.body_ud = wh_fdcache_data_ref(rep);
+                plan.body_release = wh_fdcache_data_release;
+            }
         } else {
             plan.fd = rep->fd; /* borrowed: wh_http_respond_plan sends from a dup */
         }
