@@ -23,14 +23,15 @@ static const char *const model_names[] = {"reuseport", "exclusive", "oneshot", "
 
 /* glibc gives the free top of an arena back to the kernel (madvise) once it
  * passes 128 KiB, and the next allocation there faults the pages in again.
- * Replies copied into write queues (files up to 64 KiB come from the cache
- * by copy) make that a cycle on io_uring: a copy lives until its send
- * completes, so a burst of replies is freed together one iteration later
- * (64 connections: 4 MiB), trimmed, and faulted in by the next burst: 11.5
- * page faults per 64 KiB reply, 3,400 responses/s at 300 us CPU each in
- * bench/compare.sh where other rounds read 20,000 at 22 us (issue 16;
- * tests/integration/test_wharfd_burst.py). A worker keeps up to 64 MiB of
- * free heap instead. Setting the trim threshold ends glibc's adaptive
+ * Replies copied into write queues make that a cycle on io_uring: a copy
+ * lives until its send completes, so a burst of replies is freed together
+ * one iteration later (64 connections x 64 KiB: 4 MiB), trimmed, and
+ * faulted in by the next burst: 11.5 page faults per 64 KiB reply, 3,400
+ * responses/s at 300 us CPU each in bench/compare.sh where other rounds read
+ * 20,000 at 22 us (issue 16). Cached files from 16 KiB on now go by
+ * reference (handler.c), but generated bodies (listings, guestbook pages,
+ * proxied answers) are still copied, so a worker keeps up to 64 MiB of free
+ * heap instead. Setting the trim threshold ends glibc's adaptive
  * thresholds, so the mmap threshold is set too: blocks up to 1 MiB (request
  * buffers, queue chunks) come from the heap and are reused, not mapped and
  * unmapped each time. */
