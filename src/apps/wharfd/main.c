@@ -29,8 +29,8 @@ static const char *const model_names[] = {"reuseport", "exclusive", "oneshot", "
  * faulted in by the next burst: 11.5 page faults per 64 KiB reply, 3,400
  * responses/s at 300 us CPU each in bench/compare.sh where other rounds read
  * 20,000 at 22 us (issue 16). Cached files from 16 KiB on now go by
- * reference (handler.c), but generated bodies (listings, guestbook pages,
- * proxied answers) are still copied, so a worker keeps up to 64 MiB of free
+ * reference (handler.c), but generated bodies (listings, error pages,
+ * guestbook pages) are still copied, so a worker keeps up to 64 MiB of free
  * heap instead. Setting the trim threshold ends glibc's adaptive
  * thresholds, so the mmap threshold is set too: blocks up to 1 MiB (request
  * buffers, queue chunks) come from the heap and are reused, not mapped and
