@@ -397,9 +397,22 @@ static void after_drain(wh_conn *c)
     }
 }
 
+static void flush_queue(wh_conn *c, bool writable, bool now);
+
 /* now: write with a syscall even in completion mode (wh_conn_flush says
- * "writes now"). */
+ * "writes now"). Back-pressure set by the writes since the last flush
+ * reaches the watcher here, after the write (queued_more): a reply above
+ * the high watermark that the kernel takes at once (a 1 MiB file,
+ * sendfile) then leaves reading armed. Stopping and restarting it cost
+ * each such reply EPOLL_CTL_DEL + ADD on epoll, and on io_uring a cancel,
+ * a new recv, its poll arm and one more CQE (issue 16, static 1 MiB). */
 static void do_flush(wh_conn *c, bool writable, bool now)
+{
+    flush_queue(c, writable, now);
+    if ((c->flags & (WH__C_BP | WH__C_DEAD)) == WH__C_BP) wh__conn_update_io(c);
+}
+
+static void flush_queue(wh_conn *c, bool writable, bool now)
 {
     wh__netloop *nl = NL(c);
     c->flags &= (uint16_t)~WH__C_FLUSH;
@@ -1011,14 +1024,17 @@ static int queue_check(wh_conn *c)
 
 static void queued_more(wh_conn *c)
 {
-    if (c->wq->queued > c->prof->high_wm && !(c->flags & WH__C_BP)) {
-        c->flags |= WH__C_BP;
-        wh__conn_update_io(c);
-    }
+    bool bp = c->wq->queued > c->prof->high_wm && !(c->flags & WH__C_BP);
+    if (bp) c->flags |= WH__C_BP;   /* on_read sees it at once; the watcher below */
     if (!(c->flags & WH__C_WOUT)) { /* with WOUT, EPOLLOUT drives the flush */
         c->flags |= WH__C_FLUSH;
         schedule(c);
     }
+    /* A flush that is sure to come (the holding frame's, or the
+     * end-of-iteration task's) stops reading if the queue is still above
+     * the low watermark after it (do_flush); otherwise stop it now. */
+    if (bp && ((c->flags & WH__C_WOUT) || !(c->flags & (WH__C_HELD | WH__C_PENDING))))
+        wh__conn_update_io(c);
 }
 
 int wh_conn_write(wh_conn *c, const void *data, size_t len)

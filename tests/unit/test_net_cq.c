@@ -1001,4 +1001,88 @@ TEST(chain_completions_at_the_seam)
     wh_loop_free(loop);
 }
 
+/* ---- A file reply above the high watermark that the kernel takes at once -- */
+
+/* Per request ("G"): a small head and a FILE_LEN file segment, as wharfd
+ * answers a static file above its cache size. */
+enum { FILE_LEN = 256 << 10 };
+static int file_fd = -1;
+static size_t file_read(wh_conn *c, char *data, size_t len, void *ud)
+{
+    rec *r = ud;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] != 'G') continue;
+        r->calls++;
+        if (wh_conn_write(c, "HEAD\n", 5) != 0 ||
+            wh_conn_sendfile(c, file_fd, 0, FILE_LEN, false) != 0)
+            r->opens = -100;
+    }
+    return len;
+}
+static const wh_conn_cbs file_cbs = {
+    .on_open = r_open, .on_read = file_read, .on_drain = r_drain, .on_close = r_close};
+
+/* Issue 16, static 1 MiB: the reply is above the high watermark when it is
+ * queued, and the flush at the end of on_read's frame sends all of it
+ * (sendfile; the socket buffer has room). Back-pressure reaches the
+ * watcher only after that flush, so reading stays armed: the multishot
+ * recv lives on and a reply costs no SQE at all. Before, each reply
+ * cancelled the recv and armed a new one (2 SQEs, 2 CQEs and a poll arm;
+ * EPOLL_CTL_DEL + ADD on epoll). Back-pressure itself still holds:
+ * on_read saw the flag, and on_drain ran once per reply. */
+TEST(file_reply_taken_at_once_keeps_the_recv)
+{
+    wh_loop *loop = cq_loop(0, 0);
+    if (!loop) return;
+    char path[] = "/tmp/wh_cq_fileXXXXXX";
+    file_fd = mkstemp(path);
+    CHECK(file_fd >= 0);
+    unlink(path);
+    static char body[FILE_LEN], got[FILE_LEN + 5];
+    pattern(body, FILE_LEN, 9);
+    CHECK_EQ(write(file_fd, body, FILE_LEN), (ssize_t)FILE_LEN);
+    static rec r;
+    memset(&r, 0, sizeof r);
+    wh_net_opts o;
+    wh_net_opts_init(&o);
+    o.high_watermark = 64 << 10;
+    o.low_watermark = 16 << 10;
+    int cl, sfd = tcp_pair(&cl);
+    CHECK(sfd >= 0);
+    int big = 4 << 20; /* room for a whole reply, as on loopback with autotuning */
+    setsockopt(sfd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    setsockopt(cl, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    wh_conn *c;
+    CHECK_EQ(wh_conn_adopt(loop, sfd, &o, &file_cbs, &r, &c), 0);
+    enum { N = 20 };
+    uint64_t sq0 = 0, cq0 = 0, sq1, cq1;
+    for (int i = 0; i < N + 2; i++) {
+        if (i == 2) wh__cq_ring_counts(loop, &sq0, &cq0); /* the recv is multishot by now */
+        CHECK_EQ(send(cl, "G", 1, 0), 1);
+        size_t n = 0;
+        double end = tnu_now() + 10;
+        while (n < sizeof got && tnu_now() < end) {
+            ssize_t k = recv(cl, got + n, sizeof got - n, MSG_DONTWAIT);
+            if (k > 0)
+                n += (size_t)k;
+            else
+                wh_loop_run(loop, WH_RUN_ONCE);
+        }
+        CHECK_EQ(n, sizeof got);
+        CHECK(memcmp(got, "HEAD\n", 5) == 0 && memcmp(got + 5, body, FILE_LEN) == 0);
+    }
+    wh__cq_ring_counts(loop, &sq1, &cq1);
+    fprintf(stderr, "     per reply: %.2f SQEs, %.2f CQEs, %.2f drains\n", (sq1 - sq0) / (double)N,
+            (cq1 - cq0) / (double)N, r.drains / (double)(N + 2));
+    CHECK_EQ(r.calls, (size_t)(N + 2));
+    CHECK_EQ(r.opens, 1);
+    CHECK_EQ(r.drains, N + 2);
+    CHECK(sq1 - sq0 < N / 4);      /* was 2 per reply: a cancel and a new recv */
+    CHECK(cq1 - cq0 <= N + N / 4); /* the request's completion; was 2 per reply */
+    close(cl);
+    CHECK(pump_until_int(loop, &r.closes, 1));
+    close(file_fd);
+    wh_loop_free(loop);
+}
+
 WH_TEST_MAIN()
