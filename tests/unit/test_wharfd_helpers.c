@@ -49,13 +49,20 @@ static void setup(void)
     put("d/index.html", "<p>d</p>");
 }
 
-TEST(fdcache_hits_and_revalidation)
+/* A root on the test directory and a cache of 8 files, 1 KiB content each
+ * within 4 KiB, revalidated once a second. */
+static void open_cache(wh_static_root *root, wh_fdcache **c)
 {
     setup();
+    CHECK_EQ(wh_static_root_open(root, dir, NULL), 0);
+    CHECK_EQ(wh_fdcache_new(c, root, 8, 1024, 4096, 1000), 0);
+}
+
+TEST(fdcache_hits_and_revalidation)
+{
     wh_static_root root;
-    CHECK_EQ(wh_static_root_open(&root, dir, NULL), 0);
     wh_fdcache *c;
-    CHECK_EQ(wh_fdcache_new(&c, &root, 8, 1024, 4096, 1000), 0);
+    open_cache(&root, &c);
     wh_fdcache_ent *e;
     wh_static_file tmp;
     CHECK_EQ(wh_fdcache_get(c, "a.txt", false, 0, &e, &tmp), 200);
@@ -113,11 +120,9 @@ TEST(fdcache_hits_and_revalidation)
  * free or a leak otherwise). */
 TEST(fdcache_data_ref_outlives_reload_and_cache)
 {
-    setup();
     wh_static_root root;
-    CHECK_EQ(wh_static_root_open(&root, dir, NULL), 0);
     wh_fdcache *c;
-    CHECK_EQ(wh_fdcache_new(&c, &root, 8, 1024, 4096, 1000), 0);
+    open_cache(&root, &c);
     wh_fdcache_ent *e;
     wh_static_file tmp;
     put("r.txt", "first");
